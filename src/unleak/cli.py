@@ -1,0 +1,226 @@
+"""The `unleak` command: check, diff, apply, rules, explain.
+
+Exit codes: 0 nothing to report (or, for apply, all went well); 1 findings (check) or changes
+shown (diff); 2 some file could not be processed, or a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from unleak import explain as explaining
+from unleak import registry, report
+from unleak.diffing import colourize, unified_diff
+from unleak.errors import UserError
+from unleak.findings import FileResult
+from unleak.runner import Mode, RunResult, run, run_stdin
+from unleak.settings import Overrides, SettingsResolver
+
+EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Find async and resource-management bugs and rewrite them into the safe form.",
+)
+
+
+class Format(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def _default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+PathsArg = Annotated[Optional[list[Path]], typer.Argument(help="Files or folders (default: .); - reads stdin.")]
+SelectOpt = Annotated[Optional[list[str]], typer.Option(help="Rules to run: codes, names or prefixes (UL4).")]
+IgnoreOpt = Annotated[Optional[list[str]], typer.Option(help="Rules not to run: codes, names or prefixes.")]
+UnsafeOpt = Annotated[Optional[bool], typer.Option("--unsafe/--no-unsafe", help="Also apply unsafe fixes.")]
+JobsOpt = Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: the cores).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option(help="Use this pyproject.toml for every file.")]
+ExcludeOpt = Annotated[Optional[list[str]], typer.Option(help="Skip paths matching this glob (repeatable).")]
+StdinNameOpt = Annotated[Optional[str], typer.Option(help="The file name of the source read from stdin.")]
+FormatOpt = Annotated[Format, typer.Option("--format", help="How findings are printed.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings, diffs and errors.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also print the settings and counts used.")]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    mode: Mode
+    paths: list[Path]
+    overrides: Overrides
+    config: Path | None
+    jobs: int
+    stdin_filename: str | None
+    output_format: Format
+    quiet: bool
+    verbose: bool
+
+
+def _selectors(values: list[str] | None) -> tuple[str, ...] | None:
+    """Selectors from repeated and comma-separated flags (`--select UL401,UL402 --select UL1`)."""
+    if values is None:
+        return None
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def _command(mode: Mode) -> Callable[..., None]:
+    """The check / diff / apply command: same options, different output."""
+
+    def command(
+        paths: PathsArg = None,
+        select: SelectOpt = None,
+        ignore: IgnoreOpt = None,
+        unsafe: UnsafeOpt = None,
+        jobs: JobsOpt = None,
+        config: ConfigOpt = None,
+        exclude: ExcludeOpt = None,
+        stdin_filename: StdinNameOpt = None,
+        output_format: FormatOpt = Format.TEXT,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        overrides = Overrides(_selectors(select), _selectors(ignore), unsafe, tuple(exclude) if exclude else None)
+        invocation = Invocation(
+            mode, paths or [Path(".")], overrides, config, jobs or _default_jobs(), stdin_filename,
+            output_format, quiet, verbose,
+        )
+        raise typer.Exit(_invoke(invocation))
+
+    return command
+
+
+app.command("check", help="Report findings: path:line:col: CODE message [*] ([*] = fixable).")(_command(Mode.CHECK))
+app.command("diff", help="Show the fixes as a unified diff; write nothing.")(_command(Mode.DIFF))
+app.command("apply", help="Write the fixes, then summarise on stderr.")(_command(Mode.APPLY))
+
+
+def _invoke(invocation: Invocation) -> int:
+    try:
+        resolver = SettingsResolver(invocation.overrides, invocation.config)
+        if invocation.paths == [Path("-")]:
+            return _invoke_stdin(invocation, resolver)
+        if Path("-") in invocation.paths:
+            raise UserError("-", "stdin cannot be combined with other paths")
+        outcome = run(invocation.mode, invocation.paths, resolver, invocation.jobs)
+    except UserError as error:
+        typer.echo(str(error), err=True)
+        return EXIT_ERROR
+    return _OUTPUTS[invocation.mode](invocation, outcome)
+
+
+def _invoke_stdin(invocation: Invocation, resolver: SettingsResolver) -> int:
+    result = run_stdin(invocation.mode, sys.stdin.buffer.read(), invocation.stdin_filename, resolver)
+    outcome = RunResult(results=[result], scanned=1)
+    if invocation.mode is Mode.APPLY and not result.error:
+        _write_stdout(result.fixed if result.fixed is not None else result.original)
+        _print_left_for_human(invocation, outcome.results)
+        return EXIT_OK
+    return _OUTPUTS[invocation.mode](invocation, outcome)
+
+
+def _output_check(invocation: Invocation, outcome: RunResult) -> int:
+    findings = report.findings_of(outcome.results)
+    report.write_findings(findings, sys.stdout, invocation.output_format)
+    _print_errors(outcome.results)
+    if not invocation.quiet and invocation.output_format == Format.TEXT:
+        fixable = sum(1 for finding in findings if finding.applicable)
+        typer.echo(f"unleak: {len(findings)} findings ({fixable} fixable with `unleak apply`).", err=True)
+    _print_verbose(invocation, outcome)
+    return _exit_code(outcome, found=bool(findings))
+
+
+def _output_diff(invocation: Invocation, outcome: RunResult) -> int:
+    patch = b"".join(unified_diff(result.display, result.original, result.fixed) for result in outcome.changed)
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    _write_stdout(colourize(patch) if colour else patch)
+    _print_left_for_human(invocation, outcome.results)
+    _print_verbose(invocation, outcome)
+    return _exit_code(outcome, found=bool(patch))
+
+
+def _output_apply(invocation: Invocation, outcome: RunResult) -> int:
+    numbers = report.summary(outcome.scanned, outcome.skipped, outcome.results)
+    if invocation.output_format == Format.JSON:
+        findings = [finding.as_json() for finding in report.findings_of(outcome.results)]
+        typer.echo(json.dumps({**numbers, "findings": findings}, indent=2), err=True)
+        _print_errors(outcome.results)
+    else:
+        _print_left_for_human(invocation, outcome.results)
+        if not invocation.quiet:
+            typer.echo(report.summary_text(numbers), err=True)
+    return _exit_code(outcome, found=False)
+
+
+_OUTPUTS: dict[Mode, Callable[[Invocation, RunResult], int]] = {
+    Mode.CHECK: _output_check,
+    Mode.DIFF: _output_diff,
+    Mode.APPLY: _output_apply,
+}
+
+
+def _print_left_for_human(invocation: Invocation, results: list[FileResult]) -> None:
+    """Findings without an applied fix go to stderr (diff, apply); errors always do."""
+    if not invocation.quiet or invocation.output_format == Format.JSON:
+        report.write_findings(report.findings_of(results), sys.stderr, invocation.output_format)
+    _print_errors(results)
+
+
+def _print_errors(results: list[FileResult]) -> None:
+    for line in report.error_lines(results):
+        typer.echo(line, err=True)
+
+
+def _print_verbose(invocation: Invocation, outcome: RunResult) -> None:
+    if invocation.verbose:
+        parsed = len(outcome.results) - len([r for r in outcome.results if not r.parsed])
+        typer.echo(
+            f"unleak: {outcome.scanned} files found, {outcome.skipped} skipped by the prefilter, "
+            f"{parsed} parsed with up to {invocation.jobs} workers",
+            err=True,
+        )
+
+
+def _exit_code(outcome: RunResult, *, found: bool) -> int:
+    if outcome.errors:
+        return EXIT_ERROR
+    return EXIT_FOUND if found else EXIT_OK
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+@app.command("rules")
+def rules_command() -> None:
+    """List every rule: code, name, fix safety, summary."""
+    typer.echo(explaining.rules_table(registry.all_rules()))
+
+
+@app.command("explain")
+def explain_command(rule: Annotated[str, typer.Argument(help="A rule code (UL401) or name (bare-except).")]) -> None:
+    """Show a rule's documentation with its examples."""
+    found = registry.find_rule(rule)
+    if found is None:
+        typer.echo(f"{rule}: error: no such rule (see `unleak rules`)", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    typer.echo(explaining.explanation(found))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,64 @@
+"""Stage 8: what the user reads: findings, errors, the apply summary, as text or JSON."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from typing import TextIO
+
+from unleak.findings import FileResult, Finding
+
+
+def error_lines(results: Iterable[FileResult]) -> list[str]:
+    return [f"{result.display}: error: {result.error}" for result in results if result.error]
+
+
+def finding_line(finding: Finding) -> str:
+    mark = " [*]" if finding.applicable else ""
+    hint = " (unsafe fix available with --unsafe)" if finding.fixable and not finding.applicable else ""
+    return f"{finding.path}:{finding.line}:{finding.column}: {finding.rule} {finding.message}{mark}{hint}"
+
+
+def findings_of(results: Iterable[FileResult]) -> list[Finding]:
+    return [finding for result in results for finding in result.findings]
+
+
+def write_findings(findings: list[Finding], stream: TextIO, output_format: str) -> None:
+    if output_format == "json":
+        json.dump([finding.as_json() for finding in findings], stream, indent=2)
+        stream.write("\n")
+    else:
+        for finding in findings:
+            stream.write(finding_line(finding) + "\n")
+
+
+def fix_counts(results: Iterable[FileResult]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for result in results:
+        if result.fixed is not None and not result.error:
+            counts.update(result.fixes)
+    return counts
+
+
+def summary(scanned: int, skipped: int, results: list[FileResult]) -> dict[str, object]:
+    """The numbers `unleak apply` ends with."""
+    return {
+        "files_scanned": scanned,
+        "skipped_by_prefilter": skipped,
+        "changed": sum(1 for result in results if result.fixed is not None and not result.error),
+        "fixes": dict(sorted(fix_counts(results).items())),
+        "left_for_a_human": len(findings_of(results)),
+        "errors": sum(1 for result in results if result.error),
+    }
+
+
+def summary_text(numbers: dict[str, object]) -> str:
+    fixes = numbers["fixes"]
+    assert isinstance(fixes, dict)
+    per_rule = ", ".join(f"{code} {count}" for code, count in fixes.items()) or "none"
+    return (
+        f"unleak: {numbers['files_scanned']} files scanned, {numbers['skipped_by_prefilter']} skipped by the "
+        f"prefilter, {numbers['changed']} changed; fixes: {per_rule}; "
+        f"{numbers['left_for_a_human']} findings left for a human; {numbers['errors']} errors"
+    )

@@ -1,0 +1,148 @@
+"""What a rule is: the base class every module in `transforms/` subclasses.
+
+A rule is a LibCST visitor built from matchers. It never edits the tree itself: it calls
+`self.report(node, message, fix=replacement)` and the engine decides whether to apply the
+replacement (fix safety, suppression comments, `--unsafe`), applies it, adds the imports the
+fix needs and verifies the result. One rule therefore stays a small, readable description of
+"what is wrong here and what the right code looks like".
+"""
+
+from __future__ import annotations
+
+import enum
+import textwrap
+from dataclasses import dataclass
+from typing import ClassVar, Union
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import CodeRange, ParentNodeProvider, PositionProvider
+
+from unleak.settings import Settings
+
+# Nodes whose first line is "the first line of the matched statement" for suppression comments.
+_STATEMENT_LIKE = (cst.BaseStatement, cst.ExceptHandler, cst.ExceptStarHandler)
+
+Replacement = Union[cst.CSTNode, cst.RemovalSentinel, cst.FlattenSentinel]
+
+
+class FixSafety(str, enum.Enum):
+    """How much a rule's fix can be trusted, as in ruff."""
+
+    SAFE = "safe"  # keeps the meaning of correct programs; applied by default
+    UNSAFE = "unsafe"  # may change an API or behaviour callers rely on; needs --unsafe
+    DETECT = "detect"  # reports only, never edits
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    """An import a fix needs: `from module import name as alias` (or `import module`)."""
+
+    module: str
+    name: str | None = None
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class Valid:
+    """An example the rule must leave alone: no finding, no change."""
+
+    code: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", _dedent(self.code))
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """An example the rule must flag; `fixed` is the exact output (None: report only)."""
+
+    code: str
+    fixed: str | None = None
+    unsafe: bool = False  # the fix only runs with --unsafe
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", _dedent(self.code))
+        if self.fixed is not None:
+            object.__setattr__(self, "fixed", _dedent(self.fixed))
+
+
+def _dedent(code: str) -> str:
+    """Examples are written indented inside the rule class; the leading newline is dropped."""
+    return textwrap.dedent(code).lstrip("\n")
+
+
+@dataclass(eq=False)
+class Report:
+    """One finding of one rule in one parse of a file (holds CST nodes: never leaves the worker)."""
+
+    rule: type[Rule]
+    node: cst.CSTNode
+    message: str
+    position: CodeRange
+    statement_line: int  # first line of the enclosing statement, for suppression comments
+    replacement: Replacement | None = None
+    imports: tuple[ImportSpec, ...] = ()
+    safety: FixSafety = FixSafety.DETECT
+
+
+class Rule(m.MatcherDecoratableVisitor):
+    """Base class of every rule. Subclasses set the class variables and call `report`.
+
+    The module docstring of the rule's module is its documentation (`unleak explain`), written
+    with ruff's sections: What it does / Why is this bad? / Example / Use instead / Fix safety.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    safety: ClassVar[FixSafety]
+    summary: ClassVar[str]
+    # Regular expressions over the file's bytes that must ALL occur for the rule to possibly fire.
+    # Files where they don't are never parsed for this rule; keep them loose but cheap.
+    trigger: ClassVar[tuple[bytes, ...]]
+    VALID: ClassVar[tuple[Valid, ...]] = ()
+    INVALID: ClassVar[tuple[Invalid, ...]] = ()
+    METADATA_DEPENDENCIES: ClassVar[tuple[type, ...]] = ()
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or Settings()
+        self.reports: list[Report] = []
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        needed = (PositionProvider, ParentNodeProvider)
+        cls.METADATA_DEPENDENCIES = tuple(dict.fromkeys((*needed, *cls.METADATA_DEPENDENCIES)))
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str | None = None,
+        *,
+        fix: Replacement | None = None,
+        imports: tuple[ImportSpec, ...] = (),
+        safety: FixSafety | None = None,
+    ) -> None:
+        """Record a finding at `node`; `fix` replaces `node` when the engine applies it."""
+        fix_safety = safety or self.safety
+        if fix is not None and fix_safety is FixSafety.DETECT:
+            raise ValueError(f"{self.code} is detect-only but reported a fix")
+        self.reports.append(
+            Report(
+                rule=type(self),
+                node=node,
+                message=message or self.summary,
+                position=self.get_metadata(PositionProvider, node),
+                statement_line=self._statement_line(node),
+                replacement=fix,
+                imports=imports if fix is not None else (),
+                safety=fix_safety if fix is not None else FixSafety.DETECT,
+            )
+        )
+
+    def _statement_line(self, node: cst.CSTNode) -> int:
+        current: cst.CSTNode | None = node
+        while current is not None and not isinstance(current, _STATEMENT_LIKE):
+            current = self.get_metadata(ParentNodeProvider, current, None)
+        anchor = current if current is not None else node
+        return self.get_metadata(PositionProvider, anchor).start.line

@@ -1,0 +1,127 @@
+"""The whole run, top to bottom: discover -> read -> prefilter -> process -> write.
+
+The CLI calls `run` (files and folders) or `run_stdin` (one source on standard input) and turns
+the returned `RunResult` into output and an exit code.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unleak import registry
+from unleak.discover import discover
+from unleak.errors import UserError
+from unleak.execute import Progress, execute, terminal_progress
+from unleak.findings import FileResult
+from unleak.pipeline import Job, process
+from unleak.prefilter import triggered_rules
+from unleak.settings import SettingsResolver
+from unleak.source import read_bytes
+from unleak.write import write_atomically
+
+# A progress line only when the run is long enough to wait for.
+_PROGRESS_FROM = 50
+
+
+class Mode(str, enum.Enum):
+    CHECK = "check"
+    DIFF = "diff"
+    APPLY = "apply"
+
+    @property
+    def fixing(self) -> bool:
+        return self is not Mode.CHECK
+
+
+@dataclass
+class RunResult:
+    results: list[FileResult] = field(default_factory=list)  # parsed or failed files, by path
+    scanned: int = 0  # Python files found
+    skipped: int = 0  # of those, left unparsed by the prefilter
+
+    @property
+    def errors(self) -> list[FileResult]:
+        return [result for result in self.results if result.error]
+
+    @property
+    def changed(self) -> list[FileResult]:
+        return [result for result in self.results if result.fixed is not None and not result.error]
+
+
+def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int) -> RunResult:
+    outcome = RunResult()
+    discovery = discover(paths, resolver)
+    outcome.results.extend(_failed(error) for error in discovery.errors)
+    outcome.scanned = len(discovery.files)
+    jobs: list[Job] = []
+    for path in discovery.files:
+        job = _job(mode, path, resolver, outcome)
+        if job is not None:
+            jobs.append(job)
+    progress = _progress_reporter(len(jobs))
+    outcome.results.extend(execute(jobs, workers, progress))
+    if mode is Mode.APPLY:
+        for result in outcome.changed:
+            _write(result)
+    outcome.results.sort(key=lambda result: result.display)
+    return outcome
+
+
+def run_stdin(mode: Mode, raw: bytes, stdin_filename: str | None, resolver: SettingsResolver) -> FileResult:
+    """Process one source given on standard input; nothing is written to disk."""
+    display = stdin_filename or "-"
+    named = Path(stdin_filename) if stdin_filename else Path.cwd() / "-"
+    settings = resolver.for_path(named)
+    rules = registry.rules_for(settings, named)
+    codes = tuple(rule.code for rule in triggered_rules(raw, rules))
+    return process(Job(display, None, raw, codes, settings, mode.fixing))
+
+
+def display_path(path: Path) -> str:
+    """The path relative to the current folder when it is below it, else absolute."""
+    absolute = path.absolute()
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult) -> Job | None:
+    """The job for one discovered file, or None when there is nothing to parse it for."""
+    display = display_path(path)
+    settings = resolver.for_path(path)
+    rules = registry.rules_for(settings, path)
+    try:
+        raw = read_bytes(path)
+    except UserError as error:
+        outcome.results.append(_failed(UserError(display, error.reason)))
+        return None
+    codes = tuple(rule.code for rule in triggered_rules(raw, rules))
+    if not codes:
+        outcome.skipped += 1
+        return None
+    return Job(display, path, raw, codes, settings, mode.fixing)
+
+
+def _failed(error: UserError) -> FileResult:
+    return FileResult(display=error.path, path=None, original=b"", error=error.reason, parsed=False)
+
+
+def _write(result: FileResult) -> None:
+    assert result.path is not None and result.fixed is not None
+    try:
+        write_atomically(result.path, result.fixed, result.original, result.display)
+    except UserError as error:
+        result.error = error.reason
+    except OSError as error:
+        result.error = f"cannot write: {error.strerror or error}"
+
+
+def _progress_reporter(total: int) -> Progress | None:
+    if total < _PROGRESS_FROM or not sys.stderr.isatty() or os.environ.get("CI"):
+        return None
+    return terminal_progress

@@ -1,0 +1,138 @@
+"""Stage 4: run the rules over one parsed module, and apply their fixes until nothing changes.
+
+Each rule visits the module and reports; its applicable fixes (safe ones, unsafe ones with
+`--unsafe`, none that a suppression comment silences) replace the reported nodes, the imports
+they need are added once, and the result is verified before the next rule sees it. Passes repeat
+until a whole pass changes nothing, so the output is a fixed point: running again is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import MetadataWrapper
+
+from unleak.rule import FixSafety, Replacement, Report, Rule
+from unleak.settings import Settings
+from unleak.suppression import Suppressions
+from unleak.verify import VerificationError, Verifier
+
+MAX_PASSES = 8
+
+
+class RuleFailure(Exception):
+    """A rule crashed or produced invalid code: an internal error, reported with the rule's code."""
+
+    def __init__(self, rule: type[Rule], reason: str) -> None:
+        super().__init__(f"internal error in {rule.code} ({rule.name}): {reason}; file left unchanged")
+
+
+@dataclass
+class Outcome:
+    module: cst.Module
+    fixes: Counter[str] = field(default_factory=Counter)  # rule code -> fixes applied
+    remaining: list[Report] = field(default_factory=list)  # findings left for a human
+
+
+def is_applicable(report: Report, settings: Settings) -> bool:
+    """Whether the engine applies this report's fix under these settings."""
+    if report.replacement is None:
+        return False
+    return report.safety is FixSafety.SAFE or (report.safety is FixSafety.UNSAFE and settings.unsafe)
+
+
+def find(module: cst.Module, rules: tuple[type[Rule], ...], settings: Settings) -> list[Report]:
+    """Every unsuppressed finding of `rules` in `module`, without changing anything."""
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    suppressions = Suppressions.of(module.code)
+    return [report for rule in rules for report in _run_rule(wrapper, rule, settings, suppressions)]
+
+
+def fix(module: cst.Module, rules: tuple[type[Rule], ...], settings: Settings, verifier: Verifier) -> Outcome:
+    """Apply every applicable fix until a fixed point; raise RuleFailure if a rule misbehaves."""
+    outcome = Outcome(module)
+    for _ in range(MAX_PASSES):
+        outcome.remaining = []
+        changed_by = _one_pass(outcome, rules, settings, verifier)
+        if not changed_by:
+            return outcome
+    raise RuleFailure(changed_by[-1], f"fixes did not settle after {MAX_PASSES} passes")
+
+
+def _one_pass(
+    outcome: Outcome, rules: tuple[type[Rule], ...], settings: Settings, verifier: Verifier
+) -> list[type[Rule]]:
+    """Run every rule once, applying fixes as they come; return the rules that changed the code."""
+    changed_by: list[type[Rule]] = []
+    wrapper = MetadataWrapper(outcome.module, unsafe_skip_copy=True)
+    suppressions = Suppressions.of(outcome.module.code)
+    for rule in rules:
+        reports = _run_rule(wrapper, rule, settings, suppressions)
+        fixes = [report for report in reports if is_applicable(report, settings)]
+        outcome.remaining.extend(report for report in reports if report not in fixes)
+        if not fixes:
+            continue
+        applied = _apply(wrapper.module, fixes)
+        try:
+            outcome.module = verifier.verified_module(applied.module.code)
+        except VerificationError as error:
+            raise RuleFailure(rule, str(error)) from None
+        outcome.fixes[rule.code] += applied.count
+        changed_by.append(rule)
+        wrapper = MetadataWrapper(outcome.module, unsafe_skip_copy=True)
+        suppressions = Suppressions.of(outcome.module.code)
+    return changed_by
+
+
+def _run_rule(
+    wrapper: MetadataWrapper, rule: type[Rule], settings: Settings, suppressions: Suppressions
+) -> list[Report]:
+    visitor = rule(settings)
+    try:
+        wrapper.visit(visitor)
+    except Exception as error:  # a bug in the rule must not take the other files down
+        raise RuleFailure(rule, f"crashed with {type(error).__name__}: {error}") from error
+    return [report for report in visitor.reports if not suppressions.silences(report)]
+
+
+@dataclass
+class _Applied:
+    module: cst.Module
+    count: int
+
+
+def _apply(module: cst.Module, fixes: list[Report]) -> _Applied:
+    """Replace each fixed node; a fix nested inside another one waits for the next pass."""
+    replacer = _Replacer(fixes)
+    new_module = module.visit(replacer)
+    imports = {spec for report in replacer.applied for spec in report.imports}
+    if imports:
+        context = CodemodContext()
+        for spec in sorted(imports, key=lambda s: (s.module, s.name or "", s.alias or "")):
+            AddImportsVisitor.add_needed_import(context, spec.module, spec.name, spec.alias)
+        new_module = AddImportsVisitor(context).transform_module(new_module)
+    return _Applied(new_module, len(replacer.applied))
+
+
+class _Replacer(cst.CSTTransformer):
+    def __init__(self, fixes: list[Report]) -> None:
+        super().__init__()
+        self._by_node = {id(report.node): report for report in fixes}
+        self.applied: list[Report] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        report = self._by_node.get(id(node))
+        if report is None:
+            return True
+        self.applied.append(report)
+        return False  # the replacement was computed from this node: don't edit inside it
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Replacement:
+        report = self._by_node.get(id(original_node))
+        if report is None or report.replacement is None:
+            return updated_node
+        return report.replacement
