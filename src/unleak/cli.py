@@ -110,6 +110,7 @@ app.command("apply", help="Write the fixes, then summarise on stderr.")(_command
 
 def _invoke(invocation: Invocation) -> int:
     try:
+        _validate_selector_flags(invocation.overrides)
         resolver = SettingsResolver(invocation.overrides, invocation.config)
         if invocation.paths == [Path("-")]:
             return _invoke_stdin(invocation, resolver)
@@ -122,14 +123,20 @@ def _invoke(invocation: Invocation) -> int:
     return _OUTPUTS[invocation.mode](invocation, outcome)
 
 
+def _validate_selector_flags(overrides: Overrides) -> None:
+    for flag, selectors in (("--select", overrides.select), ("--ignore", overrides.ignore)):
+        registry.matching_rules(selectors or (), flag, flag.lstrip("-"))
+
+
 def _invoke_stdin(invocation: Invocation, resolver: SettingsResolver) -> int:
     result = run_stdin(invocation.mode, sys.stdin.buffer.read(), invocation.stdin_filename, resolver)
     outcome = RunResult(results=[result], scanned=1)
-    if invocation.mode is Mode.APPLY and not result.error:
-        _write_stdout(result.fixed if result.fixed is not None else result.original)
-        _print_left_for_human(invocation, outcome.results)
-        return EXIT_OK
-    return _OUTPUTS[invocation.mode](invocation, outcome)
+    if invocation.mode is not Mode.APPLY:
+        return _OUTPUTS[invocation.mode](invocation, outcome)
+    # As a filter (editors, pre-commit), always give the source back: fixed, or as it came.
+    _write_stdout(result.fixed if result.fixed is not None else result.original)
+    _print_left_for_human(invocation, outcome.results)
+    return _exit_code(outcome, found=False)
 
 
 def _output_check(invocation: Invocation, outcome: RunResult) -> int:
@@ -145,7 +152,7 @@ def _output_check(invocation: Invocation, outcome: RunResult) -> int:
 
 def _output_diff(invocation: Invocation, outcome: RunResult) -> int:
     patch = b"".join(unified_diff(result.display, result.original, result.fixed) for result in outcome.changed)
-    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    colour = _stdout_is_terminal() and not os.environ.get("NO_COLOR")
     _write_stdout(colourize(patch) if colour else patch)
     _print_left_for_human(invocation, outcome.results)
     _print_verbose(invocation, outcome)
@@ -198,6 +205,10 @@ def _exit_code(outcome: RunResult, *, found: bool) -> int:
     if outcome.errors:
         return EXIT_ERROR
     return EXIT_FOUND if found else EXIT_OK
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def _write_stdout(data: bytes) -> None:

@@ -16,7 +16,7 @@ import pathspec
 
 from unleak import globs
 from unleak.errors import UserError
-from unleak.settings import SettingsResolver
+from unleak.settings import Settings, SettingsResolver
 
 PYTHON_SUFFIXES = (".py", ".pyi")
 SKIPPED_FOLDERS = frozenset({"__pycache__", "build", "dist", "node_modules", "site-packages"})
@@ -61,26 +61,25 @@ def _has_python_shebang(path: Path) -> bool:
 
 def _walk(top: Path, resolver: SettingsResolver, ignores: GitIgnores) -> list[Path]:
     files: list[Path] = []
-    for folder, subfolders, filenames in os.walk(top):
+    for folder, subfolders, filenames in os.walk(top.absolute()):
         here = Path(folder)
-        subfolders[:] = sorted(name for name in subfolders if _keep_folder(here / name, resolver, ignores))
+        settings = resolver.for_folder(here)
+        subfolders[:] = sorted(name for name in subfolders if _keep_folder(here / name, settings, ignores))
         files.extend(
             here / name
             for name in sorted(filenames)
-            if name.endswith(PYTHON_SUFFIXES) and _keep_file(here / name, resolver, ignores)
+            if name.endswith(PYTHON_SUFFIXES) and _keep_file(here / name, settings, ignores)
         )
     return files
 
 
-def _keep_folder(path: Path, resolver: SettingsResolver, ignores: GitIgnores) -> bool:
+def _keep_folder(path: Path, settings: Settings, ignores: GitIgnores) -> bool:
     if path.name.startswith(".") or path.name in SKIPPED_FOLDERS or (path / "pyvenv.cfg").exists():
         return False
-    settings = resolver.for_path(path.parent)
     return not globs.matches(settings.exclude, path, settings.root, is_dir=True) and not ignores.ignored(path, is_dir=True)
 
 
-def _keep_file(path: Path, resolver: SettingsResolver, ignores: GitIgnores) -> bool:
-    settings = resolver.for_path(path)
+def _keep_file(path: Path, settings: Settings, ignores: GitIgnores) -> bool:
     return not globs.matches(settings.exclude, path, settings.root) and not ignores.ignored(path)
 
 
@@ -92,7 +91,7 @@ class GitIgnores:
         self._chains: dict[Path, tuple[Path, ...]] = {}
 
     def ignored(self, path: Path, *, is_dir: bool = False) -> bool:
-        absolute = path.resolve()
+        absolute = path.absolute()
         verdict = False
         for folder in self._folders_above(absolute.parent):
             spec = self._spec(folder)

@@ -9,15 +9,16 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from unleak.findings import FileResult
 from unleak.pipeline import Job, process
 
-# Below this many parses per worker, starting processes costs more than it saves.
-_MIN_JOBS_PER_WORKER = 4
+# Parsing one file with LibCST costs tens to hundreds of milliseconds, a forked worker a few:
+# a pool pays off from two files on.
+_MIN_JOBS_FOR_POOL = 2
 
 Progress = Callable[[int, int], None]
 
 
 def execute(jobs: list[Job], workers: int, progress: Progress | None = None) -> list[FileResult]:
     """Process every job; the results come back in the jobs' order whatever the parallelism."""
-    if workers <= 1 or len(jobs) < workers * _MIN_JOBS_PER_WORKER:
+    if workers <= 1 or len(jobs) < _MIN_JOBS_FOR_POOL:
         results = []
         for done, job in enumerate(jobs, start=1):
             results.append(process(job))
@@ -29,8 +30,9 @@ def execute(jobs: list[Job], workers: int, progress: Progress | None = None) -> 
 
 def _in_pool(jobs: list[Job], workers: int, progress: Progress | None) -> list[FileResult]:
     results: dict[int, FileResult] = {}
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures: dict[Future[FileResult], int] = {pool.submit(process, job): index for index, job in enumerate(jobs)}
+    largest_first = sorted(range(len(jobs)), key=lambda index: -len(jobs[index].raw))
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        futures: dict[Future[FileResult], int] = {pool.submit(process, jobs[index]): index for index in largest_first}
         for done, future in enumerate(as_completed(futures), start=1):
             index = futures[future]
             results[index] = _result_of(future, jobs[index])

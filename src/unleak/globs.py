@@ -22,7 +22,7 @@ def matches(patterns: tuple[str, ...], path: Path, root: Path, *, is_dir: bool =
 
 
 def relative_posix(path: Path, root: Path) -> str:
-    absolute = path.resolve()
+    absolute = path.absolute()
     try:
         return absolute.relative_to(root).as_posix()
     except ValueError:

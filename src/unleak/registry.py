@@ -59,9 +59,15 @@ def matching_rules(selectors: tuple[str, ...], source: str, key: str) -> set[typ
 
 def rules_for(settings: Settings, path: Path) -> tuple[type[Rule], ...]:
     """The rules that run on `path` under `settings`, ordered by code."""
-    chosen = matching_rules(settings.select, settings.source, "select")
-    chosen -= matching_rules(settings.ignore, settings.source, "ignore")
+    chosen = set(_selected(settings))
     for glob, selectors in settings.per_file_ignores:
         if globs.matches((glob,), path, settings.root):
             chosen -= matching_rules(selectors, settings.source, f"per-file-ignores.{glob}")
     return tuple(sorted(chosen, key=lambda rule: rule.code))
+
+
+@cache
+def _selected(settings: Settings) -> frozenset[type[Rule]]:
+    """`select` minus `ignore`: the same for every file that shares these settings."""
+    chosen = matching_rules(settings.select, settings.source, "select")
+    return frozenset(chosen - matching_rules(settings.ignore, settings.source, "ignore"))

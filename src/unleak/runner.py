@@ -93,7 +93,7 @@ def display_path(path: Path) -> str:
 def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult) -> Job | None:
     """The job for one discovered file, or None when there is nothing to parse it for."""
     display = display_path(path)
-    settings = resolver.for_path(path)
+    settings = resolver.for_folder(path.parent)
     rules = registry.rules_for(settings, path)
     try:
         raw = read_bytes(path)

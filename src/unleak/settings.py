@@ -137,7 +137,7 @@ def settings_from_table(table: dict[str, Any], path: Path) -> Settings:
             raise ConfigError(str(path), f"unknown key 'tool.unleak.{key}'")
         field_name, parse = _KEYS[key]
         values[field_name] = parse(value, key, path)
-    return Settings(root=path.parent.resolve(), source=str(path), **values)
+    return Settings(root=path.parent.absolute(), source=str(path), **values)
 
 
 def load_config_file(path: Path) -> Settings:
@@ -154,10 +154,17 @@ class SettingsResolver:
         self._overrides = overrides
         self._fixed = load_config_file(config_file) if config_file else None
         self._by_folder: dict[Path, Settings] = {}
+        self._effective: dict[Path, Settings] = {}
 
     def for_path(self, path: Path) -> Settings:
-        folder = path if path.is_dir() else path.parent
-        return self._overrides.apply(self._fixed or self._nearest(folder.resolve()))
+        return self.for_folder(path if path.is_dir() else path.parent)
+
+    def for_folder(self, folder: Path) -> Settings:
+        """The settings for files in `folder`, command-line flags applied."""
+        folder = folder.absolute()
+        if folder not in self._effective:
+            self._effective[folder] = self._overrides.apply(self._fixed or self._nearest(folder))
+        return self._effective[folder]
 
     def _nearest(self, folder: Path) -> Settings:
         if folder not in self._by_folder:
@@ -171,5 +178,5 @@ class SettingsResolver:
             if table is not None:
                 return settings_from_table(table, candidate)
         if folder.parent == folder:
-            return Settings(root=Path.cwd().resolve())
+            return Settings(root=Path.cwd())
         return self._nearest(folder.parent)

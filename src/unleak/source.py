@@ -31,12 +31,17 @@ def decode(raw: bytes, display_path: str) -> Decoded:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
     except SyntaxError as error:
-        raise UserError(display_path, f"cannot decode: {error.msg}") from None
+        # Bad bytes in the first two lines look like a bad cookie to tokenize: say which it is.
+        encoding, complaint = "utf-8", f"cannot decode: {error.msg}"
+    else:
+        complaint = None
     try:
-        return Decoded(raw.decode(encoding), encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as error:
-        reason = f"cannot decode as {encoding}: {error.reason} at byte {error.start}"
-        raise UserError(display_path, reason) from None
+        raise UserError(display_path, f"cannot decode as {encoding}: {error.reason} at byte {error.start}") from None
+    if complaint:
+        raise UserError(display_path, complaint)
+    return Decoded(text, encoding)
 
 
 def encode(text: str, decoded: Decoded, display_path: str) -> bytes:

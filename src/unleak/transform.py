@@ -76,11 +76,13 @@ def _one_pass(
         outcome.remaining.extend(report for report in reports if report not in fixes)
         if not fixes:
             continue
-        applied = _apply(wrapper.module, fixes)
         try:
+            applied = _apply(wrapper.module, fixes)
             outcome.module = verifier.verified_module(applied.module.code)
         except VerificationError as error:
             raise RuleFailure(rule, str(error)) from None
+        except Exception as error:  # a replacement that does not fit its place in the tree
+            raise RuleFailure(rule, f"its fix could not be applied: {type(error).__name__}: {error}") from error
         outcome.fixes[rule.code] += applied.count
         changed_by.append(rule)
         wrapper = MetadataWrapper(outcome.module, unsafe_skip_copy=True)

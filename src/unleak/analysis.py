@@ -1,0 +1,47 @@
+"""Questions rules ask about a node's surroundings, answered from LibCST metadata.
+
+Every function takes the running rule (for its metadata) and a node. `qualified_names` needs
+`QualifiedNameProvider` in the rule's METADATA_DEPENDENCIES; the others only need the parent
+links every rule has.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+
+from unleak.rule import Rule
+
+# The nodes that start a new execution context: code inside them does not run where it stands.
+FunctionLike = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
+
+
+def qualified_names(rule: Rule, node: cst.CSTNode) -> set[str]:
+    """What `node` (a name, attribute or call's func) may refer to: {"asyncio.run"}, ..."""
+    return {name.name for name in rule.get_metadata(QualifiedNameProvider, node, set())}
+
+
+def calls(rule: Rule, node: cst.Call, *names: str) -> bool:
+    """Whether `node` calls one of the fully qualified `names` (aliases and from-imports resolved)."""
+    return not qualified_names(rule, node.func).isdisjoint(names)
+
+
+def ancestors(rule: Rule, node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The parents of `node`, nearest first, up to the module."""
+    found: list[cst.CSTNode] = []
+    current = rule.get_metadata(ParentNodeProvider, node, None)
+    while current is not None:
+        found.append(current)
+        current = rule.get_metadata(ParentNodeProvider, current, None)
+    return found
+
+
+def enclosing_function(rule: Rule, node: cst.CSTNode) -> cst.FunctionDef | cst.Lambda | cst.ClassDef | None:
+    """The nearest `def`, `lambda` or class body around `node`; None at module level."""
+    return next((parent for parent in ancestors(rule, node) if isinstance(parent, FunctionLike)), None)
+
+
+def in_async_function(rule: Rule, node: cst.CSTNode) -> bool:
+    """True when the nearest enclosing function is an `async def` (a nested def, lambda or class is not)."""
+    function = enclosing_function(rule, node)
+    return isinstance(function, cst.FunctionDef) and function.asynchronous is not None

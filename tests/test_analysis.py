@@ -1,0 +1,60 @@
+"""The metadata questions rules share: qualified names and the enclosing function."""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, QualifiedNameProvider
+
+from unleak import analysis
+from unleak.rule import FixSafety, Rule
+
+SOURCE = '''
+import asyncio as aio
+from asyncio import run as go
+
+def run(x):
+    return x
+
+async def outer():
+    aio.run(a())
+    go(b())
+    run(c())
+    def inner():
+        aio.run(d())
+    f = lambda: go(e())
+    class K:
+        x = aio.run(g())
+'''
+
+
+class _Probe(Rule):
+    code = "UL999"
+    name = "probe"
+    safety = FixSafety.DETECT
+    summary = "probe"
+    trigger = ()
+    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, tuple[bool, bool]] = {}
+
+    @m.visit(m.Call(args=[m.Arg(m.Call(func=m.Name()))]))
+    def probe(self, node: cst.Call) -> None:
+        inner = cst.ensure_type(node.args[0].value, cst.Call)
+        label = cst.ensure_type(inner.func, cst.Name).value
+        self.seen[label] = (analysis.calls(self, node, "asyncio.run"), analysis.in_async_function(self, node))
+
+
+def test_aliases_resolve_and_nested_scopes_are_not_async() -> None:
+    probe = _Probe()
+    MetadataWrapper(cst.parse_module(SOURCE)).visit(probe)
+    assert probe.seen == {
+        "a": (True, True),
+        "b": (True, True),
+        "c": (False, True),  # the user's own `run`
+        "d": (True, False),  # nested def
+        "e": (True, False),  # lambda
+        "g": (True, False),  # class body
+    }
