@@ -8,7 +8,7 @@ Run it with the Python of the virtualenv where unleak is installed (`pip install
 The first run downloads the Django sdist with pip and extracts it into the cache folder; later
 runs reuse it. On the same .py files and the same number of processes it times:
 
-  * `unleak check DIR --jobs N --quiet` (the `unleak` next to this Python);
+  * `unleak check DIR --jobs N --verbose` (the `unleak` next to this Python);
   * `python -m libcst.tool codemod -j N` running the no-op codemod of bench_noop.py;
   * a bare `libcst.parse_module` of every file, in one process.
 
@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -39,16 +40,18 @@ RSS_BYTES_PER_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in 
 UNLEAK_KEY = "unleak_check"
 LIBCST_RUNNER_KEY = "libcst_codemod"
 
-# Runs the command in argv[1:] and prints, as JSON, its wall-clock time and the peak RSS of the
-# largest process in it: this wrapper is a fresh process, so RUSAGE_CHILDREN covers that command
-# alone. The command's stdout goes to stderr, so the wrapper's stdout carries only the JSON.
+# Runs the command in argv[1:] and prints, as JSON, its wall-clock time, the CPU time of all its
+# processes and the peak RSS of the largest one: this wrapper is a fresh process, so
+# RUSAGE_CHILDREN covers that command alone. The command's stdout goes to stderr, so the
+# wrapper's stdout carries only the JSON.
 MEASURE_SCRIPT = """
 import json, resource, subprocess, sys, time
 start = time.perf_counter()
 returncode = subprocess.run(sys.argv[1:], stdout=sys.stderr).returncode
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"seconds": seconds, "returncode": returncode, "peak_rss": peak}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "returncode": returncode, "peak_rss": usage.ru_maxrss}))
 """
 
 # Parses every .py file below argv[1] with libcst.parse_module, in this one process.
@@ -91,10 +94,26 @@ class Tool:
 class Measurement:
     command: list[str]
     seconds: float
+    cpu_seconds: float  # user + system, over every process of the command
     peak_rss_mib: float
     returncode: int
     files_processed: int | None
     output_tail: list[str]
+
+
+@dataclass(frozen=True)
+class Summary:
+    django_version: str
+    tree: str
+    python_files: int
+    jobs: int
+    repeat: int
+    python: str
+    libcst_version: str
+    speedup: float | None  # LibCST runner seconds / unleak seconds, wall-clock: the target
+    cpu_speedup: float | None  # the same with CPU seconds, steadier on a busy machine
+    verdict: str  # PASS, FAIL, or N/A when either was not timed
+    target_speedup: float = TARGET_SPEEDUP
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -122,7 +141,8 @@ def download_sdist(cache_dir: Path, version: str) -> Path:
     completed = subprocess.run(command, capture_output=True, text=True)
     sdist = find_sdist(cache_dir, version)
     if completed.returncode != 0 or sdist is None:
-        raise BenchError(f"pip download failed (exit {completed.returncode}):\n{completed.stdout}{completed.stderr}")
+        output = (completed.stdout + completed.stderr).splitlines()
+        raise BenchError(f"pip download failed (exit {completed.returncode}):\n" + indent(output[-OUTPUT_TAIL_LINES:]))
     return sdist
 
 
@@ -167,9 +187,11 @@ def unleak_tool(executable: Path, tree: Path, jobs: int) -> Tool:
     return Tool(
         key=UNLEAK_KEY,
         label="unleak check",
-        argv=(str(executable), "check", str(tree), "--jobs", str(jobs), "--quiet"),
+        # --verbose adds one line of counts to the output, which shows how many files it found.
+        argv=(str(executable), "check", str(tree), "--jobs", str(jobs), "--verbose"),
         ok=frozenset({0, 1}),  # 1: findings reported
         partial=frozenset({2}),  # 2: some file could not be checked
+        processed_pattern=r"(\d+) files found",
     )
 
 
@@ -199,7 +221,7 @@ def libcst_parse_tool(tree: Path) -> Tool:
 
 
 def tools_to_run(args: argparse.Namespace, tree: Path) -> list[Tool]:
-    tools = []
+    tools: list[Tool] = []
     unleak = find_unleak()
     if unleak is None:
         warn(f"unleak is not installed next to {sys.executable}; install it with `pip install -e .`. Skipping it.")
@@ -211,18 +233,21 @@ def tools_to_run(args: argparse.Namespace, tree: Path) -> list[Tool]:
 
 
 def measure(tool: Tool) -> Measurement:
-    """Run `tool` once under MEASURE_SCRIPT."""
+    """Run `tool` once under MEASURE_SCRIPT; raise if it crashed."""
     wrapper = subprocess.run(
         [sys.executable, "-c", MEASURE_SCRIPT, *tool.argv], cwd=BENCH_DIR, capture_output=True, text=True
     )
     output = [line for line in wrapper.stderr.splitlines() if line.strip()]
     if wrapper.returncode != 0:
-        raise BenchError(f"could not run {tool.label}:\n" + "\n".join(output))
+        raise BenchError(f"could not run {tool.label}:\n" + indent(output))
     report = json.loads(wrapper.stdout)
+    if report["returncode"] not in tool.ok | tool.partial:
+        raise BenchError(f"{tool.label} crashed (exit {report['returncode']}):\n" + indent(output))
     processed = re.search(tool.processed_pattern, wrapper.stderr) if tool.processed_pattern else None
     return Measurement(
         command=list(tool.argv),
         seconds=report["seconds"],
+        cpu_seconds=report["cpu_seconds"],
         peak_rss_mib=report["peak_rss"] * RSS_BYTES_PER_UNIT / 2**20,
         returncode=report["returncode"],
         files_processed=int(processed.group(1)) if processed else None,
@@ -230,32 +255,28 @@ def measure(tool: Tool) -> Measurement:
     )
 
 
-def check(tool: Tool, result: Measurement, python_files: int) -> None:
-    """Raise if `tool` crashed; warn if it failed on some files or did not process them all."""
-    tail = "\n".join(f"    {line}" for line in result.output_tail)
-    if result.returncode not in tool.ok | tool.partial:
-        raise BenchError(f"{tool.label} crashed (exit {result.returncode}):\n{tail}")
+def warn_if_incomplete(tool: Tool, result: Measurement, python_files: int) -> None:
     if result.returncode in tool.partial:
-        warn(f"{tool.label} exited {result.returncode}: some files could not be processed:\n{tail}")
+        warn(f"{tool.label} exited {result.returncode}: some files could not be processed:\n" + indent(result.output_tail))
     if result.files_processed not in (None, python_files):
-        warn(f"{tool.label} processed {result.files_processed} files, not {python_files}")
+        warn(f"{tool.label} reports {result.files_processed} files; the tree has {python_files} .py files")
 
 
 def best_of(tool: Tool, repeat: int, python_files: int) -> Measurement:
     runs = []
     for run in range(1, repeat + 1):
         progress(f"timing {tool.label}, run {run} of {repeat}")
-        result = measure(tool)
-        check(tool, result, python_files)
-        progress(f"  {result.seconds:.2f} s")
-        runs.append(result)
-    return min(runs, key=lambda result: result.seconds)
+        runs.append(measure(tool))
+        progress(f"  {runs[-1].seconds:.2f} s wall-clock, {runs[-1].cpu_seconds:.2f} s CPU")
+    best = min(runs, key=lambda result: result.seconds)
+    warn_if_incomplete(tool, best, python_files)
+    return best
 
 
-def speedup(results: dict[str, Measurement]) -> float | None:
+def speedup(results: dict[str, Measurement], time: Callable[[Measurement], float]) -> float | None:
     if UNLEAK_KEY not in results or LIBCST_RUNNER_KEY not in results:
         return None
-    return results[LIBCST_RUNNER_KEY].seconds / results[UNLEAK_KEY].seconds
+    return time(results[LIBCST_RUNNER_KEY]) / time(results[UNLEAK_KEY])
 
 
 def verdict(ratio: float | None) -> str:
@@ -264,18 +285,24 @@ def verdict(ratio: float | None) -> str:
     return "PASS" if ratio >= TARGET_SPEEDUP else "FAIL"
 
 
-def print_table(summary: dict[str, object], tools: list[Tool], results: dict[str, Measurement]) -> None:
-    print(f"\nDjango {summary['django_version']}: {summary['python_files']} .py files, "
-          f"--jobs {summary['jobs']}, best of {summary['repeat']} run(s)\n")
-    print(f"{'command':<34}{'seconds':>9}{'peak RSS':>12}{'files':>8}")
+def print_table(summary: Summary, tools: list[Tool], results: dict[str, Measurement]) -> None:
+    print(f"\nDjango {summary.django_version}: {summary.python_files} .py files, "
+          f"--jobs {summary.jobs}, best of {summary.repeat} run(s)\n")
+    print(f"{'command':<34}{'seconds':>9}{'CPU s':>9}{'peak RSS':>12}{'files':>8}")
     for tool in tools:
         result = results[tool.key]
         files = "?" if result.files_processed is None else str(result.files_processed)
-        print(f"{tool.label:<34}{result.seconds:>9.2f}{result.peak_rss_mib:>8.0f} MiB{files:>8}")
-    ratio = summary["speedup"]
-    shown = "n/a (needs both unleak and the LibCST runner)" if ratio is None else f"{ratio:.1f}x"
+        print(f"{tool.label:<34}{result.seconds:>9.2f}{result.cpu_seconds:>9.2f}{result.peak_rss_mib:>8.0f} MiB{files:>8}")
+    if summary.speedup is None or summary.cpu_speedup is None:
+        shown = "n/a (needs both unleak and the LibCST runner)"
+    else:
+        shown = f"{summary.speedup:.1f}x wall-clock, {summary.cpu_speedup:.1f}x CPU time"
     print(f"\nspeed-up of unleak over the LibCST runner: {shown} "
-          f"(target >= {TARGET_SPEEDUP:.0f}x): {summary['verdict']}")
+          f"(target: >= {summary.target_speedup:.0f}x wall-clock): {summary.verdict}")
+
+
+def indent(lines: list[str]) -> str:
+    return "\n".join(f"    {line}" for line in lines)
 
 
 def progress(message: str) -> None:
@@ -296,21 +323,21 @@ def main(argv: list[str]) -> int:
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    ratio = speedup(results)
-    summary: dict[str, object] = {
-        "django_version": args.django_version,
-        "tree": str(tree),
-        "python_files": python_files,
-        "jobs": args.jobs,
-        "repeat": args.repeat,
-        "python": platform.python_version(),
-        "libcst_version": metadata.version("libcst"),
-        "speedup": ratio,
-        "target_speedup": TARGET_SPEEDUP,
-        "verdict": verdict(ratio),
-    }
+    ratio = speedup(results, lambda result: result.seconds)
+    summary = Summary(
+        django_version=args.django_version,
+        tree=str(tree),
+        python_files=python_files,
+        jobs=args.jobs,
+        repeat=args.repeat,
+        python=platform.python_version(),
+        libcst_version=metadata.version("libcst"),
+        speedup=ratio,
+        cpu_speedup=speedup(results, lambda result: result.cpu_seconds),
+        verdict=verdict(ratio),
+    )
     print_table(summary, tools, results)
-    results_json = {**summary, "runs": {key: asdict(result) for key, result in results.items()}}
+    results_json = {**asdict(summary), "runs": {key: asdict(result) for key, result in results.items()}}
     RESULTS_FILE.write_text(json.dumps(results_json, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {RESULTS_FILE}")
     return 0

@@ -58,3 +58,22 @@ def test_aliases_resolve_and_nested_scopes_are_not_async() -> None:
         "e": (True, False),  # lambda
         "g": (True, False),  # class body
     }
+
+
+FRAMES = '''
+async def outer(x=aio.run(h())):
+    @decorate(aio.run(i()))
+    async def inner(y: aio.run(j()) = 1):
+        aio.run(k())
+    aio.run(l()(m()))
+'''
+
+
+def test_defaults_decorators_and_annotations_run_in_the_frame_around() -> None:
+    probe = _Probe()
+    MetadataWrapper(cst.parse_module("import asyncio as aio\n" + FRAMES)).visit(probe)
+    assert probe.seen["h"] == (True, False)  # a default of outer runs at module level
+    assert probe.seen["i"] == (True, True)  # a decorator of inner runs in outer's body
+    assert probe.seen["j"] == (True, True)  # an annotation of inner too
+    assert probe.seen["k"] == (True, True)
+    assert probe.seen["m"] == (False, True)  # `l()(m())`: the callee is a call, not asyncio.run

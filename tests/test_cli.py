@@ -160,6 +160,14 @@ def test_apply_writes_fixes_and_summarises_on_stderr() -> None:
     assert "0 errors" in result.stderr
 
 
+def test_prefilter_skips_files_where_the_pattern_is_only_text() -> None:
+    write("quoted.py", 'HELP = """Never write try: ... except: pass"""\n')  # passes the byte trigger only
+    write("real.py", BARE)
+    result = unleak("apply")
+    assert "2 files scanned, 1 skipped by the prefilter, 1 changed" in result.stderr
+    assert Path("quoted.py").read_text() == 'HELP = """Never write try: ... except: pass"""\n'
+
+
 def test_second_apply_changes_nothing() -> None:
     write("app.py", BARE)
     unleak("apply")
@@ -325,9 +333,10 @@ def test_stdin_filename_selects_per_file_ignores() -> None:
 
 
 def test_stdin_syntax_error_exits_2_and_gives_the_source_back() -> None:
-    result = unleak("apply", "-", stdin=b"def (:\n")
+    broken = b"try:\n    x(\nexcept:\n    pass\n"
+    result = unleak("apply", "-", stdin=broken)
     assert result.exit_code == 2 and result.stderr.startswith("-: error: syntax error")
-    assert result.stdout == "def (:\n"
+    assert result.stdout_bytes == broken
 
 
 # --- configuration -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 from tests.helpers import fixed_text, run_rules
 from unleak import registry
 from unleak.explain import documentation
-from unleak.prefilter import triggered_rules
+from unleak.prefilter import structurally_possible, triggered_rules
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 RULES = registry.all_rules()
@@ -59,5 +59,6 @@ def test_rule_is_documented_and_has_examples(rule: type[Rule]) -> None:
 
 
 @pytest.mark.parametrize(("rule", "case"), INVALID_CASES)
-def test_trigger_lets_every_invalid_example_through(rule: type[Rule], case: Invalid) -> None:
+def test_prefilter_lets_every_invalid_example_through(rule: type[Rule], case: Invalid) -> None:
     assert triggered_rules(case.code.encode(), (rule,)) == (rule,)
+    assert structurally_possible(case.code, (rule,)) == (rule,)

@@ -32,10 +32,13 @@ on some paths only, or a module that redefines `Exception`, is reported without 
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import BuiltinAssignment, ScopeProvider
 
+from unleak import quickscan
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 _BARE_RAISE = m.Raise(exc=None)
@@ -52,6 +55,10 @@ class BareExcept(Rule):
     summary = "Bare `except:` also catches KeyboardInterrupt, SystemExit and CancelledError; catch `Exception`"
     trigger = (rb"except\s*:",)
     METADATA_DEPENDENCIES = (ScopeProvider,)
+
+    @classmethod
+    def could_fire(cls, tree: ast.Module) -> bool:
+        return any(handler.type is None for handler in quickscan.of_type(tree, ast.ExceptHandler))
 
     @m.visit(m.ExceptHandler(type=None))
     def flag_bare_except(self, node: cst.ExceptHandler) -> None:

@@ -22,7 +22,12 @@ def qualified_names(rule: Rule, node: cst.CSTNode) -> set[str]:
 
 
 def calls(rule: Rule, node: cst.Call, *names: str) -> bool:
-    """Whether `node` calls one of the fully qualified `names` (aliases and from-imports resolved)."""
+    """Whether `node` calls one of the fully qualified `names` (aliases and from-imports resolved).
+
+    Only a plain callee counts: in `asyncio.run(x)()` the outer call is not `asyncio.run`.
+    """
+    if not isinstance(node.func, (cst.Name, cst.Attribute)):
+        return False
     return not qualified_names(rule, node.func).isdisjoint(names)
 
 
@@ -37,8 +42,17 @@ def ancestors(rule: Rule, node: cst.CSTNode) -> list[cst.CSTNode]:
 
 
 def enclosing_function(rule: Rule, node: cst.CSTNode) -> cst.FunctionDef | cst.Lambda | cst.ClassDef | None:
-    """The nearest `def`, `lambda` or class body around `node`; None at module level."""
-    return next((parent for parent in ancestors(rule, node) if isinstance(parent, FunctionLike)), None)
+    """The `def`, `lambda` or class whose own frame runs `node` (None: the module's).
+
+    That is the nearest one whose body holds `node`: a function's defaults, decorators and
+    annotations, or a class's bases, run in the frame around it.
+    """
+    child = node
+    for parent in ancestors(rule, node):
+        if isinstance(parent, FunctionLike) and child is parent.body:
+            return parent
+        child = parent
+    return None
 
 
 def in_async_function(rule: Rule, node: cst.CSTNode) -> bool:

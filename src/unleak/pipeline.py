@@ -13,6 +13,7 @@ from unleak import registry, source, transform
 from unleak.errors import UserError
 from unleak.findings import FileResult, Finding
 from unleak.parse import parse
+from unleak.prefilter import structurally_possible
 from unleak.settings import Settings
 from unleak.verify import Verifier
 
@@ -39,8 +40,11 @@ def process(job: Job) -> FileResult:
 
 def _process(job: Job, result: FileResult) -> None:
     decoded = source.decode(job.raw, job.display)
+    rules = structurally_possible(decoded.text, tuple(registry.rule_by_code(code) for code in job.rule_codes))
+    if not rules:
+        result.parsed = False
+        return
     module = parse(decoded.text, job.display)
-    rules = tuple(registry.rule_by_code(code) for code in job.rule_codes)
     if not job.fixing:
         reports = transform.find(module, rules, job.settings)
     else:

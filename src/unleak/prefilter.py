@@ -1,11 +1,13 @@
-"""Stage 3: skip the parse when no selected rule's trigger occurs in the file's bytes.
+"""Stage 3: skip the LibCST parse when no selected rule can fire on the file.
 
-Parsing is what costs; a byte-level regex search is a hundred times cheaper. Each rule lists
-patterns that must all occur somewhere in a file it could fire on.
+LibCST's parse and metadata are what cost. Two cheaper gates come first: a byte-level regex
+search (each rule's `trigger` patterns must all occur), then, for the files that pass, CPython's
+own `ast` parser and each rule's `could_fire` check.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from functools import cache
 
@@ -20,3 +22,14 @@ def _compiled(pattern: bytes) -> re.Pattern[bytes]:
 def triggered_rules(raw: bytes, rules: tuple[type[Rule], ...]) -> tuple[type[Rule], ...]:
     """The rules whose every trigger pattern occurs in `raw`."""
     return tuple(rule for rule in rules if all(_compiled(pattern).search(raw) for pattern in rule.trigger))
+
+
+def structurally_possible(text: str, rules: tuple[type[Rule], ...]) -> tuple[type[Rule], ...]:
+    """The rules whose `could_fire` accepts the module's stdlib AST (all of them if it won't parse)."""
+    if not any(rule.could_fire.__func__ is not Rule.could_fire.__func__ for rule in rules):
+        return rules
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return rules  # newer syntax than this Python, or broken: LibCST will tell
+    return tuple(rule for rule in rules if rule.could_fire(tree))

@@ -9,6 +9,7 @@ fix needs and verifies the result. One rule therefore stays a small, readable de
 
 from __future__ import annotations
 
+import ast
 import enum
 import textwrap
 from dataclasses import dataclass
@@ -113,6 +114,15 @@ class Rule(m.MatcherDecoratableVisitor):
         super().__init_subclass__(**kwargs)
         needed = (PositionProvider, ParentNodeProvider)
         cls.METADATA_DEPENDENCIES = tuple(dict.fromkeys((*needed, *cls.METADATA_DEPENDENCIES)))
+
+    @classmethod
+    def could_fire(cls, tree: ast.Module) -> bool:
+        """A cheap necessary condition on the stdlib AST, checked before the LibCST parse.
+
+        Return False only where the rule surely cannot fire (see `unleak.quickscan`); the
+        default keeps every file that passed the byte trigger.
+        """
+        return True
 
     def report(
         self,

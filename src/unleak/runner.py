@@ -41,7 +41,7 @@ class Mode(str, enum.Enum):
 class RunResult:
     results: list[FileResult] = field(default_factory=list)  # parsed or failed files, by path
     scanned: int = 0  # Python files found
-    skipped: int = 0  # of those, left unparsed by the prefilter
+    skipped: int = 0  # of those, ruled out by the prefilter before the LibCST parse
 
     @property
     def errors(self) -> list[FileResult]:
@@ -63,7 +63,11 @@ def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int)
         if job is not None:
             jobs.append(job)
     progress = _progress_reporter(len(jobs))
-    outcome.results.extend(execute(jobs, workers, progress))
+    for result in execute(jobs, workers, progress):
+        if result.parsed or result.error:
+            outcome.results.append(result)
+        else:
+            outcome.skipped += 1
     if mode is Mode.APPLY:
         for result in outcome.changed:
             _write(result)

@@ -1,0 +1,81 @@
+"""Cheap structural questions on the stdlib AST, for rules' `could_fire` checks.
+
+CPython's own parser is about a hundred times faster than LibCST plus its metadata, so a rule
+can rule a file out on the `ast` tree before the engine pays for the LibCST parse. These checks
+must be loose: answering "maybe" costs a parse, answering "no" wrongly loses a finding.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+
+# Code inside these runs in its own frame: not "directly in" the enclosing function or handler.
+_OWN_SCOPE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def of_type(tree: ast.AST, *types: type[ast.AST]) -> Iterator[ast.AST]:
+    """Every node of one of `types` anywhere in `tree`."""
+    return (node for node in ast.walk(tree) if isinstance(node, types))
+
+
+def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """The nodes below `node` that run in its frame: nested defs, lambdas and classes are skipped."""
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if not isinstance(child, _OWN_SCOPE):
+            yield from own_nodes(child)
+
+
+def called_name(call: ast.Call) -> str | None:
+    """`error` for `logger.error(...)` and for `error(...)`; None for other callees."""
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    return None
+
+
+class Callees:
+    """How this file can call some functions of one module: `asyncio.run(...)`, `aio.run(...)`
+    after `import asyncio as aio`, `go(...)` after `from asyncio import run as go`."""
+
+    def __init__(self, tree: ast.AST, module: str, functions: set[str]) -> None:
+        self.functions = functions
+        self.module_names: set[str] = set()
+        self.function_names: set[str] = set()
+        for node in of_type(tree, ast.Import, ast.ImportFrom):
+            for alias in node.names:  # type: ignore[attr-defined]
+                if isinstance(node, ast.Import) and alias.name == module:
+                    self.module_names.add(alias.asname or module)
+                elif isinstance(node, ast.ImportFrom) and node.module == module:
+                    if alias.name == "*":
+                        self.function_names |= functions
+                    elif alias.name in functions:
+                        self.function_names.add(alias.asname or alias.name)
+
+    def __call__(self, call: ast.Call) -> bool:
+        func = call.func
+        if isinstance(func, ast.Name):
+            return func.id in self.function_names
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr in self.functions
+            and isinstance(func.value, ast.Name)
+            and func.value.id in self.module_names
+        )
+
+
+def own_calls(node: ast.AST) -> Iterator[ast.Call]:
+    """The calls `node`'s own frame makes."""
+    return (child for child in own_nodes(node) if isinstance(child, ast.Call))
+
+
+def calls_in(node: ast.AST, accepts: Callable[[ast.Call], bool]) -> bool:
+    """Whether `node`'s own frame makes a call that `accepts` accepts."""
+    return any(map(accepts, own_calls(node)))
+
+
+def calls_named(*names: str) -> Callable[[ast.Call], bool]:
+    """Accepts calls whose callee's last name is one of `names` (`cls(...)`, `x.error(...)`)."""
+    return lambda call: called_name(call) in names

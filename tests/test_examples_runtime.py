@@ -1,0 +1,91 @@
+"""Runtime proof: each program in examples/ shows its bug, `unleak apply` fixes it, and it then works.
+
+Each test copies one example folder to a temporary folder and runs the real program and the real
+`python -m unleak apply` in subprocesses, as a user would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TIMEOUT_SECONDS = 30  # a backstop only: each program stops itself within a second or two
+
+
+@dataclass(frozen=True)
+class ExampleCopy:
+    """A copy of one example folder, with the program to run in it."""
+
+    folder: Path
+    program: Path
+
+    @classmethod
+    def of(cls, example: str, program: str, tmp_path: Path) -> ExampleCopy:
+        folder = Path(shutil.copytree(EXAMPLES / example, tmp_path / example))
+        return cls(folder, folder / program)
+
+    def run(self) -> subprocess.CompletedProcess[str]:
+        return _run([sys.executable, str(self.program)], cwd=self.folder)
+
+    def apply_fixes(self) -> None:
+        """`unleak apply` the folder: it must change the program once, and a second run nothing."""
+        original = self.program.read_bytes()
+        self._apply()
+        fixed = self.program.read_bytes()
+        assert fixed != original, f"unleak apply left {self.program.name} unchanged"
+        self._apply()
+        assert self.program.read_bytes() == fixed, "a second unleak apply changed the file again"
+
+    def _apply(self) -> None:
+        result = _run([sys.executable, "-m", "unleak", "apply", str(self.folder)], cwd=self.folder)
+        assert result.returncode == 0, result.stderr
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+
+
+def assert_value_error_survived(output: str) -> None:
+    assert "worker: swallowed ValueError(" in output
+    assert output.index("swallowed ValueError(") < output.index("worker: resize:3 -> 300px"), output
+
+
+def test_bare_except_worker_stops_on_cancel_after_fix(tmp_path: Path) -> None:
+    example = ExampleCopy.of("bare_except_worker", "worker.py", tmp_path)
+
+    before = example.run()
+    assert before.returncode == 1, before.stdout + before.stderr
+    assert "worker: swallowed CancelledError()" in before.stdout
+    assert "main: worker ignored cancellation" in before.stdout
+    assert_value_error_survived(before.stdout)
+
+    example.apply_fixes()
+
+    after = example.run()
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert after.stdout.rstrip().endswith("main: clean shutdown")
+    assert "CancelledError" not in after.stdout
+    assert_value_error_survived(after.stdout)
+
+
+def test_error_log_has_traceback_after_fix(tmp_path: Path) -> None:
+    example = ExampleCopy.of("error_log", "prices.py", tmp_path)
+
+    before = example.run()
+    assert before.returncode == 0, before.stderr
+    assert "ERROR skipping tea: not enough values to unpack" in before.stderr
+    assert "Traceback" not in before.stderr
+    assert "in parse_cents" not in before.stderr
+
+    example.apply_fixes()
+
+    after = example.run()
+    assert after.returncode == 0, after.stderr
+    assert "ERROR skipping tea: not enough values to unpack" in after.stderr
+    assert "Traceback (most recent call last):" in after.stderr
+    assert "in parse_cents" in after.stderr
+    assert after.stdout == before.stdout, "the fix changes the log only"

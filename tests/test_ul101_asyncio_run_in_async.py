@@ -1,0 +1,503 @@
+"""UL101 asyncio-run-in-async: cases beyond the embedded examples, and generated variants."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import io
+import textwrap
+import tokenize
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import fixed_text, run_rules
+from unleak.transforms.ul101_asyncio_run_in_async import AsyncioRunInAsync
+
+RULES = (AsyncioRunInAsync,)
+
+
+def _fix(code: str) -> str:
+    return fixed_text(run_rules(textwrap.dedent(code), RULES))
+
+
+CHANGED = {
+    "seed 003: statement, assignment and argument": (
+        """
+        import asyncio
+
+        async def check_all_agencies_for_recalls():
+            for agency in agencies:
+                result = asyncio.run(
+                    RecallAlertService.check_agency_for_new_recalls(agency)
+                )
+                for recall in result.recalls:
+                    users.extend(asyncio.run(RecallAlertService.find_affected_users(recall)))
+                    asyncio.run(RecallAlertService.send_recall_alert(recall))
+        """,
+        """
+        import asyncio
+
+        async def check_all_agencies_for_recalls():
+            for agency in agencies:
+                result = await RecallAlertService.check_agency_for_new_recalls(agency)
+                for recall in result.recalls:
+                    users.extend(await RecallAlertService.find_affected_users(recall))
+                    await RecallAlertService.send_recall_alert(recall)
+        """,
+    ),
+    "from-import": (
+        """
+        from asyncio import run
+
+        async def main():
+            return run(serve())
+        """,
+        """
+        from asyncio import run
+
+        async def main():
+            return await serve()
+        """,
+    ),
+    "primary positions need parentheses": (
+        """
+        import asyncio
+
+        async def main():
+            a = asyncio.run(load()).body
+            b = asyncio.run(load())[0]
+            c = asyncio.run(load())()
+            d = (asyncio.run(load())).body
+        """,
+        """
+        import asyncio
+
+        async def main():
+            a = (await load()).body
+            b = (await load())[0]
+            c = (await load())()
+            d = (await load()).body
+        """,
+    ),
+    "operators do not": (
+        """
+        import asyncio
+
+        async def main():
+            return asyncio.run(size()) ** 2 + 2 ** asyncio.run(size()), -asyncio.run(size()), not asyncio.run(ok())
+        """,
+        """
+        import asyncio
+
+        async def main():
+            return await size() ** 2 + 2 ** await size(), -await size(), not await ok()
+        """,
+    ),
+    "operands that are not primaries get parentheses": (
+        """
+        import asyncio
+
+        async def main(flag):
+            a = asyncio.run(first() if flag else second())
+            b = asyncio.run(job := make())
+            c = asyncio.run(cached or fetch())
+            d = asyncio.run((fetch()))
+        """,
+        """
+        import asyncio
+
+        async def main(flag):
+            a = await (first() if flag else second())
+            b = await (job := make())
+            c = await (cached or fetch())
+            d = await (fetch())
+        """,
+    ),
+    "comments inside the call are kept": (
+        """
+        import asyncio
+
+        async def main():
+            result = asyncio.run(  # the slow part
+                fetch(),  # retried inside
+            )
+        """,
+        """
+        import asyncio
+
+        async def main():
+            result = await (  # the slow part
+                fetch()  # retried inside
+            )
+        """,
+    ),
+    "comprehension and f-string": (
+        """
+        import asyncio
+
+        async def main(urls):
+            pages = [asyncio.run(fetch(url)) for url in urls]
+            return f"{asyncio.run(title())!r}: {len(pages)}"
+        """,
+        """
+        import asyncio
+
+        async def main(urls):
+            pages = [await fetch(url) for url in urls]
+            return f"{await title()!r}: {len(pages)}"
+        """,
+    ),
+    "nested calls settle over passes": (
+        """
+        import asyncio
+
+        async def main():
+            return asyncio.run(asyncio.run(factory()))
+        """,
+        """
+        import asyncio
+
+        async def main():
+            return await (await factory())
+        """,
+    ),
+    "async def inside a sync def, methods, decorators": (
+        """
+        import asyncio
+
+        def build():
+            @retry
+            async def step():
+                return asyncio.run(fetch())
+            return step
+
+        class Crawler:
+            @staticmethod
+            async def crawl(self):
+                # one page
+                asyncio.run(self.fetch())
+        """,
+        """
+        import asyncio
+
+        def build():
+            @retry
+            async def step():
+                return await fetch()
+            return step
+
+        class Crawler:
+            @staticmethod
+            async def crawl(self):
+                # one page
+                await self.fetch()
+        """,
+    ),
+}
+
+
+@pytest.mark.parametrize(("before", "after"), CHANGED.values(), ids=CHANGED.keys())
+def test_fixes(before: str, after: str) -> None:
+    assert _fix(before) == textwrap.dedent(after)
+
+
+UNCHANGED = {
+    "sync function": """
+        import asyncio
+
+        def main():
+            return asyncio.run(serve())
+
+        async def serve():
+            pass
+        """,
+    "nested def, lambda and class inside an async def": """
+        import asyncio
+
+        async def main():
+            def inner():
+                return asyncio.run(fetch())
+            later = lambda: asyncio.run(fetch())
+            class Config:
+                value = asyncio.run(fetch())
+            return inner, later, Config
+        """,
+    "the async def's own defaults, decorators and annotations": """
+        import asyncio
+
+        @register(asyncio.run(setup()))
+        async def main(config=asyncio.run(load())) -> type(asyncio.run(kind())):
+            pass
+        """,
+    "asyncio.run passed, not called": """
+        import asyncio
+
+        async def main(pool):
+            return await loop.run_in_executor(pool, asyncio.run, fetch())
+        """,
+    "the user's own run": """
+        import asyncio
+
+        def run(job):
+            return job
+
+        async def main():
+            return run(fetch())
+        """,
+    "a run imported from elsewhere": """
+        import asyncio
+        from invoke import run
+
+        async def main():
+            return run("make")
+        """,
+    "a method called run": """
+        import asyncio
+
+        async def main(runner):
+            return runner.run(fetch()), asyncio.Runner().run(fetch())
+        """,
+    "already awaited": """
+        import asyncio
+
+        async def main():
+            return await fetch()
+        """,
+}
+
+
+@pytest.mark.parametrize("code", UNCHANGED.values(), ids=UNCHANGED.keys())
+def test_leaves_alone(code: str) -> None:
+    result = run_rules(textwrap.dedent(code), RULES)
+    assert result.findings == [] and result.fixed is None and result.error is None
+
+
+REPORTED_ONLY = {
+    "keyword arguments": "asyncio.run(serve(), debug=True)",
+    "loop_factory": "asyncio.run(serve(), loop_factory=uvloop.new_event_loop)",
+    "no argument": "asyncio.run()",
+    "starred argument": "asyncio.run(*jobs)",
+    "double-starred argument": "asyncio.run(**options)",
+    "generator expression": "list(asyncio.run(fetch(url)) for url in urls)",
+}
+
+
+@pytest.mark.parametrize("expression", REPORTED_ONLY.values(), ids=REPORTED_ONLY.keys())
+def test_reports_without_fix(expression: str) -> None:
+    code = f"import asyncio\n\nasync def main(urls):\n    return {expression}\n"
+    result = run_rules(code, RULES)
+    assert result.error is None and result.fixed is None
+    [finding] = result.findings
+    assert not finding.fixable and finding.message.endswith("fix by hand)")
+
+
+# --- generated variants --------------------------------------------------------------------------
+
+ALIASES = {  # import line -> how the code calls asyncio.run
+    "import asyncio": "asyncio.run",
+    "import asyncio as aio": "aio.run",
+    "from asyncio import run": "run",
+    "from asyncio import run as go": "go",
+}
+LOOK_ALIKES = {  # import lines -> a `run` that is not asyncio.run
+    "import asyncio\nfrom invoke import run": "run",
+    "import asyncio\n\ndef go(job):\n    return job": "go",
+    "import asyncio as aio\nimport trio": "trio.run",
+    "import asyncio\nimport asyncio.subprocess as aio": "aio.run",
+}
+FIXABLE_ARGUMENTS = (
+    "{coro}()",
+    "{coro}(1, key=2)",
+    "client.{coro}(*args)",
+    "({coro}())",
+    "{coro}() or backup()",
+    "\n        {coro}(),\n    ",
+    "  # slow\n        {coro}()\n    ",
+)
+UNFIXABLE_ARGUMENTS = ("{coro}(), debug=True", "*{coro}s", "")
+SURROUNDINGS = (
+    "result = {call}",
+    "{call}",
+    "pages.append({call})",
+    "status = {call}.status",
+    "first = {call}[0]",
+    "total = {call} ** 2 + 1",
+    "items = [{call} for _ in range(2)]",
+    "lazy = list({call} for _ in range(2))",
+    "later = lambda: {call}",
+)
+# (template, indentation level of {body})
+SYNC_CONTEXTS = {
+    "sync def": ("{decorator}def {name}():\n{body}", 1),
+    "nested def": ("{decorator}async def {name}():\n    def inner():\n{body}    return inner\n", 2),
+    "class body": ("{decorator}async def {name}():\n    class Box:\n{body}    return Box\n", 2),
+    "module level": ("{body}", 0),
+    "async def's default": ("{decorator}async def {name}(option={call}):\n    pass\n", 0),
+    "async def's decorator": ("@register({call})\nasync def {name}():\n    pass\n", 0),
+}
+ASYNC_CONTEXTS = {
+    "async def": ("{decorator}async def {name}():\n{body}", 1),
+    "async def in a sync def": (
+        "{decorator}def outer():\n    @wraps(outer)\n    async def {name}():\n{body}    return {name}\n",
+        2,
+    ),
+    "async method": ("{decorator}class Service:\n    @staticmethod\n    async def {name}():\n{body}", 2),
+}
+
+
+@st.composite
+def variants(
+    draw: st.DrawFn, contexts: dict[str, tuple[str, int]], aliases: dict[str, str] = ALIASES
+) -> tuple[str, str]:
+    """A module calling `run` in one of `contexts`; returns (code, how the call spells `run`)."""
+    import_line, run = draw(st.sampled_from(sorted(aliases.items())))
+    argument = draw(st.sampled_from(FIXABLE_ARGUMENTS + UNFIXABLE_ARGUMENTS))
+    coro = draw(st.sampled_from(("fetch", "load_page", "_refresh", "sync_users2")))
+    call = f"{run}({argument.format(coro=coro)})"
+    statement = draw(st.sampled_from(SURROUNDINGS)).format(call=call)
+    comment = draw(st.sampled_from(("", "# between statements\n")))
+    body = f"{comment}{statement}\n{comment}done = True\n"
+    template, level = contexts[draw(st.sampled_from(sorted(contexts)))]
+    code = f"{import_line}\n\n" + template.format(
+        decorator=draw(st.sampled_from(("", "@app.task\n", "@retry(times=3)\n"))),
+        name=draw(st.sampled_from(("main", "crawl", "handle_event"))),
+        body=textwrap.indent(body, "    " * level),
+        call=call,
+    )
+    assume(_compiles(code))
+    return code, run
+
+
+def _compiles(code: str) -> bool:
+    try:
+        compile(code, "example.py", "exec")
+    except SyntaxError:
+        return False
+    return True
+
+
+def _same_scope(node: ast.AST) -> Iterator[ast.AST]:
+    """`node` and what runs in its scope (not inside nested functions, lambdas and classes)."""
+    yield node
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            yield from _same_scope(child)
+
+
+def _runs_in_async_bodies(code: str, run: str) -> int:
+    """Independent count (with `ast`) of `run(...)` calls directly in async function bodies."""
+    return sum(
+        isinstance(node, ast.Call) and ast.unparse(node.func) == run
+        for function in ast.walk(ast.parse(code))
+        if isinstance(function, ast.AsyncFunctionDef)
+        for statement in function.body
+        for node in _same_scope(statement)
+    )
+
+
+def _comments(code: str) -> list[str]:
+    tokens = tokenize.generate_tokens(io.StringIO(code).readline)
+    return [token.string for token in tokens if token.type == tokenize.COMMENT]
+
+
+@settings(max_examples=50, deadline=None)
+@given(variants(ASYNC_CONTEXTS))
+def test_generated_async_variants_are_fixed_or_reported(variant: tuple[str, str]) -> None:
+    code, run = variant
+    once = fixed_text(run_rules(code, RULES))
+    compile(once, "example.py", "exec")
+    twice = run_rules(once, RULES)
+    assert twice.fixed is None and twice.error is None, "a second pass must change nothing"
+    assert all(not finding.fixable for finding in twice.findings)
+    assert _runs_in_async_bodies(once, run) == len(twice.findings), "every asyncio.run left must be reported"
+    assert _comments(once) == _comments(code)
+
+
+@settings(max_examples=50, deadline=None)
+@given(variants(SYNC_CONTEXTS) | variants({**SYNC_CONTEXTS, **ASYNC_CONTEXTS}, LOOK_ALIKES))
+def test_generated_sync_code_and_look_alikes_are_untouched(variant: tuple[str, str]) -> None:
+    code, _ = variant
+    result = run_rules(code, RULES)
+    assert result.error is None and result.findings == [] and result.fixed is None
+
+
+GENERATOR_EXPRESSION = "sum({x} for _ in range(2))"  # reported without a fix
+EXPRESSIONS = (  # {x} is the awaited value, 3
+    "{x}",
+    "{x}.real",
+    "{x}.bit_length()",
+    "({x}).real",
+    "{x}.to_bytes(2, 'big')[1]",
+    "{x} ** 2",
+    "2 ** {x}",
+    "-{x} + {x} * 2",
+    "not {x}",
+    "[{x}][0]",
+    "({x},)",
+    "str({x})[0]",
+    "f'{{{x}}}!'",
+    "[{x} for _ in range(2)]",
+    "{{'k': {x}}}",
+    "{x} if {x} > 2 else 0",
+    "{x} > 2 and {x}",
+    "[*range({x})]",
+    "divmod({x}, 2)",
+    GENERATOR_EXPRESSION,
+)
+COROUTINES = (  # each evaluates to a coroutine returning 3
+    "fetch()",
+    "fetch(3)",
+    "fetch(n=3)",
+    "client.fetch()",
+    "(fetch())",
+    "fetch() if True else fetch(4)",
+    "{'a': fetch}['a']()",
+    "(lambda: fetch())()",
+    "coro := fetch()",
+    "\n        fetch(\n            3,\n        ),\n    ",
+)
+PROGRAM = """\
+{import_line}
+
+
+async def fetch(n=3):
+    return n
+
+
+class Client:
+    async def fetch(self):
+        return 3
+
+
+client = Client()
+
+
+async def main():
+    return {expression}
+"""
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.sampled_from(sorted(ALIASES.items())), st.sampled_from(EXPRESSIONS), st.sampled_from(COROUTINES)
+)
+def test_fixed_code_computes_what_the_call_meant(
+    alias: tuple[str, str], expression: str, coroutine: str
+) -> None:
+    """Precedence check at runtime: the fixed expression gives the value it would with the coroutine's result."""
+    import_line, run = alias
+    code = PROGRAM.format(import_line=import_line, expression=expression.format(x=f"{run}({coroutine})"))
+    assume(_compiles(code))
+    result = run_rules(code, RULES)
+    if expression == GENERATOR_EXPRESSION:
+        assert result.fixed is None and [finding.fixable for finding in result.findings] == [False]
+        return
+    assert result.findings == []
+    fixed = fixed_text(result)
+    namespace: dict[str, object] = {}
+    exec(compile(fixed, "example.py", "exec"), namespace)
+    expected = eval(expression.format(x="value"), {"value": 3})
+    assert asyncio.run(namespace["main"]()) == expected  # type: ignore[operator]

@@ -1,0 +1,234 @@
+"""UL101 asyncio-run-in-async
+
+## What it does
+Finds `asyncio.run(coro)` called inside an `async def` and replaces it with `await coro`.
+
+## Why is this bad?
+`asyncio.run()` starts a new event loop, and a thread runs one loop at a time. Inside a coroutine a
+loop is already running, so the call always raises
+`RuntimeError: asyncio.run() cannot be called from a running event loop`, and the coroutine handed
+to it is never awaited (seeds 000 and 003 #3). The caller meant to wait for the coroutine on the
+loop it is already running on: that is `await`.
+
+## Example
+```python
+async def crawl(urls):
+    pages = []
+    for url in urls:
+        pages.append(asyncio.run(fetch(url)))
+    return pages
+```
+
+## Use instead
+```python
+async def crawl(urls):
+    pages = []
+    for url in urls:
+        pages.append(await fetch(url))
+    return pages
+```
+
+## Fix safety
+Safe: the call could only raise, and `await` runs the coroutine where it was meant to run. The
+surroundings are kept; parentheses are added only where the grammar needs them
+(`(await fetch(url)).text`, `await (primary or fallback())`, or to keep a comment inside the call).
+Only the function's own body counts: a nested `def`, `lambda` or class body, and the `async def`'s
+decorators, defaults and annotations, do not run on its loop. Reported without a fix: a call with
+keyword arguments (`debug=`, `loop_factory=` have no `await` equivalent), a call without exactly
+one positional argument, and a call inside a generator expression (an `await` there would turn it
+into an async generator).
+"""
+
+from __future__ import annotations
+
+import ast
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+
+from unleak import analysis, quickscan
+from unleak.rule import FixSafety, Invalid, Rule, Valid
+
+# Expressions `await` can take as they are; anything else (`a or b`, `x if c else y`, a bare
+# generator expression, a walrus, another `await`) needs parentheses to stay one operand.
+_PRIMARY = (
+    cst.Name, cst.Attribute, cst.Subscript, cst.Call, cst.BaseNumber, cst.BaseString,
+    cst.List, cst.Set, cst.Dict, cst.ListComp, cst.SetComp, cst.DictComp, cst.Ellipsis,
+)
+
+class AsyncioRunInAsync(Rule):
+    code = "UL101"
+    name = "asyncio-run-in-async"
+    safety = FixSafety.SAFE
+    summary = "`asyncio.run()` inside an async function raises RuntimeError (a loop is already running): `await` it"
+    trigger = (rb"asyncio", rb"\brun\b", rb"\basync\s+def\b")
+    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+
+    @classmethod
+    def could_fire(cls, tree: ast.Module) -> bool:
+        """An `async def` that calls `run` (or what it is imported as)."""
+        callees = quickscan.Callees(tree, "asyncio", {"run"})
+        return any(quickscan.calls_in(function, callees) for function in quickscan.of_type(tree, ast.AsyncFunctionDef))
+
+    @m.visit(m.Call())
+    def flag_asyncio_run(self, node: cst.Call) -> None:
+        if not (analysis.calls(self, node, "asyncio.run") and analysis.in_async_function(self, node)):
+            return
+        reason = self._why_not_fixable(node)
+        if reason:
+            self.report(node, f"{self.summary} ({reason}: fix by hand)")
+        else:
+            self.report(node, fix=self._awaited(node, node.args[0]))
+
+    def _why_not_fixable(self, node: cst.Call) -> str | None:
+        if any(argument.keyword is not None for argument in node.args):
+            return "its keyword arguments have no `await` equivalent"
+        if len(node.args) != 1 or node.args[0].star:
+            return "it has no single coroutine argument to await"
+        if self._in_generator_expression(node):
+            return "an `await` would turn the generator expression into an async generator"
+        return None
+
+    def _in_generator_expression(self, node: cst.Call) -> bool:
+        for parent in analysis.ancestors(self, node):
+            if isinstance(parent, analysis.FunctionLike):
+                return False
+            if isinstance(parent, cst.GeneratorExp):
+                return True
+        return False
+
+    def _awaited(self, call: cst.Call, argument: cst.Arg) -> cst.Await:
+        """`await <argument>` in the call's place, parenthesized where the grammar needs it."""
+        lpar, rpar = call.lpar, call.rpar
+        if not lpar and self._is_operand_of_primary(call):
+            lpar, rpar = [cst.LeftParen()], [cst.RightParen()]
+        return cst.Await(expression=_operand(call, argument), lpar=lpar, rpar=rpar)
+
+    def _is_operand_of_primary(self, node: cst.Call) -> bool:
+        """`run(x).attr`, `run(x)[0]`, `run(x)()` and `await run(x)` need `(await x)`."""
+        parent = self.get_metadata(ParentNodeProvider, node)
+        if isinstance(parent, (cst.Attribute, cst.Subscript)):
+            return parent.value is node
+        if isinstance(parent, cst.Call):
+            return parent.func is node
+        return isinstance(parent, cst.Await)
+
+    VALID = (
+        Valid(
+            """
+            import asyncio
+
+            async def serve():
+                await asyncio.sleep(1)
+
+            def main():
+                asyncio.run(serve())
+            """
+        ),
+        Valid(
+            """
+            import asyncio
+
+            async def crawl(urls):
+                def load(url):
+                    return asyncio.run(fetch(url))
+                return await asyncio.to_thread(load, urls[0])
+            """
+        ),
+        Valid(
+            """
+            import asyncio
+
+            async def crawl(url):
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    return pool.submit(asyncio.run, fetch(url)).result()
+            """
+        ),
+        Valid(
+            """
+            import asyncio
+            from tasks import run
+
+            async def deploy(job):
+                return run(job)
+            """
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            import asyncio
+
+            async def crawl(urls):
+                pages = []
+                for url in urls:
+                    pages.append(asyncio.run(fetch(url)))
+                return pages
+            """,
+            """
+            import asyncio
+
+            async def crawl(urls):
+                pages = []
+                for url in urls:
+                    pages.append(await fetch(url))
+                return pages
+            """,
+        ),
+        Invalid(
+            """
+            import asyncio as aio
+
+            async def check_agency(agency):
+                result = aio.run(
+                    RecallAlertService.check_agency_for_new_recalls(agency)
+                )
+                return aio.run(fetch(result)).status
+            """,
+            """
+            import asyncio as aio
+
+            async def check_agency(agency):
+                result = await RecallAlertService.check_agency_for_new_recalls(agency)
+                return (await fetch(result)).status
+            """,
+        ),
+        Invalid(
+            """
+            from asyncio import run as go
+
+            async def load(primary, fallback):
+                return go(primary() or fallback())
+            """,
+            """
+            from asyncio import run as go
+
+            async def load(primary, fallback):
+                return await (primary() or fallback())
+            """,
+        ),
+        Invalid(
+            """
+            import asyncio
+
+            async def main():
+                asyncio.run(serve(), debug=True)
+            """
+        ),
+    )
+
+
+def _operand(call: cst.Call, argument: cst.Arg) -> cst.BaseExpression:
+    """The coroutine expression, in parentheses (keeping the call's own layout) when it needs them
+    to stay one operand of `await`, or when dropping the call's parentheses would drop a comment."""
+    operand = argument.value
+    holds_comment = len(m.findall(call, m.Comment())) > len(m.findall(operand, m.Comment()))
+    if not holds_comment and (operand.lpar or isinstance(operand, _PRIMARY)):
+        return operand
+    comma = argument.comma
+    closing = comma.whitespace_after if isinstance(comma, cst.Comma) else argument.whitespace_after_arg
+    return operand.with_changes(
+        lpar=[cst.LeftParen(whitespace_after=call.whitespace_before_args), *operand.lpar],
+        rpar=[*operand.rpar, cst.RightParen(whitespace_before=closing)],
+    )

@@ -1,0 +1,592 @@
+'''UL102 asyncio-run-in-loop
+
+## What it does
+Finds synchronous code that starts an event loop per item: a `def` that calls `asyncio.run()`
+inside a `for`/`while` statement, or more than once, and a module-level `for`/`while` statement
+that calls it. The function's body moves into a new `async def _<name>_async(<same parameters>)`
+placed right before it, where each `asyncio.run(x)` becomes `await x`; the function keeps its
+decorators, signature and docstring and becomes `return asyncio.run(_<name>_async(<the same
+arguments>))`. A module-level loop moves into `async def _main()`, run once by
+`asyncio.run(_main())` where the loop stood. One event loop per call instead of one per item.
+Comprehensions are not statement loops: `[asyncio.run(f(x)) for x in xs]` alone is not flagged.
+
+## Why is this bad?
+Every `asyncio.run()` creates a new event loop and closes it. Anything bound to the first loop
+-- an `asyncio.Lock` or `Semaphore` that was ever contended, a `Queue`, a client session, a
+connection pool -- fails in the next one with `RuntimeError: ... is bound to a different event
+loop` or hangs, and creating and tearing down a loop (selector, executor, signal handling) per
+item is slow (seed 003 #3).
+
+The seed's fix turned the Celery task itself into `async def`. That breaks every synchronous
+caller: a Celery worker calls the task function and gets back a coroutine object that nobody
+awaits -- nothing runs, the task is marked successful (`RuntimeWarning: coroutine ... was never
+awaited`), and a result backend cannot even serialize what it returned. The same goes for a cron
+script, a Flask view or a test that calls it. Keeping a synchronous wrapper keeps the API.
+
+## Example
+```python
+@celery_app.task
+def check_all_agencies_for_recalls(agencies):
+    """Celery task."""
+    for agency in agencies:
+        users = asyncio.run(find_affected_users(agency))
+        asyncio.run(send_alerts(users))
+```
+
+## Use instead
+```python
+async def _check_all_agencies_for_recalls_async(agencies):
+    for agency in agencies:
+        users = await find_affected_users(agency)
+        await send_alerts(users)
+
+
+@celery_app.task
+def check_all_agencies_for_recalls(agencies):
+    """Celery task."""
+    return asyncio.run(_check_all_agencies_for_recalls_async(agencies))
+```
+
+## Fix safety
+Unsafe (runs with `--unsafe`). The function's API is kept: same name, decorators, signature
+(defaults stay on the wrapper, which forwards every parameter explicitly: positional-only and
+regular ones by position, `*args`, keyword-only ones by keyword, `**kwargs`) and return value.
+A method's helper is a method of the same class (so `super()`, name mangling and overriding keep
+working), called through `self`/`cls`; a `staticmethod`'s through its class. What changes is
+that the whole body now runs inside one running event loop: a function it calls that starts a
+loop of its own (`asyncio.run`, `run_until_complete`) now fails, tasks a coroutine leaves behind
+keep running until the end of the call instead of being cancelled at the end of each item, and
+`asyncio.get_event_loop()` in the body returns the running loop. A module-level loop's names
+stay module globals (`global` in `_main`). Reported without a fix: generators, bodies that
+drive a loop by hand or hold a nested function, lambda or generator expression that calls
+`asyncio.run`, `asyncio.run(..., debug=...)`, and a `staticmethod` of a nested class. Async
+functions are left to UL101.
+'''
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import ast
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import (
+    ComprehensionScope,
+    ParentNodeProvider,
+    PositionProvider,
+    QualifiedNameProvider,
+    ScopeProvider,
+)
+
+from unleak.analysis import FunctionLike, ancestors, calls, enclosing_function
+from unleak.loops import NodeEditor, asyncio_attribute, awaiting
+from unleak import quickscan
+from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
+from unleak.settings import Settings
+
+ASYNCIO_RUN = "asyncio.run"
+_ONE_COROUTINE = m.Call(args=[m.Arg(keyword=None, star="") | m.Arg(keyword=m.Name("main"))])
+_DRIVES_A_LOOP = m.Call(func=m.Attribute(attr=m.Name("run_until_complete") | m.Name("run_forever")))
+_DOCSTRING = m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])
+_NO_SPACE = cst.SimpleWhitespace("")
+_BINDINGS = ("staticmethod", "classmethod")  # decorators the helper must share to be called the same way
+
+
+class AsyncioRunInLoop(Rule):
+    code = "UL102"
+    name = "asyncio-run-in-loop"
+    safety = FixSafety.UNSAFE
+    summary = "`asyncio.run()` per item starts a new event loop each time: run one loop around the whole job"
+    trigger = (rb"asyncio", rb"\brun\b")
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+
+    @classmethod
+    def could_fire(cls, tree: ast.Module) -> bool:
+        """`asyncio.run` in a loop, or more than once in one sync function."""
+        runs = quickscan.Callees(tree, "asyncio", {"run"})
+        in_loop = any(quickscan.calls_in(loop, runs) for loop in quickscan.of_type(tree, ast.For, ast.While))
+        functions = quickscan.of_type(tree, ast.FunctionDef)
+        return in_loop or any(sum(map(runs, quickscan.own_calls(function))) > 1 for function in functions)
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._taken: set[str] = set()  # every identifier of the module, and the names given out
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._taken = {name.value for name in m.findall(node, m.Name())}
+
+    @m.visit(m.FunctionDef(asynchronous=None))
+    def flag_function(self, function: cst.FunctionDef) -> None:
+        scan = _Scan.of(self, function.body)
+        repeated = any(_runs_per_item(self, run, function) for run in (*scan.runs, *scan.unfixable_runs))
+        if not repeated and len(scan.runs) + len(scan.unfixable_runs) < 2:
+            return
+        obstacle = scan.obstacle or self._method_obstacle(function)
+        if obstacle:
+            self.report(function, f"{self.summary} (fix by hand: {obstacle})")
+            return
+        self._split(function, scan.runs)
+
+    @m.visit(m.For())
+    @m.visit(m.While())
+    def flag_module_loop(self, loop: cst.For | cst.While) -> None:
+        at_module_level = enclosing_function(self, loop) is None
+        if not at_module_level or any(isinstance(parent, (cst.For, cst.While)) for parent in ancestors(self, loop)):
+            return  # only the outermost loop of the module moves
+        scan = _Scan.of(self, loop)
+        if not any(_runs_per_item(self, run, loop) for run in (*scan.runs, *scan.unfixable_runs)):
+            return
+        if scan.obstacle:
+            self.report(loop, f"{self.summary} (fix by hand: {scan.obstacle})")
+            return
+        self._hoist(loop, scan.runs)
+
+    # --- a function: async helper + synchronous wrapper ------------------------------------------
+
+    def _method_obstacle(self, function: cst.FunctionDef) -> str | None:
+        owner = _owning_class(self, function)
+        if owner is None:
+            return None
+        if _has_decorator(function, "staticmethod"):
+            if not isinstance(self.get_metadata(ParentNodeProvider, owner), cst.Module):
+                return "a staticmethod of a nested class cannot name its class"
+            return None
+        if not [*function.params.posonly_params, *function.params.params]:
+            return "a method without a `self` parameter"
+        return None
+
+    def _split(self, function: cst.FunctionDef, runs: list[cst.Call]) -> None:
+        helper_name = self._fresh_name(f"_{function.name.value}_async")
+        docstring, body = _docstring_and_rest(function.body)
+        editor = NodeEditor({run: awaiting(self, run) for run in runs})
+        prefix, comments = _split_leading_lines(function.leading_lines)
+        owner = _owning_class(self, function)
+        helper = cst.FunctionDef(
+            name=cst.Name(helper_name),
+            params=_without_defaults(function.params),
+            body=cst.ensure_type(body.visit(editor), cst.BaseSuite),
+            decorators=[cst.Decorator(cst.Name(kind)) for kind in _BINDINGS if _has_decorator(function, kind)],
+            returns=function.returns,
+            asynchronous=cst.Asynchronous(),
+            leading_lines=self._lines_above_new_def(function, prefix),
+        )
+        reference, imports = self._run_reference(runs[0], function)
+        call = cst.Call(func=reference, args=[cst.Arg(self._helper_call(function, owner, helper_name))])
+        wrapper = function.with_changes(
+            body=_returning(function.body, docstring, call),
+            leading_lines=[*self._separation(function), *comments],
+        )
+        self.report(function, fix=cst.FlattenSentinel([helper, wrapper]), imports=imports)
+
+    def _helper_call(self, function: cst.FunctionDef, owner: cst.ClassDef | None, helper_name: str) -> cst.Call:
+        """`_f_async(a, b, *args, k=k, **kwargs)`, through `self`/`cls` or the class for a method."""
+        params = function.params
+        positional = [*params.posonly_params, *params.params]
+        target: cst.BaseExpression = cst.Name(helper_name)
+        if owner is not None and _has_decorator(function, "staticmethod"):
+            target = cst.Attribute(cst.Name(owner.name.value), cst.Name(helper_name))
+        elif owner is not None:
+            receiver, *positional = positional
+            target = cst.Attribute(cst.Name(receiver.name.value), cst.Name(helper_name))
+        return cst.Call(func=target, args=list(_forwarded(params, positional)))
+
+    def _run_reference(
+        self, run: cst.Call, frame: cst.FunctionDef
+    ) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]]:
+        """`asyncio.run` as the body spells it (`aio.run`, `run`), unless that name is local to the
+        function (a local import or a parameter): then `asyncio.run`, imported at module level."""
+        root = run.func
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        scope = self.get_metadata(ScopeProvider, root)
+        while isinstance(scope, ComprehensionScope):
+            scope = scope.parent
+        if not (isinstance(root, cst.Name) and scope.assignments[root.value]):
+            return run.func, ()
+        found = asyncio_attribute(self, frame, "run")
+        return found if found is not None else (run.func, ())
+
+    # --- a module-level loop: async def _main() + asyncio.run(_main()) -----------------------------
+
+    def _hoist(self, loop: cst.For | cst.While, runs: list[cst.Call]) -> None:
+        main_name = self._fresh_name("_main", "_main_async")
+        prefix, comments = _split_leading_lines(loop.leading_lines)
+        editor = NodeEditor({run: awaiting(self, run) for run in runs})
+        moved = cst.ensure_type(loop.visit(editor), cst.BaseStatement)
+        globals_ = [cst.NameItem(cst.Name(name)) for name in self._bound_names(loop)]
+        body = [cst.SimpleStatementLine([cst.Global(globals_)])] if globals_ else []
+        body.append(moved.with_changes(leading_lines=comments))
+        main = cst.FunctionDef(
+            name=cst.Name(main_name),
+            params=cst.Parameters(),
+            body=cst.IndentedBlock(body=body),
+            asynchronous=cst.Asynchronous(),
+            leading_lines=self._lines_above_new_def(loop, prefix),
+        )
+        run_main = cst.SimpleStatementLine(
+            body=[cst.Expr(cst.Call(func=runs[0].func, args=[cst.Arg(cst.Call(cst.Name(main_name)))]))],
+            leading_lines=self._separation(loop),
+        )
+        self.report(loop, fix=cst.FlattenSentinel([main, run_main]))
+
+    def _bound_names(self, loop: cst.For | cst.While) -> list[str]:
+        """The module names the loop binds (or deletes), in order: they must stay module globals."""
+        scope = self.get_metadata(ScopeProvider, loop)
+        bound = {
+            assignment.name: self.get_metadata(PositionProvider, assignment.node).start
+            for assignment in scope.assignments
+            if isinstance(assignment.node, cst.CSTNode) and loop in ancestors(self, assignment.node)
+        }
+        for deleted in m.findall(loop, m.Del(target=m.Name())):
+            name = cst.ensure_type(cst.ensure_type(deleted, cst.Del).target, cst.Name)
+            bound.setdefault(name.value, self.get_metadata(PositionProvider, name).start)
+        return sorted(bound, key=lambda name: (bound[name].line, bound[name].column))
+
+    # --- shared ---------------------------------------------------------------------------------
+
+    def _fresh_name(self, *bases: str) -> str:
+        """The first of `bases` (then `<last>_2`, `<last>_3`, ...) that names nothing in this module."""
+        name = next(name for name in _candidates(bases) if name not in self._taken)
+        self._taken.add(name)
+        return name
+
+    def _lines_above_new_def(
+        self, statement: cst.BaseStatement, blank: list[cst.EmptyLine]
+    ) -> list[cst.EmptyLine]:
+        """The blank lines that were above `statement`, at least PEP 8's unless it opens its block."""
+        block = self.get_metadata(ParentNodeProvider, statement)
+        if isinstance(block, (cst.IndentedBlock, cst.Module)) and block.body[0] is statement:
+            return blank
+        return max(blank, self._separation(statement), key=len)
+
+    def _separation(self, statement: cst.BaseStatement) -> list[cst.EmptyLine]:
+        """PEP 8's blank lines around a `def`: two at module level, one elsewhere."""
+        at_top = isinstance(self.get_metadata(ParentNodeProvider, statement), cst.Module)
+        return [cst.EmptyLine(indent=False)] * (2 if at_top else 1)
+
+    VALID = (
+        Valid(
+            """
+            import asyncio
+
+            if __name__ == "__main__":
+                asyncio.run(main())
+            """
+        ),
+        Valid(
+            """
+            import asyncio
+
+            def fetch_sync(url):
+                return asyncio.run(fetch(url))
+            """
+        ),
+        Valid(
+            """
+            import asyncio
+
+            async def crawl(urls):
+                for url in urls:
+                    asyncio.run(fetch(url))
+            """
+        ),
+        Valid(
+            """
+            def run(job):
+                return job.execute()
+
+            def process(jobs):
+                for job in jobs:
+                    run(job)
+                run(final_job)
+            """
+        ),
+        Valid(
+            """
+            import asyncio
+
+            def fetch_all(urls):
+                return [asyncio.run(fetch(url)) for url in urls]
+            """
+        ),
+        Valid(
+            """
+            import asyncio
+
+            def schedule(items):
+                def one(item):
+                    return asyncio.run(handle(item))
+
+                for item in items:
+                    pool.submit(one, item)
+            """
+        ),
+    )
+    INVALID = (
+        Invalid(
+            '''
+            import asyncio
+
+
+            @celery_app.task
+            def check_all_agencies_for_recalls(agencies):
+                """Celery task: alert the users affected by new recalls."""
+                sent = 0
+                for agency in agencies:
+                    result = asyncio.run(RecallAlertService.check_agency(agency))
+                    for recall in result.recalls:
+                        users = asyncio.run(RecallAlertService.find_affected_users(recall))
+                        sent += len(users)
+                return sent
+            ''',
+            '''
+            import asyncio
+
+
+            async def _check_all_agencies_for_recalls_async(agencies):
+                sent = 0
+                for agency in agencies:
+                    result = await RecallAlertService.check_agency(agency)
+                    for recall in result.recalls:
+                        users = await RecallAlertService.find_affected_users(recall)
+                        sent += len(users)
+                return sent
+
+
+            @celery_app.task
+            def check_all_agencies_for_recalls(agencies):
+                """Celery task: alert the users affected by new recalls."""
+                return asyncio.run(_check_all_agencies_for_recalls_async(agencies))
+            ''',
+            unsafe=True,
+        ),
+        Invalid(
+            """
+            from asyncio import run
+
+
+            class Syncer:
+                def sync(self, accounts, /, batch: int = 10, *extra, dry_run=False, **options) -> int:
+                    for account in accounts:
+                        run(self.push(account, batch, dry_run))
+                    return run(self.flush()).count
+            """,
+            """
+            from asyncio import run
+
+
+            class Syncer:
+                async def _sync_async(self, accounts, /, batch: int, *extra, dry_run, **options) -> int:
+                    for account in accounts:
+                        await self.push(account, batch, dry_run)
+                    return (await self.flush()).count
+
+                def sync(self, accounts, /, batch: int = 10, *extra, dry_run=False, **options) -> int:
+                    return run(self._sync_async(accounts, batch, *extra, dry_run=dry_run, **options))
+            """,
+            unsafe=True,
+        ),
+        Invalid(
+            """
+            import asyncio as aio
+
+            total = 0
+            # one request per URL
+            for url in URLS:
+                total += aio.run(fetch(url))
+            print(total)
+            """,
+            """
+            import asyncio as aio
+
+            total = 0
+
+
+            async def _main():
+                global url, total
+                # one request per URL
+                for url in URLS:
+                    total += await fetch(url)
+
+
+            aio.run(_main())
+            print(total)
+            """,
+            unsafe=True,
+        ),
+        Invalid(
+            """
+            import asyncio
+
+            def migrate():
+                asyncio.run(create_tables())
+                asyncio.run(copy_rows())
+            """,
+            """
+            import asyncio
+
+
+            async def _migrate_async():
+                await create_tables()
+                await copy_rows()
+
+
+            def migrate():
+                return asyncio.run(_migrate_async())
+            """,
+            unsafe=True,
+        ),
+        Invalid(
+            """
+            import asyncio
+
+            def stream(ids):
+                for item_id in ids:
+                    yield asyncio.run(load(item_id))
+            """
+        ),
+        Invalid(
+            """
+            import asyncio
+
+            def warm_caches(keys):
+                for key in keys:
+                    asyncio.run(warm(key))
+                loop = asyncio.new_event_loop()
+                loop.run_until_complete(report())
+            """
+        ),
+    )
+
+
+class _Scan(cst.CSTVisitor):
+    """The `asyncio.run` calls a body makes itself, and what stops moving it into a coroutine."""
+
+    def __init__(self, rule: Rule) -> None:
+        super().__init__()
+        self._rule = rule
+        self._nested = 0  # depth of nested def / lambda / class
+        self._generators = 0  # depth of generator expressions
+        self.runs: list[cst.Call] = []
+        self.unfixable_runs: list[cst.Call] = []
+        self.obstacle: str | None = None
+
+    @classmethod
+    def of(cls, rule: Rule, root: cst.CSTNode) -> _Scan:
+        scan = cls(rule)
+        root.visit(scan)
+        return scan
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self._nested += isinstance(node, FunctionLike)
+        self._generators += isinstance(node, cst.GeneratorExp)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        self._nested -= isinstance(original_node, FunctionLike)
+        self._generators -= isinstance(original_node, cst.GeneratorExp)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if calls(self._rule, node, ASYNCIO_RUN):
+            if self._nested:
+                self._block("a nested function, lambda or class calls `asyncio.run()`, which fails in a running loop")
+            elif self._generators:
+                self._block("`await` in a generator expression would make it asynchronous")
+                self.unfixable_runs.append(node)
+            elif not m.matches(node, _ONE_COROUTINE):
+                self._block("`asyncio.run()` is given options")
+                self.unfixable_runs.append(node)
+            else:
+                self.runs.append(node)
+        elif m.matches(node, _DRIVES_A_LOOP):
+            self._block("it also drives an event loop by hand, which fails inside a running loop")
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        if not self._nested:
+            self._block("it is a generator")
+
+    def _block(self, reason: str) -> None:
+        self.obstacle = self.obstacle or reason
+
+
+def _runs_per_item(rule: Rule, run: cst.Call, stop: cst.CSTNode) -> bool:
+    """Whether `run` is in the repeated part of a `for`/`while` statement inside `stop`."""
+    chain = [run, *ancestors(rule, run)]
+    for inner, outer in zip(chain, chain[1:]):
+        if isinstance(outer, cst.For) and inner is outer.body:
+            return True
+        if isinstance(outer, cst.While) and (inner is outer.body or inner is outer.test):
+            return True
+        if outer is stop:
+            return False
+    return False
+
+
+def _owning_class(rule: Rule, function: cst.FunctionDef) -> cst.ClassDef | None:
+    block = rule.get_metadata(ParentNodeProvider, function)
+    owner = rule.get_metadata(ParentNodeProvider, block, None)
+    return owner if isinstance(owner, cst.ClassDef) else None
+
+
+def _has_decorator(function: cst.FunctionDef, name: str) -> bool:
+    return any(m.matches(decorator.decorator, m.Name(name)) for decorator in function.decorators)
+
+
+def _candidates(bases: tuple[str, ...]) -> Iterator[str]:
+    yield from bases
+    number = 2
+    while True:
+        yield f"{bases[-1]}_{number}"
+        number += 1
+
+
+def _split_leading_lines(lines: Sequence[cst.EmptyLine]) -> tuple[list[cst.EmptyLine], list[cst.EmptyLine]]:
+    """(the blank lines above a statement, the comment lines after them)."""
+    lines = list(lines)
+    blank = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
+    return lines[:blank], lines[blank:]
+
+
+def _docstring_and_rest(body: cst.BaseSuite) -> tuple[list[cst.BaseStatement], cst.BaseSuite]:
+    """The docstring statement (if any), and the body without it."""
+    if not isinstance(body, cst.IndentedBlock) or len(body.body) < 2 or not m.matches(body.body[0], _DOCSTRING):
+        return [], body
+    docstring, first, *rest = body.body
+    prefix, comments = _split_leading_lines(first.leading_lines)
+    return [docstring], body.with_changes(body=[first.with_changes(leading_lines=comments), *rest])
+
+
+def _returning(body: cst.BaseSuite, docstring: list[cst.BaseStatement], call: cst.Call) -> cst.BaseSuite:
+    """The wrapper's body: its docstring, then `return <call>`."""
+    if isinstance(body, cst.SimpleStatementSuite):
+        return body.with_changes(body=[cst.Return(call)])
+    line = cst.SimpleStatementLine(body=[cst.Return(call)])
+    return cst.ensure_type(body, cst.IndentedBlock).with_changes(body=[*docstring, line], footer=())
+
+
+def _without_defaults(params: cst.Parameters) -> cst.Parameters:
+    """The helper's parameters: the same names, kinds and annotations; the wrapper passes every value."""
+
+    def required(param: cst.Param) -> cst.Param:
+        return param.with_changes(default=None, equal=cst.MaybeSentinel.DEFAULT)
+
+    return params.with_changes(
+        posonly_params=[required(p) for p in params.posonly_params],
+        params=[required(p) for p in params.params],
+        kwonly_params=[required(p) for p in params.kwonly_params],
+    )
+
+
+def _forwarded(params: cst.Parameters, positional: list[cst.Param]) -> Iterator[cst.Arg]:
+    """Every parameter passed on as what it is: by position, `*args`, `name=name`, `**kwargs`."""
+    for param in positional:
+        yield cst.Arg(cst.Name(param.name.value))
+    if isinstance(params.star_arg, cst.Param):
+        yield cst.Arg(cst.Name(params.star_arg.name.value), star="*")
+    for param in params.kwonly_params:
+        name = param.name.value
+        yield cst.Arg(cst.Name(name), keyword=cst.Name(name), equal=cst.AssignEqual(_NO_SPACE, _NO_SPACE))
+    if params.star_kwarg is not None:
+        yield cst.Arg(cst.Name(params.star_kwarg.name.value), star="**")
