@@ -16,8 +16,9 @@ def run_rules(
     """Process `code` (as file `example.py`) through prefilter, parse, transform and verify."""
     raw = code.encode("utf-8")
     chosen = rules if rules is not None else registry.all_rules()
-    codes = tuple(rule.code for rule in triggered_rules(raw, chosen))
-    return process(Job("example.py", None, raw, codes, Settings(unsafe=unsafe), fixing))
+    settings = Settings(unsafe=unsafe)
+    codes = tuple(rule.code for rule in triggered_rules(raw, chosen, settings))
+    return process(Job("example.py", None, raw, codes, settings, fixing))
 
 
 def fixed_text(result: FileResult) -> str:

@@ -9,6 +9,7 @@ from unleak import registry
 from unleak.explain import documentation
 from unleak.prefilter import structurally_possible, triggered_rules
 from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.settings import Settings
 
 RULES = registry.all_rules()
 INVALID_CASES = [pytest.param(rule, case, id=f"{rule.code}-invalid-{i}") for rule in RULES for i, case in enumerate(rule.INVALID)]
@@ -60,5 +61,5 @@ def test_rule_is_documented_and_has_examples(rule: type[Rule]) -> None:
 
 @pytest.mark.parametrize(("rule", "case"), INVALID_CASES)
 def test_prefilter_lets_every_invalid_example_through(rule: type[Rule], case: Invalid) -> None:
-    assert triggered_rules(case.code.encode(), (rule,)) == (rule,)
-    assert structurally_possible(case.code, (rule,)) == (rule,)
+    assert triggered_rules(case.code.encode(), (rule,), Settings()) == (rule,)
+    assert structurally_possible(case.code, (rule,), Settings()) == (rule,)

@@ -40,7 +40,8 @@ def process(job: Job) -> FileResult:
 
 def _process(job: Job, result: FileResult) -> None:
     decoded = source.decode(job.raw, job.display)
-    rules = structurally_possible(decoded.text, tuple(registry.rule_by_code(code) for code in job.rule_codes))
+    triggered = tuple(registry.rule_by_code(code) for code in job.rule_codes)
+    rules = structurally_possible(decoded.text, triggered, job.settings)
     if not rules:
         result.parsed = False
         return

@@ -12,6 +12,7 @@ import re
 from functools import cache
 
 from unleak.rule import Rule
+from unleak.settings import Settings
 
 
 @cache
@@ -19,17 +20,19 @@ def _compiled(pattern: bytes) -> re.Pattern[bytes]:
     return re.compile(pattern)
 
 
-def triggered_rules(raw: bytes, rules: tuple[type[Rule], ...]) -> tuple[type[Rule], ...]:
+def triggered_rules(raw: bytes, rules: tuple[type[Rule], ...], settings: Settings) -> tuple[type[Rule], ...]:
     """The rules whose every trigger pattern occurs in `raw`."""
-    return tuple(rule for rule in rules if all(_compiled(pattern).search(raw) for pattern in rule.trigger))
+    return tuple(
+        rule for rule in rules if all(_compiled(pattern).search(raw) for pattern in rule.trigger_for(settings))
+    )
 
 
-def structurally_possible(text: str, rules: tuple[type[Rule], ...]) -> tuple[type[Rule], ...]:
+def structurally_possible(text: str, rules: tuple[type[Rule], ...], settings: Settings) -> tuple[type[Rule], ...]:
     """The rules whose `could_fire` accepts the module's stdlib AST (all of them if it won't parse)."""
-    if not any(rule.could_fire.__func__ is not Rule.could_fire.__func__ for rule in rules):
+    if not rules:
         return rules
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # newer syntax than this Python, or broken: LibCST will tell
-    return tuple(rule for rule in rules if rule.could_fire(tree))
+    return tuple(rule for rule in rules if rule.could_fire_under(tree, settings))

@@ -116,6 +116,16 @@ class Rule(m.MatcherDecoratableVisitor):
         cls.METADATA_DEPENDENCIES = tuple(dict.fromkeys((*needed, *cls.METADATA_DEPENDENCIES)))
 
     @classmethod
+    def trigger_for(cls, settings: Settings) -> tuple[bytes, ...]:
+        """The byte patterns under `settings`; a rule fed by configuration (resource pairs) extends them."""
+        return cls.trigger
+
+    @classmethod
+    def could_fire_under(cls, tree: ast.Module, settings: Settings) -> bool:
+        """`could_fire` under `settings`; a rule fed by configuration overrides this one instead."""
+        return cls.could_fire(tree)
+
+    @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
         """A cheap necessary condition on the stdlib AST, checked before the LibCST parse.
 

@@ -81,7 +81,7 @@ def run_stdin(mode: Mode, raw: bytes, stdin_filename: str | None, resolver: Sett
     named = Path(stdin_filename) if stdin_filename else Path.cwd() / "-"
     settings = resolver.for_path(named)
     rules = registry.rules_for(settings, named)
-    codes = tuple(rule.code for rule in triggered_rules(raw, rules))
+    codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
     return process(Job(display, None, raw, codes, settings, mode.fixing))
 
 
@@ -104,7 +104,7 @@ def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult)
     except UserError as error:
         outcome.results.append(_failed(UserError(display, error.reason)))
         return None
-    codes = tuple(rule.code for rule in triggered_rules(raw, rules))
+    codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
     if not codes:
         outcome.skipped += 1
         return None
