@@ -1,0 +1,571 @@
+"""UL202 unmanaged-resource: cases beyond the embedded examples, config pairs, generated variants."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import cast
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import fixed_text, run_rules
+from unleak.findings import FileResult
+from unleak.pipeline import Job, process
+from unleak.prefilter import triggered_rules
+from unleak.settings import ResourcePair, Settings
+from unleak.transforms.ul202_unmanaged_resource import UnmanagedResource
+
+RULES = (UnmanagedResource,)
+BROWSER = ResourcePair(acquire="get_browser", release="cleanup", context="browser_context")
+
+
+def _run(code: str, *resources: ResourcePair) -> FileResult:
+    raw = textwrap.dedent(code).encode("utf-8")
+    settings = Settings(resources=resources)
+    codes = tuple(rule.code for rule in triggered_rules(raw, RULES, settings))
+    return process(Job("example.py", None, raw, codes, settings, True))
+
+
+def _fix(code: str, *resources: ResourcePair) -> str:
+    return fixed_text(_run(code, *resources))
+
+
+CHANGED = {
+    "tempfile through a module alias, at module level": (
+        """
+        import tempfile as tf
+
+        scratch = tf.NamedTemporaryFile("w")
+        scratch.write("x")
+        scratch.flush()
+        scratch.close()
+        print("done")
+        """,
+        """
+        import tempfile as tf
+
+        with tf.NamedTemporaryFile("w") as scratch:
+            scratch.write("x")
+            scratch.flush()
+        print("done")
+        """,
+    ),
+    "socket in a nested block, iterated file, blank line dropped": (
+        """
+        import socket
+
+        def probe(hosts, path):
+            for host in hosts:
+                if host:
+                    conn = socket.socket()
+
+                    conn.connect((host, 80))
+                    conn.close()
+            log = open(path)
+            for line in log:
+                print(line)
+            log.close()
+        """,
+        """
+        import socket
+
+        def probe(hosts, path):
+            for host in hosts:
+                if host:
+                    with socket.socket() as conn:
+                        conn.connect((host, 80))
+            with open(path) as log:
+                for line in log:
+                    print(line)
+        """,
+    ),
+    "aiohttp session in an async function": (
+        """
+        from aiohttp import ClientSession
+
+        async def fetch(url):
+            session = ClientSession()
+            response = await session.get(url)
+            text = await response.text()
+            await session.close()
+            return text
+        """,
+        """
+        from aiohttp import ClientSession
+
+        async def fetch(url):
+            async with ClientSession() as session:
+                response = await session.get(url)
+                text = await response.text()
+            return text
+        """,
+    ),
+    "sync httpx client, statements before and after stay in order": (
+        """
+        import httpx
+
+        def ping(url):
+            started = now()
+            client = httpx.Client()
+            client.get(url)
+            client.close()
+            return now() - started
+        """,
+        """
+        import httpx
+
+        def ping(url):
+            started = now()
+            with httpx.Client() as client:
+                client.get(url)
+            return now() - started
+        """,
+    ),
+    "session from a sessionmaker factory of this module": (
+        """
+        from sqlalchemy.orm import sessionmaker
+
+        SessionLocal = sessionmaker(bind=engine)
+
+        def count(model):
+            db = SessionLocal()
+            total = db.query(model).count()
+            db.close()
+            return total
+        """,
+        """
+        from sqlalchemy.orm import sessionmaker
+
+        SessionLocal = sessionmaker(bind=engine)
+
+        def count(model):
+            with SessionLocal() as db:
+                total = db.query(model).count()
+            return total
+        """,
+    ),
+    "async session from async_sessionmaker": (
+        """
+        from sqlalchemy.ext.asyncio import async_sessionmaker
+
+        Factory = async_sessionmaker(engine)
+
+        async def count(model):
+            db = Factory()
+            total = await db.scalar(model)
+            await db.close()
+            return total
+        """,
+        """
+        from sqlalchemy.ext.asyncio import async_sessionmaker
+
+        Factory = async_sessionmaker(engine)
+
+        async def count(model):
+            async with Factory() as db:
+                total = await db.scalar(model)
+            return total
+        """,
+    ),
+    "SQLAlchemy Session(...)": (
+        """
+        from sqlalchemy.orm import Session
+
+        def save(engine, row):
+            session = Session(engine)
+            session.add(row)
+            session.commit()
+            session.close()
+        """,
+        """
+        from sqlalchemy.orm import Session
+
+        def save(engine, row):
+            with Session(engine) as session:
+                session.add(row)
+                session.commit()
+        """,
+    ),
+    "async playwright started and stopped by hand": (
+        """
+        from playwright.async_api import async_playwright
+
+        async def screenshot(url):
+            pw = await async_playwright().start()
+            browser = await pw.chromium.launch()
+            await (await browser.new_page()).goto(url)
+            await pw.stop()
+        """,
+        """
+        from playwright.async_api import async_playwright
+
+        async def screenshot(url):
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch()
+                await (await browser.new_page()).goto(url)
+        """,
+    ),
+    "sync playwright": (
+        """
+        from playwright.sync_api import sync_playwright
+
+        def screenshot(url):
+            pw = sync_playwright().start()
+            pw.chromium.launch().new_page().goto(url)
+            pw.stop()
+        """,
+        """
+        from playwright.sync_api import sync_playwright
+
+        def screenshot(url):
+            with sync_playwright() as pw:
+                pw.chromium.launch().new_page().goto(url)
+        """,
+    ),
+}
+
+
+@pytest.mark.parametrize(("before", "after"), CHANGED.values(), ids=CHANGED.keys())
+def test_fixes_exactly(before: str, after: str) -> None:
+    assert _fix(before) == textwrap.dedent(after)
+
+
+UNTOUCHED = {
+    "returned": """
+        def make(path):
+            handle = open(path)
+            handle.write("x")
+            return handle
+        """,
+    "yielded": """
+        def lines(path):
+            handle = open(path)
+            yield handle
+            handle.close()
+        """,
+    "stored on self": """
+        class Log:
+            def start(self, path):
+                handle = open(path)
+                self.handle = handle
+                handle.close()
+        """,
+    "put in a container": """
+        def keep(path, bag):
+            handle = open(path)
+            bag = [handle]
+            handle.close()
+        """,
+    "passed to a call": """
+        def dump(path, data):
+            handle = open(path, "w")
+            json.dump(data, handle)
+            handle.close()
+        """,
+    "already in finally": """
+        def read(path):
+            handle = open(path)
+            try:
+                data = handle.read()
+            finally:
+                handle.close()
+            return data
+        """,
+    "already a with": """
+        def read(path):
+            handle = open(path)
+            with handle:
+                data = handle.read()
+            handle.close()
+        """,
+    "closed in another method": """
+        class Reader:
+            def open(self, path):
+                self.handle = open(path)
+
+            def close(self):
+                self.handle.close()
+        """,
+    "closed only in except": """
+        def read(path):
+            handle = open(path)
+            try:
+                return handle.read()
+            except OSError:
+                handle.close()
+                raise
+        """,
+    "name assigned twice": """
+        def read(a, b):
+            handle = open(a)
+            handle.read()
+            handle.close()
+            handle = open(b)
+        """,
+    "used by a nested function": """
+        def read(path):
+            handle = open(path)
+            reader = lambda: handle.read()
+            reader()
+            handle.close()
+        """,
+    "async client in sync code": """
+        import httpx
+
+        def fetch(url):
+            client = httpx.AsyncClient()
+            client.get(url)
+            client.aclose()
+        """,
+    "look-alike open from another module": """
+        from gzip import open
+
+        def read(path):
+            handle = open(path)
+            data = handle.read()
+            handle.close()
+        """,
+    "async close not awaited": """
+        import httpx
+
+        async def fetch(url):
+            client = httpx.AsyncClient()
+            await client.get(url)
+            client.aclose()
+        """,
+    "session factory imported from elsewhere (unknown kind)": """
+        from app.db import SessionLocal
+
+        def count(model):
+            db = SessionLocal()
+            total = db.query(model).count()
+            db.close()
+            return total
+        """,
+    "playwright start not awaited in async code": """
+        from playwright.async_api import async_playwright
+
+        async def screenshot(url):
+            pw = async_playwright().start()
+            await pw.chromium.launch()
+            await pw.stop()
+        """,
+    "unknown object with a close method": """
+        def drain(pool):
+            conn = pool.acquire()
+            conn.send("x")
+            conn.close()
+        """,
+    "also closed on an early-return path": """
+        from playwright.sync_api import sync_playwright
+
+        def screenshot(url):
+            pw = sync_playwright().start()
+            if not url:
+                pw.stop()
+                return
+            pw.chromium.launch().new_page().goto(url)
+            pw.stop()
+        """,
+    "never closed": """
+        def read(path):
+            handle = open(path)
+            return handle.read()
+        """,
+}
+
+
+@pytest.mark.parametrize("code", UNTOUCHED.values(), ids=UNTOUCHED.keys())
+def test_leaves_alone(code: str) -> None:
+    result = _run(code, BROWSER)
+    assert result.fixed is None
+    assert not result.findings
+
+
+def test_use_after_close_is_reported_without_a_fix() -> None:
+    code = """
+        def read(path):
+            handle = open(path)
+            data = handle.read()
+            handle.close()
+            print(handle.closed)
+        """
+    result = _run(code)
+    assert result.fixed is None
+    assert [finding.rule for finding in result.findings] == ["UL202"]
+
+
+PAIR_BEFORE = """
+    async def scrape(manager, url):
+        ctx = await manager.get_browser(headless=True)
+        page = await ctx.new_page()
+        await page.goto(url)
+        await manager.cleanup(ctx)
+        return url
+    """
+PAIR_AFTER = """
+    async def scrape(manager, url):
+        async with manager.browser_context(headless=True) as ctx:
+            page = await ctx.new_page()
+            await page.goto(url)
+        return url
+    """
+
+
+def test_configured_pair_in_process() -> None:
+    assert _fix(PAIR_BEFORE, BROWSER) == textwrap.dedent(PAIR_AFTER)
+
+
+def test_configured_pair_without_await_is_a_plain_with() -> None:
+    before = """
+        def scrape(pool, url):
+            conn = pool.checkout(url, retries=2)
+            conn.send("hi")
+            pool.checkin(conn)
+        """
+    after = """
+        def scrape(pool, url):
+            with pool.connection(url, retries=2) as conn:
+                conn.send("hi")
+        """
+    pair = ResourcePair(acquire="checkout", release="checkin", context="connection")
+    assert _fix(before, pair) == textwrap.dedent(after)
+
+
+def test_configured_function_pair_needs_the_context_manager_in_scope() -> None:
+    code = """
+        from app import get_browser, cleanup{extra}
+
+        async def scrape(url):
+            ctx = await get_browser(url)
+            await ctx.go()
+            await cleanup(ctx)
+        """
+    missing = _run(code.format(extra=""), BROWSER)
+    assert missing.fixed is None
+    assert [finding.rule for finding in missing.findings] == ["UL202"]
+    fixed = _fix(code.format(extra=", browser_context"), BROWSER)
+    assert "    async with browser_context(url) as ctx:\n        await ctx.go()\n" in fixed
+    assert "cleanup(ctx)" not in fixed
+
+
+@pytest.mark.parametrize(
+    "release",
+    ["await other.cleanup(ctx)", "await manager.cleanup(ctx, force=True)", "await manager.dispose(ctx)"],
+)
+def test_configured_pair_needs_the_same_receiver_and_release(release: str) -> None:
+    code = f"""
+        async def scrape(manager, other):
+            ctx = await manager.get_browser()
+            await ctx.go()
+            {release}
+        """
+    assert _run(code, BROWSER).fixed is None
+
+
+def test_configured_pair_is_ignored_without_config() -> None:
+    assert _run(PAIR_BEFORE).fixed is None
+
+
+def test_configured_pair_through_pyproject_and_cli(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.unleak]\n\n[[tool.unleak.resources]]\nacquire = "get_browser"\nrelease = "cleanup"\n'
+        'context = "browser_context"\n'
+    )
+    target = tmp_path / "scrape.py"
+    target.write_text(textwrap.dedent(PAIR_BEFORE))
+    command = [sys.executable, "-m", "unleak", "apply", str(target)]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, timeout=60, check=False)
+    assert first.returncode == 0, first.stderr
+    assert target.read_text() == textwrap.dedent(PAIR_AFTER)
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, timeout=60, check=False)
+    assert again.returncode == 0, again.stderr
+    assert target.read_text() == textwrap.dedent(PAIR_AFTER)
+
+
+def test_missing_key_in_config_is_a_clear_error(tmp_path: Path) -> None:
+    pyproject = '[[tool.unleak.resources]]\nacquire = "get_browser"\nrelease = "cleanup"\n'
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    (tmp_path / "scrape.py").write_text(textwrap.dedent(PAIR_BEFORE))
+    done = subprocess.run(
+        [sys.executable, "-m", "unleak", "check", str(tmp_path / "scrape.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "missing the key 'context'" in done.stdout + done.stderr
+
+
+def test_could_fire_needs_a_release_of_the_assigned_name() -> None:
+    assert not UnmanagedResource.could_fire(ast.parse("f = open(p)\nprint(g)\ng.close()\n"))
+    assert not UnmanagedResource.could_fire(ast.parse("f = open(p)\nprint(f)\n"))
+    assert UnmanagedResource.could_fire(ast.parse("def x():\n    f = open(p)\n    f.close()\n"))
+    configured = ast.parse("async def x():\n    c = await m.get_browser()\n    await m.cleanup(c)\n")
+    assert not UnmanagedResource.could_fire(configured)
+    assert UnmanagedResource.could_fire_under(configured, Settings(resources=(BROWSER,)))
+
+
+def test_trigger_lets_configured_releases_through_only_when_configured() -> None:
+    raw = textwrap.dedent(PAIR_BEFORE).encode("utf-8")
+    assert triggered_rules(raw, RULES, Settings()) == ()
+    assert triggered_rules(raw, RULES, Settings(resources=(BROWSER,))) == RULES
+    assert triggered_rules(b"print(x)\n", RULES, Settings(resources=(BROWSER,))) == ()
+
+
+# --- generated variants ------------------------------------------------------------------------
+
+KINDS = {
+    "open(path)": ("", "close", False),
+    "httpx.Client()": ("import httpx\n\n", "close", False),
+    "tempfile.TemporaryFile()": ("import tempfile\n\n", "close", False),
+    "httpx.AsyncClient()": ("import httpx\n\n", "aclose", True),
+}
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> str:
+    acquire = draw(st.sampled_from(sorted(KINDS)))
+    header, close, asynchronous = KINDS[acquire]
+    name = draw(st.sampled_from(("f", "handle", "client")))
+    uses = [f"step{i}({name}.attr{i})" for i in range(draw(st.integers(1, 3)))]
+    if draw(st.booleans()):
+        uses.insert(draw(st.integers(0, len(uses))), "# a comment between statements")
+    if draw(st.booleans()):
+        uses.append(f"for item in {name}:\n    handle_item(item)")
+    before = [f"before{i}()" for i in range(draw(st.integers(0, 2)))]
+    after = [f"after{i}()" for i in range(draw(st.integers(0, 2)))]
+    closing = f"await {name}.{close}()" if asynchronous else f"{name}.{close}()"
+    body = [*before, f"{name} = {acquire}", *uses, closing, *after, "return 0"]
+    depth = draw(st.integers(0, 2))
+    nested = "\n".join(body)
+    for level in range(depth):
+        nested = f"if flag{level}:\n" + textwrap.indent(nested, "    ")
+    prefix = "async def" if asynchronous else "def"
+    return f"{header}{prefix} work(path, flag0, flag1):\n" + textwrap.indent(nested, "    ") + "\n"
+
+
+def _statement_calls(code: str) -> list[str]:
+    """Every called name in source order: what must survive, in the same order."""
+    tree = ast.parse(code)
+    called = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    in_order = sorted(called, key=lambda node: (node.lineno, node.col_offset))
+    return [cast(ast.Name, node.func).id for node in in_order]
+
+
+@settings(max_examples=40, deadline=None)
+@given(programs())
+def test_generated_variants_compile_are_idempotent_and_keep_order(code: str) -> None:
+    fixed = fixed_text(run_rules(code, RULES))
+    assert fixed != code
+    compile(fixed, "generated.py", "exec")
+    assert "with " in fixed and ".close()" not in fixed and ".aclose()" not in fixed
+    assert _statement_calls(fixed) == _statement_calls(code)
+    assert fixed_text(run_rules(fixed, RULES)) == fixed

@@ -1,0 +1,493 @@
+"""UL201 manual-acquire-release
+
+## What it does
+Finds a lock or semaphore taken with `acquire()` and given back with `release()` by hand, and
+turns the statements between the two into a `with lock:` (threading) or `async with sem:`
+(asyncio) block.
+
+## Why is this bad?
+Any exception, `return`, `break` or `continue` between `acquire()` and `release()` skips the
+release: the slot is never given back. A worker pool behind `asyncio.Semaphore(2)` that sees two
+failing jobs hangs forever on the third (seed 000 #3, seed 002 #21). A `with` block releases on
+every path.
+
+## Example
+```python
+async def run_job(sem, job):
+    await sem.acquire()
+    result = await job()
+    sem.release()
+    return result
+```
+
+## Use instead
+```python
+async def run_job(sem, job):
+    async with sem:
+        result = await job()
+    return result
+```
+
+## Fix safety
+Safe. The `with` block covers exactly the statements that ran between `acquire()` and
+`release()`; only the paths that leaked the slot change. The kind of object comes from how it
+was created (`asyncio.Semaphore(...)`, `threading.Lock()` assigned to the name, to `self.<attr>`
+or to a module global) or, when that is unknown, from the `await` on `acquire()`. A non-blocking
+or timed acquire whose result is used (`if lock.acquire(timeout=1):`) and an `acquire()` that
+returns something (`conn = await pool.acquire()`) are not this pattern. When the slot is released
+only in an `except` handler, in another function, or not in the same block, it is meant to outlive
+the call or leaks on the normal path: that is reported without a fix (it needs a context-manager
+API, not a rewrite).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import Assignment, ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
+
+from unleak import quickscan
+from unleak.analysis import ancestors, calls, enclosing_function, in_async_function
+from unleak.rule import FixSafety, Invalid, Rule, Valid
+
+Block = cst.IndentedBlock | cst.Module
+
+
+class Kind(Enum):
+    ASYNCIO = "async with"
+    THREADING = "with"
+
+
+_CONSTRUCTORS = {
+    Kind.ASYNCIO: ("asyncio.Semaphore", "asyncio.BoundedSemaphore", "asyncio.Lock", "asyncio.Condition"),
+    Kind.THREADING: (
+        "threading.Lock",
+        "threading.RLock",
+        "threading.Semaphore",
+        "threading.BoundedSemaphore",
+        "threading.Condition",
+    ),
+}
+
+# `x.acquire()` / `self.x.acquire()`: no arguments, the receiver a name or a dotted name.
+_RECEIVER = m.Name() | m.Attribute(value=m.Name() | m.Attribute())
+_ACQUIRE_CALL = m.Call(func=m.Attribute(value=_RECEIVER, attr=m.Name("acquire")), args=[])
+_ACQUIRE_LINE = m.SimpleStatementLine(body=[m.Expr(_ACQUIRE_CALL | m.Await(_ACQUIRE_CALL))])
+_RELEASE_LINE = m.SimpleStatementLine(
+    body=[m.Expr(m.Call(func=m.Attribute(value=_RECEIVER, attr=m.Name("release")), args=[]))]
+)
+_TRY_FINALLY_ONLY = m.Try(handlers=[], orelse=None, finalbody=m.Finally())
+
+
+@dataclass(frozen=True)
+class _Acquire:
+    """An `acquire()` statement: what it locks (as written) and whether it was awaited."""
+
+    line: cst.SimpleStatementLine
+    receiver: cst.BaseExpression
+    awaited: bool
+
+    @classmethod
+    def of(cls, statement: cst.CSTNode) -> _Acquire | None:
+        if not m.matches(statement, _ACQUIRE_LINE):
+            return None
+        line = cst.ensure_type(statement, cst.SimpleStatementLine)
+        value = cst.ensure_type(line.body[0], cst.Expr).value
+        call = cst.ensure_type(value.expression if isinstance(value, cst.Await) else value, cst.Call)
+        return cls(line, cst.ensure_type(call.func, cst.Attribute).value, isinstance(value, cst.Await))
+
+    def released_by(self, statement: cst.CSTNode) -> bool:
+        """Whether `statement` is exactly `<same receiver>.release()`."""
+        if not m.matches(statement, _RELEASE_LINE):
+            return False
+        line = cst.ensure_type(statement, cst.SimpleStatementLine)
+        call = cst.ensure_type(cst.ensure_type(line.body[0], cst.Expr).value, cst.Call)
+        return cst.ensure_type(call.func, cst.Attribute).value.deep_equals(self.receiver)
+
+    def is_finally_release(self, final: cst.Finally | None) -> bool:
+        """Whether `final` is a `finally:` whose whole body is the release."""
+        body = final.body if final is not None else None
+        return isinstance(body, cst.IndentedBlock) and len(body.body) == 1 and self.released_by(body.body[0])
+
+    def touched_in(self, nodes: Sequence[cst.CSTNode]) -> bool:
+        """Whether `nodes` call `acquire` or `release` on the same receiver anywhere inside."""
+        finder = _LockCallFinder(self.receiver)
+        for node in nodes:
+            node.visit(finder)
+        return finder.found
+
+
+class _LockCallFinder(cst.CSTVisitor):
+    def __init__(self, receiver: cst.BaseExpression) -> None:
+        super().__init__()
+        self._receiver = receiver
+        self.found = False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("acquire", "release"):
+            self.found = self.found or func.value.deep_equals(self._receiver)
+
+
+class ManualAcquireRelease(Rule):
+    code = "UL201"
+    name = "manual-acquire-release"
+    safety = FixSafety.SAFE
+    summary = "Lock/semaphore released by hand: any exception before `release()` leaks it; use `with`"
+    trigger = (rb"\.acquire\s*\(", rb"\.release\s*\(")
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+
+    @classmethod
+    def could_fire(cls, tree: ast.Module) -> bool:
+        """An `x.acquire()` statement (maybe awaited) with no arguments, whose result is dropped."""
+        return any(_is_acquire_statement(expr.value) for expr in quickscan.of_type(tree, ast.Expr))
+
+    @m.visit(_ACQUIRE_LINE)
+    def flag_manual_acquire(self, line: cst.SimpleStatementLine) -> None:
+        acquire = _Acquire.of(line)
+        if acquire is None:
+            return
+        kind = self._kind(acquire)
+        if kind is None:
+            return
+        block = self.get_metadata(ParentNodeProvider, line)
+        if isinstance(block, cst.IndentedBlock) and self._fix_try_around(acquire, kind, block):
+            return
+        if isinstance(block, (cst.IndentedBlock, cst.Module)) and self._fix_in_block(acquire, kind, block):
+            return
+        if not self._released_in_finally(acquire, block):
+            self.report(line, self._message(acquire, kind, fixable=False))
+
+    # --- which kind of lock -------------------------------------------------------------------
+
+    def _kind(self, acquire: _Acquire) -> Kind | None:
+        """The kind the receiver was created as; else async when awaited; None: not a candidate."""
+        created = self._created_kinds(acquire.receiver)
+        kind = created.pop() if len(created) == 1 else (Kind.ASYNCIO if acquire.awaited else None)
+        if kind is None or acquire.awaited != (kind is Kind.ASYNCIO):
+            return None
+        if kind is Kind.ASYNCIO and not in_async_function(self, acquire.line):
+            return None
+        return kind
+
+    def _created_kinds(self, receiver: cst.BaseExpression) -> set[Kind]:
+        values: list[cst.BaseExpression] = []
+        if isinstance(receiver, cst.Name):
+            values = self._values_of_name(receiver)
+        elif m.matches(receiver, m.Attribute(value=m.Name("self"))):
+            values = self._values_of_self_attribute(cst.ensure_type(receiver, cst.Attribute))
+        return {kind for value in values for kind in Kind if _constructs(self, value, kind)}
+
+    def _values_of_name(self, name: cst.Name) -> list[cst.BaseExpression]:
+        scope = self.get_metadata(ScopeProvider, name, None)
+        if scope is None:
+            return []
+        values = []
+        for assignment in scope[name.value]:
+            if isinstance(assignment, Assignment):
+                value = self._assigned_value(assignment.node)
+                if value is not None:
+                    values.append(value)
+        return values
+
+    def _assigned_value(self, target: cst.CSTNode) -> cst.BaseExpression | None:
+        """The value of `target = value` / `target: T = value`, else None."""
+        parent = self.get_metadata(ParentNodeProvider, target, None)
+        if isinstance(parent, cst.AssignTarget):
+            parent = self.get_metadata(ParentNodeProvider, parent, None)
+        if isinstance(parent, cst.Assign) or (isinstance(parent, cst.AnnAssign) and parent.target is target):
+            return parent.value
+        return None
+
+    def _values_of_self_attribute(self, attribute: cst.Attribute) -> list[cst.BaseExpression]:
+        """The values assigned to `self.<attr>` (or to `<attr>` in the class body) in the method's class."""
+        method = enclosing_function(self, attribute)
+        cls = enclosing_function(self, method) if method is not None else None
+        if not isinstance(cls, cst.ClassDef):
+            return []
+        finder = _AttributeAssignments(attribute.attr.value)
+        cls.body.visit(finder)
+        return finder.values
+
+    # --- the fixes ----------------------------------------------------------------------------
+
+    def _fix_try_around(self, acquire: _Acquire, kind: Kind, block: cst.IndentedBlock) -> bool:
+        """`try: acquire; ... finally: release` -> `with`, when the acquire opens a try/finally."""
+        trying = self.get_metadata(ParentNodeProvider, block)
+        if not (
+            m.matches(trying, _TRY_FINALLY_ONLY)
+            and trying.body is block
+            and block.body[0] is acquire.line
+            and acquire.is_finally_release(trying.finalbody)
+        ):
+            return False
+        rest = block.body[1:]
+        if acquire.touched_in(rest):
+            return False
+        body = block.with_changes(body=_with_comments_above(rest, acquire.line.leading_lines))
+        self.report(trying, self._message(acquire, kind), fix=_with(acquire, kind, body, trying.leading_lines))
+        return True
+
+    def _fix_in_block(self, acquire: _Acquire, kind: Kind, block: Block) -> bool:
+        """`acquire; ...; release` or `acquire; try: ... finally: release` in one block -> `with`."""
+        statements = list(block.body)
+        start = statements.index(acquire.line)
+        following = statements[start + 1 :]
+        if following and m.matches(following[0], m.Try(finalbody=m.Finally())):
+            trying = cst.ensure_type(following[0], cst.Try)
+            guarded_parts = [trying.body, *trying.handlers, *([trying.orelse] if trying.orelse else [])]
+            if acquire.is_finally_release(trying.finalbody) and not acquire.touched_in(guarded_parts):
+                return self._replace_span(acquire, kind, block, start, start + 2, _try_without_finally(trying))
+        end = next((i for i, statement in enumerate(following) if acquire.released_by(statement)), None)
+        if end is None or acquire.touched_in(following[:end]):
+            return False
+        release = cst.ensure_type(following[end], cst.SimpleStatementLine)
+        footer = [*release.leading_lines, *_comment_line(release.trailing_whitespace)]
+        body = cst.IndentedBlock(body=_with_comments_above(following[:end], ()), footer=footer)
+        return self._replace_span(acquire, kind, block, start, start + end + 2, body)
+
+    def _replace_span(
+        self, acquire: _Acquire, kind: Kind, block: Block, start: int, end: int, body: cst.IndentedBlock
+    ) -> bool:
+        """Replace `block.body[start:end]` (the acquire to the release) with `with <receiver>:` + `body`."""
+        statements = list(block.body)
+        guarded = _with(acquire, kind, body, acquire.line.leading_lines)
+        self.report(
+            block,
+            self._message(acquire, kind),
+            fix=block.with_changes(body=[*statements[:start], guarded, *statements[end:]]),
+        )
+        return True
+
+    def _released_in_finally(self, acquire: _Acquire, block: cst.CSTNode) -> bool:
+        """Correct code left alone: the release is in a `finally` of a try right after, or around."""
+        if isinstance(block, (cst.IndentedBlock, cst.Module)):
+            statements = list(block.body)
+            following = statements[statements.index(acquire.line) + 1 :]
+            if following and isinstance(following[0], cst.Try) and following[0].finalbody is not None:
+                if acquire.touched_in([following[0].finalbody]):
+                    return True
+        for parent in ancestors(self, acquire.line):
+            if isinstance(parent, cst.Try) and parent.finalbody is not None and acquire.touched_in([parent.finalbody]):
+                return True
+            if isinstance(parent, cst.FunctionDef):
+                return False
+        return False
+
+    def _message(self, acquire: _Acquire, kind: Kind, *, fixable: bool = True) -> str:
+        line = self.get_metadata(PositionProvider, acquire.line).start.line
+        held = cst.Module([]).code_for_node(acquire.receiver)
+        if fixable:
+            problem = "is released by hand, not on every path"
+            return f"`{held}.acquire()` (line {line}) {problem}: use `{kind.value} {held}:`"
+        return f"`{held}.acquire()` (line {line}) {_HELD_PAST_THE_BLOCK}"
+
+    VALID = (
+        Valid(
+            """
+            import asyncio
+
+            async def run_job(sem: asyncio.Semaphore, job):
+                async with sem:
+                    return await job()
+            """
+        ),
+        Valid(
+            """
+            import threading
+
+            lock = threading.Lock()
+
+            def try_update(state):
+                if lock.acquire(blocking=False):
+                    try:
+                        state.update()
+                    finally:
+                        lock.release()
+            """
+        ),
+        Valid(
+            """
+            async def query(pool, sql):
+                conn = await pool.acquire()
+                try:
+                    return await conn.fetch(sql)
+                finally:
+                    await pool.release(conn)
+            """
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            import asyncio
+
+            sem = asyncio.Semaphore(2)
+
+            async def run_job(job):
+                await sem.acquire()
+                result = await job()  # may raise
+                sem.release()
+                return result
+            """,
+            """
+            import asyncio
+
+            sem = asyncio.Semaphore(2)
+
+            async def run_job(job):
+                async with sem:
+                    result = await job()  # may raise
+                return result
+            """,
+        ),
+        Invalid(
+            """
+            import threading
+
+            class Counter:
+                def __init__(self):
+                    self._lock = threading.Lock()
+                    self.value = 0
+
+                def add(self, n):
+                    self._lock.acquire()
+                    try:
+                        self.value += n
+                    finally:
+                        self._lock.release()
+            """,
+            """
+            import threading
+
+            class Counter:
+                def __init__(self):
+                    self._lock = threading.Lock()
+                    self.value = 0
+
+                def add(self, n):
+                    with self._lock:
+                        self.value += n
+            """,
+        ),
+        Invalid(
+            """
+            async def fetch(limit, url):
+                try:
+                    await limit.acquire()
+                    return await get(url)
+                finally:
+                    limit.release()
+            """,
+            """
+            async def fetch(limit, url):
+                async with limit:
+                    return await get(url)
+            """,
+        ),
+        Invalid(
+            """
+            import asyncio
+
+            class BrowserManager:
+                def __init__(self):
+                    self._semaphore = asyncio.Semaphore(5)
+
+                async def get_browser(self):
+                    await self._semaphore.acquire()
+                    try:
+                        browser = await launch()
+                        return await browser.new_context()
+                    except Exception:
+                        self._semaphore.release()  # only releases on error
+                        raise
+            """
+        ),
+    )
+
+
+_HELD_PAST_THE_BLOCK = (
+    "is not released in the same block on the normal path (only on error, in another function, or held past "
+    "the call): give the resource a context-manager API and use `async with`/`with`"
+)
+
+
+def _is_acquire_statement(value: ast.expr) -> bool:
+    call = value.value if isinstance(value, ast.Await) else value
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "acquire"
+        and not call.args
+        and not call.keywords
+    )
+
+
+def _constructs(rule: Rule, value: cst.BaseExpression, kind: Kind) -> bool:
+    return isinstance(value, cst.Call) and calls(rule, value, *_CONSTRUCTORS[kind])
+
+
+class _AttributeAssignments(cst.CSTVisitor):
+    """Values assigned to `self.<attr>` in a class's methods or to `<attr>` in its body."""
+
+    def __init__(self, attr: str) -> None:
+        super().__init__()
+        self._targets = m.Attribute(value=m.Name("self"), attr=m.Name(attr)) | m.Name(attr)
+        self.values: list[cst.BaseExpression] = []
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if any(m.matches(target.target, self._targets) for target in node.targets):
+            self.values.append(node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None and m.matches(node.target, self._targets):
+            self.values.append(node.value)
+
+
+def _comments(lines: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    return [line for line in lines if line.comment is not None]
+
+
+def _with_comments_above(
+    statements: Sequence[cst.BaseStatement], lines: Sequence[cst.EmptyLine]
+) -> list[cst.BaseStatement]:
+    """`statements` as the body of a new block (`pass` if none), the comments of `lines` above the first:
+    comments from a line that goes (the acquire, the `try:`) stay with the code they were about."""
+    if not statements:
+        return [cst.SimpleStatementLine([cst.Pass()], leading_lines=_comments(lines))]
+    first, *rest = statements
+    return [first.with_changes(leading_lines=[*_comments(lines), *first.leading_lines]), *rest]
+
+
+def _comment_line(trailing: cst.TrailingWhitespace) -> list[cst.EmptyLine]:
+    """A trailing `# comment` of a removed line, kept as a line of its own."""
+    return [cst.EmptyLine(comment=trailing.comment)] if trailing.comment is not None else []
+
+
+def _try_without_finally(trying: cst.Try) -> cst.IndentedBlock:
+    """The body of a `try` whose `finally` only released: the try's own body, or the try minus its finally."""
+    if not trying.handlers and trying.orelse is None:
+        body = cst.ensure_type(trying.body, cst.IndentedBlock)
+        return body.with_changes(body=_with_comments_above(body.body, trying.leading_lines))
+    return cst.IndentedBlock(body=[trying.with_changes(finalbody=None, leading_lines=_comments(trying.leading_lines))])
+
+
+def _with(acquire: _Acquire, kind: Kind, body: cst.IndentedBlock, leading_lines: Sequence[cst.EmptyLine]) -> cst.With:
+    """`with <receiver>:` (or `async with`) over `body`; the acquire line's `# comment` goes on the
+    `with` line, or above the first statement when the body's header has a comment already."""
+    trailing = acquire.line.trailing_whitespace
+    if trailing.comment is not None and body.header.comment is None:
+        body = body.with_changes(header=trailing)
+    elif trailing.comment is not None:
+        body = body.with_changes(body=_with_comments_above(body.body, _comment_line(trailing)))
+    return cst.With(
+        items=[cst.WithItem(acquire.receiver)],
+        body=body,
+        asynchronous=cst.Asynchronous() if kind is Kind.ASYNCIO else None,
+        leading_lines=leading_lines,
+    )

@@ -1,0 +1,586 @@
+'''UL202 unmanaged-resource
+
+## What it does
+Finds a resource assigned to a name and closed by hand later in the same block, where the close
+is not in a `finally`: `f = open(path)` ... `f.close()`. The statements from the creation to the
+close go into `with open(path) as f:` (`async with` for async resources), and the close call goes.
+
+Built-in kinds, resolved by qualified name (aliases and from-imports followed): `open()`
+(`close`), `httpx.Client` (`close`), `httpx.AsyncClient` (`await aclose()`, `async with`),
+`requests.Session` (`close`), `aiohttp.ClientSession` (`await close()`, `async with`),
+`tempfile.NamedTemporaryFile`/`TemporaryFile`, `socket.socket`, SQLAlchemy's `Session(...)`
+and the sessions of a `sessionmaker(...)` this module assigns once (`db = SessionLocal()`; the
+async ones: `AsyncSession`, `async_sessionmaker`), and playwright's
+`pw = await async_playwright().start()` ... `await pw.stop()` (`async with async_playwright() as
+pw:`; `sync_playwright` alike). Project pairs come from `[[tool.unleak.resources]]` in
+`pyproject.toml`:
+
+```toml
+[[tool.unleak.resources]]
+acquire = "get_browser"      # method or function that returns the resource
+release = "cleanup"          # called with the resource (or on it) to free it
+context = "browser_context"  # context manager taking the same arguments as acquire
+```
+
+turns `ctx = await manager.get_browser(headless=True)` ... `await manager.cleanup(ctx)` into
+`async with manager.browser_context(headless=True) as ctx:` (same receiver, same arguments;
+`await` on the acquire means `async with`, no `await` means `with`).
+
+## Why is this bad?
+When anything between the creation and the close raises, the close never runs: the file
+descriptor, socket, connection pool or browser slot stays taken until the garbage collector
+gets to it, or forever. A loop that fails now and then runs the process out of descriptors
+("Too many open files", seed 004 #2), and a pool of browser slots that are only given back on
+success deadlocks after a few failed workflows (seed 000 #3). `with` releases on every path.
+
+## Example
+```python
+def first_line(path):
+    handle = open(path)
+    line = handle.readline()
+    handle.close()
+    return line
+```
+
+## Use instead
+```python
+def first_line(path):
+    with open(path) as handle:
+        line = handle.readline()
+    return line
+```
+
+## Fix safety
+Safe. The fix is made only when the name is assigned once, the close is a statement of its own
+in the block that creates the resource, and every other use of the name between the two is an
+attribute access (`handle.read()`, `handle.name`) or the iterable of a `for`. Left alone: code
+that closes in a `finally` or already uses `with`; resources that escape -- returned, yielded,
+stored on `self` or in a container, passed to any call, used by a nested function, lambda or
+comprehension -- since then someone else may still need them open; closes in another method;
+a second close on another path (`if bad: f.close(); return`), since closing twice is not
+harmless for every kind; session factories imported from another module (their kind is unknown).
+A resource still used after its close (or outside the block that creates it) is reported
+without a fix. Async resources are rewritten only inside an `async def`.
+
+The byte trigger is a call of `.close(`, `.aclose(` or `.stop(`; with configured pairs it also
+accepts a call of one of their release names (`trigger_for`). `could_fire` then keeps only files
+with an assignment from a call followed, in the same block, by a statement that calls one of
+those names on the assigned name (`f.close()`) or with it (`manager.cleanup(ctx)`).
+'''
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import cast
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import Assignment, ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
+
+from unleak import quickscan
+from unleak.analysis import ancestors, calls, enclosing_function, in_async_function
+from unleak.loops import drop_statements
+from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.settings import ResourcePair, Settings
+
+Block = cst.IndentedBlock | cst.Module
+
+_ASSIGNS_TO_A_NAME = m.SimpleStatementLine(
+    body=[m.Assign(targets=[m.AssignTarget(m.Name())], value=m.Call() | m.Await(m.Call()))]
+)
+_CALL_STATEMENT = m.SimpleStatementLine(body=[m.Expr(m.Call() | m.Await(m.Call()))])
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """How one kind of resource is released, and whether it is an async context manager."""
+
+    close: str
+    asynchronous: bool = False
+
+
+_BUILT_IN = {
+    "builtins.open": _Kind("close"),
+    "io.open": _Kind("close"),
+    "httpx.Client": _Kind("close"),
+    "httpx.AsyncClient": _Kind("aclose", asynchronous=True),
+    "requests.Session": _Kind("close"),
+    "requests.session": _Kind("close"),
+    "aiohttp.ClientSession": _Kind("close", asynchronous=True),
+    "tempfile.NamedTemporaryFile": _Kind("close"),
+    "tempfile.TemporaryFile": _Kind("close"),
+    "socket.socket": _Kind("close"),
+    "sqlalchemy.orm.Session": _Kind("close"),
+    "sqlalchemy.orm.session.Session": _Kind("close"),
+    "sqlalchemy.ext.asyncio.AsyncSession": _Kind("close", asynchronous=True),
+}
+# `SessionLocal = sessionmaker(...)`: `db = SessionLocal()` is a session of that kind.
+_SESSION_FACTORIES = {
+    "sqlalchemy.orm.sessionmaker": _Kind("close"),
+    "sqlalchemy.ext.asyncio.async_sessionmaker": _Kind("close", asynchronous=True),
+}
+# `pw = await async_playwright().start()` ... `await pw.stop()`: the manager is the inner call.
+_STARTED_BY = {
+    "playwright.async_api.async_playwright": _Kind("stop", asynchronous=True),
+    "playwright.sync_api.sync_playwright": _Kind("stop"),
+}
+_STARTED = m.Call(func=m.Attribute(value=m.Call(), attr=m.Name("start")), args=[])
+
+
+@dataclass(frozen=True)
+class _Resource:
+    """A `NAME = <acquire>` statement this rule knows how to put in a `with`."""
+
+    name: str
+    creation: cst.SimpleStatementLine
+    context: cst.BaseExpression  # what goes after `with`
+    asynchronous: bool
+    acquired_by: cst.BaseExpression  # the callee of the creation (`manager.get_browser`)
+    pair: ResourcePair | None  # None: a built-in kind
+    kind: _Kind | None  # None: a configured pair
+
+    @property
+    def closed_by(self) -> str:
+        """The method name that releases it when called on it."""
+        if self.kind is not None:
+            return self.kind.close
+        return cst.ensure_type(self.pair, ResourcePair).release.rsplit(".", 1)[-1]
+
+
+class UnmanagedResource(Rule):
+    code = "UL202"
+    name = "unmanaged-resource"
+    safety = FixSafety.SAFE
+    summary = "Resource closed by hand, not on every path: use `with` (or `async with`)"
+    trigger = (rb"\.(?:a?close|stop)\s*\(",)
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+
+    @classmethod
+    def trigger_for(cls, settings: Settings) -> tuple[bytes, ...]:
+        """The built-in closes, or a call of a configured release (`manager.cleanup(ctx)`, `cleanup(ctx)`)."""
+        releases = sorted(_release_names(settings))
+        if not releases:
+            return cls.trigger
+        alternatives = b"|".join(re.escape(name.encode()) for name in releases)
+        return (cls.trigger[0] + rb"|\b(?:" + alternatives + rb")\s*\(",)
+
+    @classmethod
+    def could_fire(cls, tree: ast.Module) -> bool:
+        return cls.could_fire_under(tree, Settings())
+
+    @classmethod
+    def could_fire_under(cls, tree: ast.Module, settings: Settings) -> bool:
+        """An assignment from a call, then in the same block `NAME.close()` or `release(NAME)` as a statement."""
+        closers = {kind.close for kind in (*_BUILT_IN.values(), *_STARTED_BY.values())} | _release_names(settings)
+        makers = _possible_makers(tree, settings)
+        return any(_creation_then_release(body, closers, makers) for body in _statement_lists(tree))
+
+    @m.visit(_ASSIGNS_TO_A_NAME)
+    def flag_unmanaged_resource(self, line: cst.SimpleStatementLine) -> None:
+        block = self.get_metadata(ParentNodeProvider, line)
+        if not isinstance(block, (cst.IndentedBlock, cst.Module)):
+            return
+        if isinstance(enclosing_function(self, line), cst.ClassDef):
+            return
+        resource = self._resource(line)
+        if resource is None or (resource.asynchronous and not in_async_function(self, line)):
+            return
+        references = self._references(resource)
+        if references is None:
+            return
+        close = self._close_in_block(resource, block, references)
+        if close is None:
+            return
+        statements = list(block.body)
+        start, end = statements.index(line), statements.index(close)
+        if any(self._outside(reference, statements[start : end + 1]) for reference in references):
+            self.report(line, f"`{resource.name}` is closed by hand and used after its close: use `with` by hand")
+            return
+        others = [reference for reference in references if not _within(self, reference, close)]
+        if not all(self._kept_inside(reference, resource) for reference in others):
+            return  # escapes (someone else may need it open), or is closed on another path too
+        undefined = self._undefined_context(resource)
+        if undefined is not None:
+            self.report(line, f"`{resource.name}` is closed by hand: use `with {undefined}(...)` (import it first)")
+            return
+        self._wrap_in_with(resource, block, start, end)
+
+    def _undefined_context(self, resource: _Resource) -> str | None:
+        """A configured context manager that is not a method on the acquire's receiver and whose
+        first name is not defined where the `with` would use it; None when it is usable."""
+        if resource.pair is None:
+            return None
+        context = resource.pair.context
+        if isinstance(resource.acquired_by, cst.Attribute) and "." not in context:
+            return None  # `manager.browser_context`, next to `manager.get_browser`
+        root = context.split(".", 1)[0]
+        return None if root in self.get_metadata(ScopeProvider, resource.creation) else context
+
+    def _wrap_in_with(self, resource: _Resource, block: Block, start: int, end: int) -> None:
+        """Report the block with `statements[start:end + 1]` replaced by the `with` statement."""
+        statements = list(block.body)
+        kept, leftover = drop_statements(statements[start + 1 : end + 1], [statements[end]])
+        if not kept:
+            return  # nothing runs between creation and close
+        managed = _with_statement(resource, kept, leftover)
+        fixed = block.with_changes(body=[*statements[:start], managed, *statements[end + 1 :]])
+        where = self.get_metadata(PositionProvider, resource.creation).start.line
+        message = f"`{resource.name}` (line {where}) is not closed when the code before its close raises"
+        self.report(block, f"{message}: use `with`", fix=fixed)
+
+    VALID = (
+        Valid(
+            """
+            def first_line(path):
+                with open(path) as handle:
+                    return handle.readline()
+            """
+        ),
+        Valid(
+            """
+            def first_line(path):
+                handle = open(path)
+                try:
+                    return handle.readline()
+                finally:
+                    handle.close()
+            """
+        ),
+        Valid(
+            """
+            def open_log(path):
+                handle = open(path)
+                handle.write("started\\n")
+                registry.append(handle)
+                handle.close()
+            """
+        ),
+        Valid(
+            """
+            class Store:
+                def start(self, path):
+                    self.handle = open(path)
+                    self.handle.write("started\\n")
+
+                def stop(self):
+                    self.handle.close()
+            """
+        ),
+        Valid(
+            """
+            def open(path):
+                return Fake(path)
+
+            def first_line(path):
+                handle = open(path)
+                line = handle.readline()
+                handle.close()
+                return line
+            """
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            def first_line(path):
+                handle = open(path)
+                line = handle.readline()
+                handle.close()
+                return line
+            """,
+            """
+            def first_line(path):
+                with open(path) as handle:
+                    line = handle.readline()
+                return line
+            """,
+        ),
+        Invalid(
+            """
+            import httpx
+
+            async def fetch_all(urls):
+                # one pool for every url
+                client = httpx.AsyncClient(timeout=30)  # shared
+                pages = []
+                for url in urls:
+                    pages.append((await client.get(url)).text)
+                await client.aclose()
+                return pages
+            """,
+            """
+            import httpx
+
+            async def fetch_all(urls):
+                # one pool for every url
+                async with httpx.AsyncClient(timeout=30) as client:  # shared
+                    pages = []
+                    for url in urls:
+                        pages.append((await client.get(url)).text)
+                return pages
+            """,
+        ),
+        Invalid(
+            """
+            from requests import Session
+
+            def download(url, target):
+                session = Session()
+                response = session.get(url)
+                target.write_bytes(response.content)
+                # done with the network
+                session.close()
+            """,
+            """
+            from requests import Session
+
+            def download(url, target):
+                with Session() as session:
+                    response = session.get(url)
+                    target.write_bytes(response.content)
+                    # done with the network
+            """,
+        ),
+        Invalid(
+            """
+            def count_lines(path):
+                handle = open(path)
+                total = sum(1 for _ in handle.readlines())
+                handle.close()
+                handle.read()
+                return total
+            """
+        ),
+    )
+
+    # --- what the assignment creates -------------------------------------------------------------
+
+    def _resource(self, line: cst.SimpleStatementLine) -> _Resource | None:
+        assign = cst.ensure_type(line.body[0], cst.Assign)
+        name = cst.ensure_type(assign.targets[0].target, cst.Name).value
+        awaited = isinstance(assign.value, cst.Await)
+        call = cst.ensure_type(_unawaited(assign.value), cst.Call)
+        built_in = self._built_in(call, awaited)
+        if built_in is not None:
+            context, kind = built_in
+            return _Resource(name, line, context, kind.asynchronous, call.func, None, kind)
+        pair = next((pair for pair in self.settings.resources if _names_function(call.func, pair.acquire)), None)
+        if pair is None:
+            return None
+        context = call.with_changes(func=_context_function(call.func, pair.context))
+        return _Resource(name, line, context, awaited, call.func, pair, None)
+
+    def _built_in(self, call: cst.Call, awaited: bool) -> tuple[cst.Call, _Kind] | None:
+        """What goes after `with` for a built-in kind, and how it is closed; None for other calls."""
+        if m.matches(call, _STARTED):
+            manager = cst.ensure_type(cst.ensure_type(call.func, cst.Attribute).value, cst.Call)
+            kind = next((kind for name, kind in _STARTED_BY.items() if calls(self, manager, name)), None)
+            return (manager, kind) if kind is not None and kind.asynchronous == awaited else None
+        if awaited:
+            return None
+        kind = next((kind for name, kind in _BUILT_IN.items() if calls(self, call, name)), None)
+        kind = kind or self._session_factory_kind(call)
+        return (call, kind) if kind is not None else None
+
+    def _session_factory_kind(self, call: cst.Call) -> _Kind | None:
+        """`SessionLocal()` where this module assigns `SessionLocal = sessionmaker(...)` once."""
+        if not isinstance(call.func, cst.Name):
+            return None
+        assignments = list(self.get_metadata(ScopeProvider, call.func)[call.func.value])
+        if len(assignments) != 1 or not isinstance(assignments[0], Assignment):
+            return None
+        target = self.get_metadata(ParentNodeProvider, assignments[0].node, None)
+        if not isinstance(target, cst.AssignTarget):
+            return None
+        assign = self.get_metadata(ParentNodeProvider, target)
+        if not m.matches(assign, m.Assign(targets=[m.AssignTarget(m.Name())], value=m.Call())):
+            return None
+        factory = cst.ensure_type(cst.ensure_type(assign, cst.Assign).value, cst.Call)
+        return next((kind for name, kind in _SESSION_FACTORIES.items() if calls(self, factory, name)), None)
+
+    # --- how the name is used --------------------------------------------------------------------
+
+    def _references(self, resource: _Resource) -> list[cst.Name] | None:
+        """Every use of the name, or None when it is assigned elsewhere too or used in another scope."""
+        assign = cst.ensure_type(resource.creation.body[0], cst.Assign)
+        target = cst.ensure_type(assign.targets[0].target, cst.Name)
+        scope = self.get_metadata(ScopeProvider, target)
+        assignments = list(scope.assignments[target.value])
+        if len(assignments) != 1 or not isinstance(assignments[0], Assignment):
+            return None
+        if assignments[0].node is not target:
+            return None
+        accesses = list(assignments[0].references)
+        if any(access.scope is not scope for access in accesses):
+            return None  # a nested function, lambda or comprehension may use it later, elsewhere
+        return [cst.ensure_type(access.node, cst.Name) for access in accesses]
+
+    def _close_in_block(
+        self, resource: _Resource, block: Block, references: list[cst.Name]
+    ) -> cst.SimpleStatementLine | None:
+        """The first statement of `block` after the creation that only releases the resource."""
+        creation_index = list(block.body).index(resource.creation)
+        for statement in block.body[creation_index + 1 :]:
+            uses_it = any(_within(self, reference, statement) for reference in references)
+            if uses_it and self._releases(resource, statement):
+                return cst.ensure_type(statement, cst.SimpleStatementLine)
+        return None
+
+    def _releases(self, resource: _Resource, statement: cst.BaseStatement) -> bool:
+        """`name.close()` (awaited for async kinds), or a configured `receiver.release(name)`/`name.release()`."""
+        if not m.matches(statement, _CALL_STATEMENT):
+            return False
+        value = cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.Expr).value
+        call = cst.ensure_type(_unawaited(value), cst.Call)
+        if resource.kind is not None:
+            method = m.Attribute(value=m.Name(resource.name), attr=m.Name(resource.kind.close))
+            awaited = isinstance(value, cst.Await)
+            return m.matches(call, m.Call(func=method, args=[])) and awaited == resource.kind.asynchronous
+        release = cst.ensure_type(resource.pair, ResourcePair).release
+        if m.matches(call, m.Call(func=m.Attribute(value=m.Name(resource.name)), args=[])):
+            return _names_function(call.func, resource.closed_by)
+        return (
+            m.matches(call, m.Call(args=[m.Arg(value=m.Name(resource.name), keyword=None, star="")]))
+            and _names_function(call.func, release)
+            and _receiver_code(call.func) == _receiver_code(resource.acquired_by)
+        )
+
+    def _kept_inside(self, reference: cst.Name, resource: _Resource) -> bool:
+        """`name.attribute` (method calls included, but not another close: closing twice is not
+        harmless for every kind) or `for ... in name`: the resource stays here."""
+        parent = self.get_metadata(ParentNodeProvider, reference)
+        if isinstance(parent, cst.Attribute):
+            return parent.value is reference and parent.attr.value != resource.closed_by
+        return isinstance(parent, cst.For) and parent.iter is reference
+
+    def _outside(self, reference: cst.Name, span: list[cst.BaseStatement]) -> bool:
+        """Whether `reference` stands outside the statements from the creation to the close."""
+        return not any(_within(self, reference, statement) for statement in span)
+
+
+def _unawaited(value: cst.BaseExpression) -> cst.BaseExpression:
+    return value.expression if isinstance(value, cst.Await) else value
+
+
+def _within(rule: Rule, node: cst.CSTNode, container: cst.CSTNode) -> bool:
+    return node is container or any(parent is container for parent in ancestors(rule, node))
+
+
+def _dotted(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        receiver = _dotted(node.value)
+        return None if receiver is None else f"{receiver}.{node.attr.value}"
+    return None
+
+
+def _names_function(func: cst.BaseExpression, configured: str) -> bool:
+    """`manager.get_browser` and `get_browser` name the configured `get_browser` (a dotted
+    configured name must match the end of the callee)."""
+    if isinstance(func, cst.Attribute):
+        last = func.attr.value
+    elif isinstance(func, cst.Name):
+        last = func.value
+    else:
+        return False
+    if "." not in configured:
+        return last == configured
+    written = _dotted(func)
+    return written is not None and (written == configured or written.endswith(f".{configured}"))
+
+
+def _receiver_code(func: cst.BaseExpression) -> str | None:
+    return cst.Module([]).code_for_node(func.value) if isinstance(func, cst.Attribute) else None
+
+
+def _context_function(func: cst.BaseExpression, context: str) -> cst.BaseExpression:
+    """The context manager on the acquire's receiver (`manager.browser_context`), or as configured."""
+    if isinstance(func, cst.Attribute) and "." not in context:
+        return func.with_changes(attr=cst.Name(context))
+    return cst.parse_expression(context)
+
+
+def _with_statement(resource: _Resource, kept: list[cst.BaseStatement], leftover: list[cst.EmptyLine]) -> cst.With:
+    first, *rest = kept
+    return cst.With(
+        items=[cst.WithItem(resource.context, asname=cst.AsName(cst.Name(resource.name)))],
+        body=cst.IndentedBlock(
+            body=[first.with_changes(leading_lines=_without_leading_blanks(first.leading_lines)), *rest],
+            header=resource.creation.trailing_whitespace,
+            footer=leftover,
+        ),
+        asynchronous=cst.Asynchronous() if resource.asynchronous else None,
+        leading_lines=resource.creation.leading_lines,
+    )
+
+
+def _without_leading_blanks(lines: tuple[cst.EmptyLine, ...] | list[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    """A blank line right after the new `with ...:` line reads as a mistake; comments stay."""
+    lines = list(lines)
+    while lines and lines[0].comment is None:
+        lines.pop(0)
+    return lines
+
+
+# --- the cheap check on the stdlib AST ---------------------------------------------------------
+
+
+def _statement_lists(tree: ast.AST) -> Iterator[list[ast.stmt]]:
+    for node in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody"):
+            statements = getattr(node, field, None)
+            if isinstance(statements, list):
+                yield statements
+
+
+def _release_names(settings: Settings) -> set[str]:
+    return {pair.release.rsplit(".", 1)[-1] for pair in settings.resources}
+
+
+def _possible_makers(tree: ast.Module, settings: Settings) -> Callable[[ast.Call], bool] | None:
+    """What a creating call may be named: the built-in kinds' last names, what the resource modules'
+    names are imported as, and the configured acquires; None (any call) when the module makes
+    its own session factories."""
+    if any(map(quickscan.calls_named("sessionmaker", "async_sessionmaker"), quickscan.of_type(tree, ast.Call))):
+        return None
+    names = {qualified.rsplit(".", 1)[-1] for qualified in _BUILT_IN} | {"start"}
+    names |= {pair.acquire.rsplit(".", 1)[-1] for pair in settings.resources}
+    for node in quickscan.of_type(tree, ast.ImportFrom):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _RESOURCE_PACKAGES:
+            names |= {alias.asname or alias.name for alias in node.names}
+    return quickscan.calls_named(*names)
+
+
+_RESOURCE_PACKAGES = frozenset(
+    qualified.split(".")[0] for qualified in (*_BUILT_IN, *_SESSION_FACTORIES, *_STARTED_BY)
+)
+
+
+def _creation_then_release(
+    statements: list[ast.stmt], closers: set[str], makers: Callable[[ast.Call], bool] | None
+) -> bool:
+    assigned: set[str] = set()
+    for statement in statements:
+        if isinstance(statement, ast.Assign) and [type(target) for target in statement.targets] == [ast.Name]:
+            value = statement.value.value if isinstance(statement.value, ast.Await) else statement.value
+            if isinstance(value, ast.Call) and (makers is None or makers(value)):
+                assigned.add(cast(ast.Name, statement.targets[0]).id)
+        elif isinstance(statement, ast.Expr) and assigned:
+            value = statement.value.value if isinstance(statement.value, ast.Await) else statement.value
+            if isinstance(value, ast.Call) and _releases_one_of(value, assigned, closers):
+                return True
+    return False
+
+
+def _releases_one_of(call: ast.Call, names: set[str], closers: set[str]) -> bool:
+    """`NAME.close()` or `release(NAME)` (`receiver.release(NAME)`), for a NAME in `names`."""
+    if quickscan.called_name(call) not in closers:
+        return False
+    func = call.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and not call.args:
+        return func.value.id in names
+    return len(call.args) == 1 and isinstance(call.args[0], ast.Name) and call.args[0].id in names
