@@ -89,3 +89,20 @@ def test_error_log_has_traceback_after_fix(tmp_path: Path) -> None:
     assert "Traceback (most recent call last):" in after.stderr
     assert "in parse_cents" in after.stderr
     assert after.stdout == before.stdout, "the fix changes the log only"
+
+
+def test_configured_resource_pair_leaves_no_browser_context_open(tmp_path: Path) -> None:
+    """Seed 000 #3 through the example's own pyproject.toml pair: get_browser/cleanup -> browser_context."""
+    example = ExampleCopy.of("browser_contexts", "scraper.py", tmp_path)
+
+    before = example.run()
+    assert before.returncode == 1, before.stdout + before.stderr
+    assert "2 browser contexts left open" in before.stdout
+
+    example.apply_fixes()
+    assert "async with manager.browser_context(headless=True) as ctx:" in example.program.read_text()
+
+    after = example.run()
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert after.stdout.count("failed: cannot load") == 2
+    assert "0 browser contexts left open" in after.stdout
