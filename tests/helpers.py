@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
 from unleak import registry
 from unleak.findings import FileResult
 from unleak.pipeline import Job, process
@@ -24,3 +30,43 @@ def run_rules(
 def fixed_text(result: FileResult) -> str:
     assert result.error is None, result.error
     return (result.fixed if result.fixed is not None else result.original).decode("utf-8")
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TIMEOUT_SECONDS = 60  # a backstop only: each program stops itself within a second or two
+
+
+@dataclass(frozen=True)
+class ExampleCopy:
+    """A copy of one `examples/` folder, with the program to run in it (runtime proof)."""
+
+    folder: Path
+    program: Path
+
+    @classmethod
+    def of(cls, example: str, program: str, tmp_path: Path) -> ExampleCopy:
+        folder = Path(shutil.copytree(EXAMPLES / example, tmp_path / example))
+        return cls(folder, folder / program)
+
+    def run(self) -> subprocess.CompletedProcess[str]:
+        return _run([sys.executable, str(self.program)], cwd=self.folder)
+
+    def apply_fixes(self, *flags: str) -> None:
+        """`unleak apply` the folder: it must change the program, and a second run nothing at all."""
+        original = self.program.read_bytes()
+        self._apply(flags)
+        fixed = self._snapshot()
+        assert self.program.read_bytes() != original, f"unleak apply left {self.program.name} unchanged"
+        self._apply(flags)
+        assert self._snapshot() == fixed, "a second unleak apply changed the folder again"
+
+    def _apply(self, flags: tuple[str, ...]) -> None:
+        result = _run([sys.executable, "-m", "unleak", "apply", *flags, str(self.folder)], cwd=self.folder)
+        assert result.returncode == 0, result.stderr
+
+    def _snapshot(self) -> dict[str, bytes]:
+        return {str(path.relative_to(self.folder)): path.read_bytes() for path in sorted(self.folder.rglob("*")) if path.is_file()}
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)

@@ -6,48 +6,9 @@ Each test copies one example folder to a temporary folder and runs the real prog
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TIMEOUT_SECONDS = 30  # a backstop only: each program stops itself within a second or two
-
-
-@dataclass(frozen=True)
-class ExampleCopy:
-    """A copy of one example folder, with the program to run in it."""
-
-    folder: Path
-    program: Path
-
-    @classmethod
-    def of(cls, example: str, program: str, tmp_path: Path) -> ExampleCopy:
-        folder = Path(shutil.copytree(EXAMPLES / example, tmp_path / example))
-        return cls(folder, folder / program)
-
-    def run(self) -> subprocess.CompletedProcess[str]:
-        return _run([sys.executable, str(self.program)], cwd=self.folder)
-
-    def apply_fixes(self) -> None:
-        """`unleak apply` the folder: it must change the program once, and a second run nothing."""
-        original = self.program.read_bytes()
-        self._apply()
-        fixed = self.program.read_bytes()
-        assert fixed != original, f"unleak apply left {self.program.name} unchanged"
-        self._apply()
-        assert self.program.read_bytes() == fixed, "a second unleak apply changed the file again"
-
-    def _apply(self) -> None:
-        result = _run([sys.executable, "-m", "unleak", "apply", str(self.folder)], cwd=self.folder)
-        assert result.returncode == 0, result.stderr
-
-
-def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
-
+from tests.helpers import ExampleCopy
 
 def assert_value_error_survived(output: str) -> None:
     assert "worker: swallowed ValueError(" in output

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "semaphore_leak"
-
-
-def _run_pool(folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(folder / "pool.py")], cwd=folder, capture_output=True, text=True, timeout=30
-    )
-
-
-def _apply(folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "unleak", "apply", str(folder)], cwd=folder, capture_output=True, text=True, timeout=120
-    )
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+from tests.helpers import ExampleCopy
 
 
 def test_leaked_semaphore_slots_hang_the_pool_before_and_not_after_apply(tmp_path: Path) -> None:
-    copy = tmp_path / "semaphore_leak"
-    shutil.copytree(EXAMPLE, copy)
+    example = ExampleCopy.of("semaphore_leak", "pool.py", tmp_path)
 
-    before = _run_pool(copy)
+    before = example.run()
     assert before.returncode == 1, before.stderr
     assert before.stdout == (
         "job 1 failed, carrying on\n"
@@ -38,13 +18,12 @@ def test_leaked_semaphore_slots_hang_the_pool_before_and_not_after_apply(tmp_pat
         "job 3 never got a slot (1.0 s): the pool leaked its slots\n"
     )
 
-    applied = _apply(copy)
-    assert applied.returncode == 0, applied.stderr
-    source = (copy / "pool.py").read_text(encoding="utf-8")
+    example.apply_fixes()
+    source = example.program.read_text(encoding="utf-8")
     assert "    async with slots:\n        kind, number = job.split(\":\")\n" in source
     assert "    await slots.acquire()\n" not in source and "    slots.release()\n" not in source
 
-    after = _run_pool(copy)
+    after = example.run()
     assert after.returncode == 0, after.stderr
     assert after.stdout == (
         "job 1 failed, carrying on\n"
@@ -53,8 +32,3 @@ def test_leaked_semaphore_slots_hang_the_pool_before_and_not_after_apply(tmp_pat
         "job 4 done\n"
         "all jobs handled\n"
     )
-
-    fixed = _snapshot(copy)
-    again = _apply(copy)
-    assert again.returncode == 0, again.stderr
-    assert _snapshot(copy) == fixed, "a second apply must change nothing"
