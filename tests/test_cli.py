@@ -311,6 +311,14 @@ def test_fixes_that_never_settle_are_reported(monkeypatch: pytest.MonkeyPatch) -
     assert Path("app.py").read_text() == "x\n"
 
 
+def test_deeply_nested_fixes_still_settle() -> None:
+    nested = "".join(f"{' ' * depth}try: pass\n{' ' * depth}except:\n" for depth in range(12)) + " " * 12 + "pass\n"
+    write("app.py", nested)
+    result = unleak("apply", "--jobs", "1")
+    assert result.exit_code == 0, result.stderr
+    assert Path("app.py").read_text() == nested.replace("except:", "except Exception:")
+
+
 # --- stdin -------------------------------------------------------------------------------------
 
 

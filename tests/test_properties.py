@@ -44,7 +44,7 @@ ERROR_LOG = "UL402"  # rewrites `logger.error(...)` without exc_info inside a ha
 # search; a failure prints the shrunk program, and `@example(...)` pins it.
 EXAMPLES_WITH_PATTERNS = 40
 EXAMPLES_WITHOUT_PATTERNS = 30
-EXAMPLES_FROM_GRAMMAR = 20
+EXAMPLES_FROM_GRAMMAR = 50
 
 
 # --- Lines and programs -------------------------------------------------------------------------
@@ -117,7 +117,8 @@ def physical_lines(text: str) -> list[str]:
 
 # --- Strategies ---------------------------------------------------------------------------------
 
-_TAKEN = {*keyword.kwlist, *keyword.softkwlist, *dir(builtins), "logger", "logging", "log", "messages", "request", "e", "self"}
+_USED_BY_THE_PROGRAMS = {"logger", "logging", "log", "messages", "request", "e", "self"}
+_TAKEN = {*keyword.kwlist, *keyword.softkwlist, *dir(builtins), *_USED_BY_THE_PROGRAMS}
 _LOWER, _UPPER, _DIGITS = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"
 
 
@@ -136,7 +137,8 @@ def call_text(function: str, arguments: list[str]) -> str:
     return f"{function}({', '.join(arguments)})"
 
 
-_ATOMS = st.one_of(names, st.integers(0, 999).map(str), st.sampled_from(['"text"', "'x'", "None", "True", "[]", "{}", "3.5"]))
+_LITERALS = st.sampled_from(['"text"', "'x'", "None", "True", "[]", "{}", "3.5"])
+_ATOMS = st.one_of(names, st.integers(0, 999).map(str), _LITERALS)
 expressions = st.one_of(
     _ATOMS,
     st.builds("{} + {}".format, _ATOMS, _ATOMS),
@@ -151,7 +153,9 @@ TRAILING_COMMENTS = st.sampled_from(
 # Blank lines and own-line comments between statements.
 TRIVIA = st.one_of(
     st.just(Line(0, "")),
-    st.sampled_from(["# note", "# unleak: ignore", "# unleak: ignore[UL401]", "#"]).map(lambda c: Line(0, "", comment=c)),
+    st.sampled_from(["# note", "# unleak: ignore", "# unleak: ignore[UL401]", "#"]).map(
+        lambda comment: Line(0, "", comment=comment)
+    ),
 )
 TRIVIA_LINES = st.lists(TRIVIA, max_size=1).map(tuple)
 LOG_MESSAGES = st.sampled_from(['"failed"', '"failed: %s"', 'f"failed {e}"'])
@@ -190,7 +194,7 @@ def log_calls(draw: st.DrawFn, scope: Scope, multiline: bool = True) -> tuple[Li
         method = draw(st.sampled_from(["error", "warning"]))
         arguments = ["request", draw(LOG_MESSAGES)]
     else:
-        method = draw(st.sampled_from(["error", "error", "critical", "exception", "warning", "info"]))
+        method = draw(st.sampled_from(["error", "error", "error", "critical", "exception", "info"]))
         arguments = [draw(LOG_MESSAGES), *draw(st.lists(names | st.just("e"), max_size=2))]
     loses_traceback = scope.handler and receiver != "messages" and method in ("error", "critical")
     if draw(one_in(4)) or (loses_traceback and not scope.patterns):
@@ -298,39 +302,54 @@ def try_statements(draw: st.DrawFn, scope: Scope, body: Body) -> tuple[Line, ...
     return lines
 
 
+# `body` fills the first block of a compound statement, `branches` the others (elif, else,
+# a second method): an enclosed try statement is then not copied into every branch.
+
+
 @st.composite
-def if_statements(draw: st.DrawFn, scope: Scope, body: Body) -> tuple[Line, ...]:
+def if_statements(draw: st.DrawFn, scope: Scope, body: Body, branches: Body) -> tuple[Line, ...]:
     lines = draw(compound(f"if {draw(expressions)}:", body(scope)))
     if draw(st.booleans()):
-        lines += draw(compound(f"elif {draw(expressions)}:", body(scope)))
+        lines += draw(compound(f"elif {draw(expressions)}:", branches(scope)))
     if draw(st.booleans()):
-        lines += draw(compound("else:", body(scope)))
+        lines += draw(compound("else:", branches(scope)))
     return lines
 
 
 @st.composite
-def loops(draw: st.DrawFn, scope: Scope, body: Body) -> tuple[Line, ...]:
+def loops(draw: st.DrawFn, scope: Scope, body: Body, branches: Body) -> tuple[Line, ...]:
     prefix = "async " if scope.is_async and draw(st.booleans()) else ""
-    header = draw(st.sampled_from([f"{prefix}for {draw(names)} in {draw(expressions)}:", f"while {draw(expressions)}:"]))
+    if draw(st.booleans()):
+        header = f"{prefix}for {draw(names)} in {draw(expressions)}:"
+    else:
+        header = f"while {draw(expressions)}:"
     lines = draw(compound(header, body(replace(scope, loop=True))))
     if draw(one_in(3)):
-        lines += draw(compound("else:", body(scope)))
+        lines += draw(compound("else:", branches(scope)))
     return lines
 
 
 @st.composite
-def with_statements(draw: st.DrawFn, scope: Scope, body: Body) -> tuple[Line, ...]:
+def with_statements(draw: st.DrawFn, scope: Scope, body: Body, branches: Body | None = None) -> tuple[Line, ...]:
+    """One block only: `branches` is there for the common signature of compound statements."""
     prefix = "async " if scope.is_async and draw(st.booleans()) else ""
     first, second = draw(names), draw(names)
-    items = draw(st.sampled_from([f"{first}() as {second}", f"{first}(), {second}()", f"({first}() as {second}, {second}())"]))
+    items = draw(
+        st.sampled_from([f"{first}() as {second}", f"{first}(), {second}()", f"({first}() as {second}, {second}())"])
+    )
     return draw(compound(f"{prefix}with {items}:", body(scope)))
 
 
-DECORATORS = st.one_of(names, st.builds("{}.{}".format, names, names), st.builds(call_text, names, st.lists(expressions, max_size=2)))
+DECORATORS = st.one_of(
+    names, st.builds("{}.{}".format, names, names), st.builds(call_text, names, st.lists(expressions, max_size=2))
+)
 
 
 @st.composite
-def functions(draw: st.DrawFn, scope: Scope, body: Body, method: bool = False) -> tuple[Line, ...]:
+def functions(
+    draw: st.DrawFn, scope: Scope, body: Body, branches: Body | None = None, method: bool = False
+) -> tuple[Line, ...]:
+    """One block only, like `with_statements`."""
     decorators = tuple(Line(0, f"@{decorator}") for decorator in draw(st.lists(DECORATORS, max_size=2)))
     is_async = draw(st.booleans())
     parameters = ["self"] * method + draw(st.lists(names, max_size=3, unique=True))
@@ -341,35 +360,38 @@ def functions(draw: st.DrawFn, scope: Scope, body: Body, method: bool = False) -
 
 
 @st.composite
-def classes(draw: st.DrawFn, scope: Scope, body: Body) -> tuple[Line, ...]:
+def classes(draw: st.DrawFn, scope: Scope, body: Body, branches: Body) -> tuple[Line, ...]:
     bases = draw(st.lists(class_names, max_size=2, unique=True))
     header = f"class {draw(class_names)}{'(' + ', '.join(bases) + ')' if bases else ''}:"
     attribute = st.builds("{} = {}".format, names, expressions).map(lambda code: (Line(0, code),))
     members = st.lists(attribute, max_size=1).map(flatten)  # class bodies run at once: no handler in between
-    methods = st.lists(functions(Scope(scope.patterns), body, method=True), min_size=1, max_size=2).map(flatten)
-    return draw(compound(header, st.tuples(members, methods).map(flatten)))
+    in_class = Scope(scope.patterns)
+    method = functions(in_class, body, method=True)
+    other_methods = st.lists(functions(in_class, branches, method=True), max_size=1).map(flatten)
+    return draw(compound(header, st.tuples(members, method, other_methods).map(flatten)))
 
 
-def compound_statements(scope: Scope, body: Body) -> list[st.SearchStrategy[tuple[Line, ...]]]:
+def compound_statements(scope: Scope, body: Body, branches: Body) -> list[st.SearchStrategy[tuple[Line, ...]]]:
     kinds = (if_statements, loops, with_statements, functions, classes)
-    return [kind(scope, body) for kind in kinds]
+    return [kind(scope, body, branches) for kind in kinds]
 
 
 @cache
 def statements(scope: Scope, budget: int) -> st.SearchStrategy[tuple[Line, ...]]:
     """One statement (with blank lines and comments before it), nesting at most `budget` deep."""
-    options = [simple_statements(scope)] * 4
+    options = [simple_statements(scope)] * (6 if scope.handler else 4)  # handlers: mostly logging calls
     if budget > 0:
         body = partial(blocks, budget=budget - 1)
         options += [try_statements(scope, body)] * 2  # the statement the rules are about, more often
-        options += compound_statements(scope, body)
+        options += compound_statements(scope, body, body)
     return st.tuples(TRIVIA_LINES, st.one_of(options)).map(flatten)
 
 
 @cache
 def blocks(scope: Scope, budget: int) -> st.SearchStrategy[tuple[Line, ...]]:
     """One or two statements, and maybe a comment or blank line closing the block."""
-    return st.tuples(st.lists(statements(scope, budget), min_size=1, max_size=2).map(flatten), TRIVIA_LINES).map(flatten)
+    one_or_two = st.lists(statements(scope, budget), min_size=1, max_size=2).map(flatten)
+    return st.tuples(one_or_two, TRIVIA_LINES).map(flatten)
 
 
 @cache
@@ -377,7 +399,7 @@ def enclosed_tries(scope: Scope, depth: int) -> st.SearchStrategy[tuple[Line, ..
     """A try statement (with nested statements) inside `depth` loops, withs, ifs, defs or classes."""
     if depth == 0:
         return try_statements(scope, partial(blocks, budget=1))
-    return st.one_of(compound_statements(scope, partial(enclosed_tries, depth=depth - 1)))
+    return st.one_of(compound_statements(scope, partial(enclosed_tries, depth=depth - 1), partial(blocks, budget=0)))
 
 
 def flatten(parts: Iterable[tuple[Line, ...]]) -> tuple[Line, ...]:
@@ -416,8 +438,9 @@ def programs(draw: st.DrawFn, patterns: bool = True) -> Program:
 
 def run(raw: bytes, *, prefilter: bool = True) -> FileResult:
     """Process `raw` as `unleak apply` does, with the registered rules its bytes trigger (or all)."""
-    rules = triggered_rules(raw, RULES, Settings()) if prefilter else RULES
-    return process(Job("generated.py", None, raw, tuple(rule.code for rule in rules), Settings(), fixing=True))
+    settings = Settings()
+    rules = triggered_rules(raw, RULES, settings) if prefilter else RULES
+    return process(Job("generated.py", None, raw, tuple(rule.code for rule in rules), settings, fixing=True))
 
 
 def output_of(result: FileResult) -> bytes:

@@ -21,7 +21,8 @@ from unleak.settings import Settings
 from unleak.suppression import Suppressions
 from unleak.verify import VerificationError, Verifier
 
-MAX_PASSES = 8
+# Nested fixes take one pass per level, so the bound is generous; a cycle is caught long before.
+MAX_PASSES = 64
 
 
 class RuleFailure(Exception):
@@ -55,11 +56,15 @@ def find(module: cst.Module, rules: tuple[type[Rule], ...], settings: Settings) 
 def fix(module: cst.Module, rules: tuple[type[Rule], ...], settings: Settings, verifier: Verifier) -> Outcome:
     """Apply every applicable fix until a fixed point; raise RuleFailure if a rule misbehaves."""
     outcome = Outcome(module)
+    seen = {module.code}
     for _ in range(MAX_PASSES):
         outcome.remaining = []
         changed_by = _one_pass(outcome, rules, settings, verifier)
         if not changed_by:
             return outcome
+        if outcome.module.code in seen:  # back to an earlier version: the fixes undo each other
+            raise RuleFailure(changed_by[-1], "fixes did not settle: they undo each other")
+        seen.add(outcome.module.code)
     raise RuleFailure(changed_by[-1], f"fixes did not settle after {MAX_PASSES} passes")
 
 
