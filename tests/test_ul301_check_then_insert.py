@@ -1,0 +1,359 @@
+"""UL301 check-then-insert: cases beyond the embedded examples, and generated variants."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import fixed_text, run_rules
+from unleak.transforms.ul301_check_then_insert import CheckThenInsert
+
+RULES = (CheckThenInsert,)
+
+MODELS = """\
+class User(Base):
+    __tablename__ = "users"
+    id = Column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(unique=True)
+    name = Column(String)
+    tenant = Column(String)
+    __table_args__ = (UniqueConstraint("tenant", "name"),)
+
+
+"""
+
+
+def fixed(code: str, *, unsafe: bool = False) -> str:
+    return fixed_text(run_rules(textwrap.dedent(code).lstrip("\n"), RULES, unsafe=unsafe))
+
+
+def safeties(code: str) -> list[str]:
+    return [finding.safety for finding in run_rules(textwrap.dedent(code).lstrip("\n"), RULES, fixing=False).findings]
+
+
+# --- must change: exact output -----------------------------------------------------------------
+
+FIXES = [
+    pytest.param(
+        """
+        import sqlalchemy as sa
+
+        async def seed(session):
+            if (await session.execute(sa.select(User).where(User.email == "a"))).scalar_one_or_none() is None:
+                session.add(User(email="a"))  # the admin
+                await session.commit()
+            else: log("exists")
+        """,
+        """
+        import sqlalchemy as sa
+
+        async def seed(session):
+            try:
+                session.add(User(email="a"))  # the admin
+                await session.commit()
+            except sa.exc.IntegrityError:
+                await session.rollback()
+                log("exists")
+        """,
+        id="async-2.x-select-uses-sa.exc-and-one-line-else",
+    ),
+    pytest.param(
+        """
+        import sqlalchemy.exc
+
+        def seed(db):
+            if not db.query(db.query(User).filter_by(name="x").exists()).scalar():
+                db.add(User(name="x"))
+                db.commit()
+        """,
+        """
+        import sqlalchemy.exc
+
+        def seed(db):
+            try:
+                db.add(User(name="x"))
+                db.commit()
+            except sqlalchemy.exc.IntegrityError:
+                db.rollback()
+        """,
+        id="exists-scalar-with-import-sqlalchemy.exc",
+    ),
+    pytest.param(
+        """
+        from sqlalchemy.exc import IntegrityError as Duplicate
+
+        class Repo:
+            def seed(self):
+                try:
+                    if not self.session.scalars(select(User).where(User.id == 1)).first():
+                        self.session.add_all([User(id=1)])
+                        self.session.flush()
+                finally:
+                    self.done()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError as Duplicate
+
+        class Repo:
+            def seed(self):
+                try:
+                    try:
+                        with self.session.begin_nested():
+                            self.session.add_all([User(id=1)])
+                            self.session.flush()
+                    except Duplicate:
+                        pass
+                finally:
+                    self.done()
+        """,
+        id="no-commit-savepoint-in-method-with-aliased-import",
+    ),
+    pytest.param(
+        """
+        def seed(db):
+            # seed once
+            if not db.query(User).filter(User.id == 1).first():  # look first
+                # make it
+                db.add(User(id=1))
+                db.commit()
+                log("seeded")
+            # nothing to do
+            else:  # exists
+                # say so
+                log("exists")
+
+            more()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def seed(db):
+            # seed once
+            try:  # look first
+                # make it
+                db.add(User(id=1))
+                db.commit()
+                log("seeded")
+            # nothing to do
+            except IntegrityError:  # exists
+                db.rollback()
+                # say so
+                log("exists")
+
+            more()
+        """,
+        id="comments-kept",
+    ),
+    pytest.param(
+        """
+        def seed(db):
+            if not User.query.get(1):
+                db.session.add(User(id=1))
+                db.session.commit()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def seed(db):
+            try:
+                db.session.add(User(id=1))
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+        """,
+        id="flask-sqlalchemy-query-get",
+    ),
+    pytest.param(
+        """
+        async def ensure(session: AsyncSession, key: str) -> None:
+            if await session.get(Setting, key) is None:
+                session.add(Setting(key=key))
+                await session.flush()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        async def ensure(session: AsyncSession, key: str) -> None:
+            try:
+                async with session.begin_nested():
+                    session.add(Setting(key=key))
+                    await session.flush()
+            except IntegrityError:
+                pass
+        """,
+        id="async-savepoint",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), FIXES)
+def test_fixes_exactly(before: str, after: str) -> None:
+    assert fixed(before, unsafe=True) == textwrap.dedent(after).lstrip("\n")
+
+
+# --- fix safety: safe only where the database visibly enforces the check ------------------------
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        "db.get(User, 1) is None",
+        "not db.query(User).filter(User.id == 1).first()",
+        "db.query(User).filter_by(email=e).one_or_none() is None",
+        "db.query(User).filter(User.tenant == t, User.name == n).count() == 0",
+        "not db.scalars(select(User).where(User.email == e, User.name == n)).first()",
+    ],
+)
+def test_safe_when_the_check_is_on_a_visible_unique_key(check: str) -> None:
+    code = MODELS + f"def seed(db, e, t, n):\n    if {check}:\n        db.add(User(id=1, email=e))\n        db.commit()\n"
+    assert safeties(code) == ["safe"]
+
+
+@pytest.mark.parametrize(
+    ("check", "insert"),
+    [
+        ("not db.query(User).filter(User.name == n).first()", "User(name=n)"),  # name alone is not unique
+        ("not db.query(User).filter(User.tenant == t).first()", "User(tenant=t)"),  # half a constraint
+        ("not db.query(Account).filter(Account.id == 1).first()", "Account(id=1)"),  # model not visible
+        ("db.get(User, 1) is None", "AuditLog(user=1)"),  # inserts something else
+        ("not db.query(User).filter(User.id > 1).first()", "User(id=2)"),  # not an equality
+    ],
+)
+def test_unsafe_when_nothing_visible_enforces_the_check(check: str, insert: str) -> None:
+    code = MODELS + f"def seed(db, t, n):\n    if {check}:\n        db.add({insert})\n        db.commit()\n"
+    assert safeties(code) == ["unsafe"]
+    assert fixed(code) == code
+    assert "except IntegrityError:" in fixed(code, unsafe=True)
+
+
+# --- must not change --------------------------------------------------------------------------
+
+LEFT_ALONE = [
+    pytest.param("if not db.query(User).first():\n    log('empty')\n", id="body-does-not-insert"),
+    pytest.param("if not db.query(User).first() and flag:\n    db.add(User())\n    db.commit()\n", id="condition-tests-more"),
+    pytest.param("if db.query(User).first():\n    db.add(User())\n    db.commit()\n", id="inverted-check"),
+    pytest.param("if db.query(User).count() > 0:\n    db.add(User())\n    db.commit()\n", id="count-not-zero"),
+    pytest.param("if db.query(User).first() is None and x:\n    db.add(User())\n", id="and-none"),
+    pytest.param("if not seen.get(key):\n    seen.add(key)\n", id="dict-get-set-add"),
+    pytest.param("if config.get('x', None) is None:\n    db.add(Setting())\n    db.commit()\n", id="dict-get-two-args-other-receiver"),
+    pytest.param("if not Item.objects.filter(a=1).first():\n    items.add(Item())\n", id="django-look-alike"),
+    pytest.param("if not db.query(User).first():\n    db.add(User())\n    db.rollback()\n", id="body-rolls-back"),
+    pytest.param("if not db.query(User).first():\n    db.add(User())\n    if x:\n        db.commit()\n", id="nested-commit"),
+    pytest.param("if not db.query(User).first():\n    db.add(User())\n    save(db)\n", id="no-commit-session-handed-on"),
+    pytest.param("if not db.query(User).first():\n    db.add(User())\n    other.commit()\n", id="no-commit-someone-commits"),
+    pytest.param("if other.get(User, 1) is None:\n    db.add(User(id=1))\n    db.commit()\n", id="lookup-on-another-session"),
+    pytest.param("if not db.query(User).first():\n    db.add(User())\n    db.commit()\nelif x:\n    pass\n", id="elif"),
+    pytest.param("user = db.query(User).first()\nif user is None:\n    db.add(User())\n    db.commit()\n", id="two-statement-form"),
+    pytest.param("if not db.query(User).first(): db.add(User()); db.commit()\n", id="one-line-body"),
+    pytest.param("if (u := db.query(User).first()) is None:\n    db.add(User())\n    db.commit()\n", id="walrus"),
+]
+
+
+@pytest.mark.parametrize("code", LEFT_ALONE)
+def test_leaves_alone(code: str) -> None:
+    result = run_rules(code, RULES, unsafe=True)
+    assert result.findings == [] and fixed_text(result) == code
+
+
+def test_integrity_error_naming_something_else_is_reported_without_a_fix() -> None:
+    code = "from psycopg2 import IntegrityError\n\ndef f(db):\n    if db.get(User, 1) is None:\n        db.add(User(id=1))\n        db.commit()\n"
+    result = run_rules(code, RULES, unsafe=True)
+    assert [finding.safety for finding in result.findings] == ["detect"]
+    assert "names something else" in result.findings[0].message
+    assert fixed_text(result) == code
+
+
+def test_function_local_import_is_used() -> None:
+    code = (
+        "def f(db):\n    from sqlalchemy.exc import IntegrityError as Taken\n\n"
+        "    if db.get(User, 1) is None:\n        db.add(User(id=1))\n        db.commit()\n"
+    )
+    assert "    except Taken:\n" in fixed(code, unsafe=True)
+    assert fixed(code, unsafe=True).count("import") == 1
+
+
+def test_two_checks_in_one_module_import_integrity_error_once() -> None:
+    one = "def a{n}(db):\n    if db.get(User, {n}) is None:\n        db.add(User(id={n}))\n        db.commit()\n\n\n"
+    code = one.format(n=1) + one.format(n=2)
+    result = fixed(code, unsafe=True)
+    assert result.count("from sqlalchemy.exc import IntegrityError\n") == 1
+    assert result.count("except IntegrityError:") == 2
+
+
+# --- generated variants -------------------------------------------------------------------------
+
+IMPORTS = {
+    "": "IntegrityError",
+    "from sqlalchemy.exc import IntegrityError\n": "IntegrityError",
+    "from sqlalchemy.exc import IntegrityError as IE\n": "IE",
+    "from sqlalchemy import exc\n": "exc.IntegrityError",
+    "import sqlalchemy as sa\n": "sa.exc.IntegrityError",
+}
+
+
+def checks(session: str, model: str) -> list[str]:
+    return [
+        f"not {session}.query({model}).filter({model}.id == key).first()",
+        f"{session}.query({model}).filter_by(id=key).one_or_none() is None",
+        f"{session}.query({model}).filter_by(id=key).count() == 0",
+        f"{session}.get({model}, key) is None",
+        f"not {session}.scalars(select({model}).where({model}.id == key)).first()",
+        f"not {model}.query.filter_by(id=key).first()",
+    ]
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> tuple[str, str, bool]:
+    session = draw(st.sampled_from(("db", "session", "self.session", "db.session")))
+    model = draw(st.sampled_from(("User", "Tag", "models.Account")))
+    imports = draw(st.sampled_from(sorted(IMPORTS)))
+    check = draw(st.sampled_from(checks(session, model)))
+    commits = draw(st.booleans())
+    body = [f"{session}.add({model}(id=key))"]
+    if draw(st.booleans()):
+        body.insert(0, "# insert it")
+    body += [f"{session}.commit()"] if commits else []
+    body += draw(st.sampled_from(([], ["log('seeded')"])))
+    orelse = draw(st.sampled_from(([], ["else:", "    log('there')"], ["else:  # there", "    # already", "    pass"])))
+    statement = [f"if {check}:", *("    " + line for line in body), *orelse]
+    for level in range(draw(st.integers(0, 2))):
+        statement = [f"if flag{level}:", *("    " + line for line in statement)]
+    around = draw(st.sampled_from(([], ["before()"])))
+    code = (imports + "\n\n" if imports else "") + "def work(self, db, session, key, flag0, flag1):\n" + "".join(
+        f"    {line}\n" for line in (*around, *statement, *around)
+    )
+    return code, IMPORTS[imports], commits
+
+
+@settings(max_examples=50, deadline=None)
+@given(programs())
+def test_generated_variants_compile_are_idempotent_and_import_once(program: tuple[str, str, bool]) -> None:
+    code, integrity_error, commits = program
+    result = fixed(code, unsafe=True)
+    assert result != code
+    tree = ast.parse(result)
+    assert not any(isinstance(node, ast.If) and "flag" not in ast.unparse(node.test) for node in ast.walk(tree))
+    handlers = [node for node in ast.walk(tree) if isinstance(node, ast.ExceptHandler)]
+    assert [ast.unparse(handler.type) for handler in handlers if handler.type] == [integrity_error]
+    assert result.count("import IntegrityError") <= 1
+    assert (".rollback()" in result) == commits and ("begin_nested" in result) != commits
+    assert fixed(result, unsafe=True) == result
+
+
+@settings(max_examples=30, deadline=None)
+@given(programs())
+def test_without_the_pattern_nothing_changes(program: tuple[str, str, bool]) -> None:
+    code = program[0].replace(".add(", ".merge(")  # no insert of its own: not check-then-insert
+    assert fixed(code, unsafe=True) == code
+
+
+def test_a_unique_column_of_another_model_does_not_make_the_fix_safe() -> None:
+    code = MODELS + (
+        "def seed(db, e):\n    if not db.query(Account).join(User).filter(User.email == e).first():\n"
+        "        db.add(Account(owner=e))\n        db.commit()\n"
+    )
+    assert safeties(code) == ["unsafe"]

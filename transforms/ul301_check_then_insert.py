@@ -1,0 +1,606 @@
+'''UL301 check-then-insert
+
+## What it does
+Finds an `if` that looks a row up and inserts it when it is missing:
+
+- `if not <query>.first():`, `if <query>.first() is None:`, `.one_or_none()`,
+  `.scalar_one_or_none()`, `.scalar()` (also over `exists()`), `if <query>.count() == 0:`;
+- `if session.get(Model, key) is None:` / `if not session.get(...)`, `Model.query.get(key)`;
+
+where `<query>` is `session.query(Model)...`, Flask-SQLAlchemy's `Model.query...` or a 2.x
+`session.scalars(select(Model)...)` / `session.execute(...)`, and whose body adds to the session
+(`session.add(...)`, `add_all(...)`, `db.session.add(...)`). The check goes; the body runs in a
+`try`, and `except IntegrityError:` rolls the same session back and runs the former `else:`
+branch.
+
+When the body does not commit (the caller commits later), only the insert is rolled back: the
+body goes into `with session.begin_nested():` (a SAVEPOINT) inside the `try`, so the caller's
+other pending work survives. `from sqlalchemy.exc import IntegrityError` is added once, unless
+the name is already reachable (`IntegrityError`, `exc.IntegrityError`, `sa.exc.IntegrityError`
+under whatever names the module imported them): then that name is used.
+
+## Why is this bad?
+The check and the insert are two statements, not one atomic operation. Workers that start
+together all see "no row", all insert, and all but one crash on the unique constraint with
+`IntegrityError` (seed 003 #2: every worker but one died at start-up). The database's unique
+constraint is the only check that cannot race: insert, and treat the conflict as "already there".
+
+## Example
+```python
+if not db.query(User).filter(User.id == 1).first():
+    db.add(User(id=1, email="admin@example.com"))
+    db.commit()
+else:
+    log.info("admin already there")
+```
+
+## Use instead
+```python
+from sqlalchemy.exc import IntegrityError
+
+try:
+    db.add(User(id=1, email="admin@example.com"))
+    db.commit()
+except IntegrityError:
+    db.rollback()
+    log.info("admin already there")
+```
+
+## Fix safety
+Safe when unleak can see that the database enforces what the check checked: the lookup is by
+primary key (`session.get(Model, key)`, `Model.query.get(key)`) or the model class is defined in
+the same module with a primary key, `unique=True` column or `UniqueConstraint` among the
+columns the check compares with `==`, and the body builds that model (`Model(...)`). Otherwise
+the insert would no longer be deduplicated by anything when the column is not unique, so the
+fix is unsafe (`--unsafe`): make sure the constraint exists first.
+
+With a commit in the body, a conflict rolls back the whole session, as any failed commit must;
+work the session had pending before the check is lost in that case, where before it stayed
+pending. Without a commit in the body, the SAVEPOINT keeps it.
+
+Left alone: conditions that test anything else too (`if not q.first() and flag:`), an `elif`,
+bodies that do not add to a session, that commit somewhere other than in their own top-level
+statements, that roll back, close or begin transactions, a lookup on another session than the
+insert's, and the two-statement form `user = q.first()` / `if user is None:` (the result may be
+used later). A module where `IntegrityError` names something else gets a report without a fix.
+
+The byte triggers are a call of `.add(`/`.add_all(` and of one of the lookups; `could_fire`
+keeps only files with an `if` whose test calls a lookup and whose body adds.
+'''
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import ImportAssignment, Scope, ScopeProvider
+
+from unleak import quickscan
+from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
+
+_LOOKUPS = frozenset({"first", "one_or_none", "scalar_one_or_none", "scalar", "get"})
+_COUNT = "count"
+_ADDS = frozenset({"add", "add_all"})
+_TRANSACTION_CONTROL = frozenset({"rollback", "close", "begin", "begin_nested"})
+_INTEGRITY_ERROR = "sqlalchemy.exc.IntegrityError"
+
+_ZERO = m.Integer("0")
+_NONE = m.Name("None")
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """What the `if` test looks up: the model and the columns it compares with `==`."""
+
+    model: str | None  # the model's code (`User`), when visible
+    columns: frozenset[str]  # columns compared with `==`
+    by_primary_key: bool  # `session.get(Model, key)`, `Model.query.get(key)`
+    session: str | None  # the session it runs on (`db`), when visible
+    awaited: bool
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """What the `if` body does with the session."""
+
+    session: str  # `db`, `db.session`, `self.session`
+    commits: bool
+    awaited: bool  # the session's methods are awaited: an AsyncSession
+    builds: frozenset[str]  # the code of every callee in the body (`User`, `models.User`)
+
+
+class CheckThenInsert(Rule):
+    code = "UL301"
+    name = "check-then-insert"
+    safety = FixSafety.SAFE
+    summary = "Check-then-insert races with concurrent workers: insert, and handle `IntegrityError`"
+    trigger = (
+        rb"\.add(?:_all)?\s*\(",
+        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count)\s*\(",
+    )
+    METADATA_DEPENDENCIES = (ScopeProvider,)
+
+    @classmethod
+    def could_fire(cls, tree: ast.Module) -> bool:
+        return any(_looks_up_then_adds(node) for node in quickscan.of_type(tree, ast.If))
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._unique_keys = _unique_keys_by_model(node)
+
+    @m.visit(m.If())
+    def flag_check_then_insert(self, node: cst.If) -> None:
+        if isinstance(node.orelse, cst.If):
+            return
+        lookup = _lookup(node.test)
+        insert = _insert(node.body)
+        if lookup is None or insert is None:
+            return
+        if lookup.session is not None and lookup.session != insert.session:
+            return
+        integrity_error = self._integrity_error(node)
+        if integrity_error is None:
+            self.report(node, f"{self.summary} (`IntegrityError` names something else here: fix by hand)")
+            return
+        name, imports = integrity_error
+        fix = _try_insert(node, insert, lookup.awaited, name)
+        if self._constraint_is_visible(lookup, insert):
+            self.report(node, fix=fix, imports=imports)
+        else:
+            model = lookup.model or "the model"
+            message = f"{self.summary} (the fix relies on a unique constraint on {model} that unleak cannot see)"
+            self.report(node, message, fix=fix, imports=imports, safety=FixSafety.UNSAFE)
+
+    def _constraint_is_visible(self, lookup: _Lookup, insert: _Insert) -> bool:
+        if lookup.model is None or lookup.model not in insert.builds:
+            return False
+        if lookup.by_primary_key:
+            return True
+        keys = self._unique_keys.get(lookup.model, ())
+        return any(key <= lookup.columns for key in keys)
+
+    def _integrity_error(self, node: cst.If) -> tuple[str, tuple[ImportSpec, ...]] | None:
+        """How to spell IntegrityError at `node`, and the import that needs (None: the name is taken)."""
+        scope = self.get_metadata(ScopeProvider, node)
+        spellings = [spelling for spelling in _imported_spellings(scope) if _INTEGRITY_ERROR in _resolves(scope, spelling)]
+        if spellings:
+            return min(spellings, key=len), ()
+        if "IntegrityError" in scope:
+            return None
+        return "IntegrityError", (ImportSpec("sqlalchemy.exc", "IntegrityError"),)
+
+    VALID = (
+        Valid(
+            """
+            from sqlalchemy.exc import IntegrityError
+
+            try:
+                db.add(User(id=1))
+                db.commit()
+            except IntegrityError:
+                db.rollback()
+            """
+        ),
+        Valid(
+            """
+            if not db.query(User).filter(User.id == 1).first():
+                log.warning("no admin user")
+            """
+        ),
+        Valid(
+            """
+            if not db.query(User).filter(User.id == 1).first() and seeding:
+                db.add(User(id=1))
+                db.commit()
+            """
+        ),
+        Valid(
+            """
+            if cache.get(key) is None:
+                seen.add(key)
+            """
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            from sqlalchemy import Column, Integer, String
+            from sqlalchemy.orm import declarative_base
+
+            Base = declarative_base()
+
+
+            class User(Base):
+                __tablename__ = "users"
+                id = Column(Integer, primary_key=True)
+                email = Column(String, unique=True)
+
+
+            def seed_admin(db):
+                # the first worker to start seeds the admin
+                if not db.query(User).filter(User.id == 1).first():
+                    db.add(User(id=1, email="admin@example.com"))
+                    db.commit()
+                else:
+                    log.info("admin already there")
+            """,
+            """
+            from sqlalchemy import Column, Integer, String
+            from sqlalchemy.orm import declarative_base
+            from sqlalchemy.exc import IntegrityError
+
+            Base = declarative_base()
+
+
+            class User(Base):
+                __tablename__ = "users"
+                id = Column(Integer, primary_key=True)
+                email = Column(String, unique=True)
+
+
+            def seed_admin(db):
+                # the first worker to start seeds the admin
+                try:
+                    db.add(User(id=1, email="admin@example.com"))
+                    db.commit()
+                except IntegrityError:
+                    db.rollback()
+                    log.info("admin already there")
+            """,
+        ),
+        Invalid(
+            """
+            from sqlalchemy import exc
+
+            def add_tag(session, name):
+                if session.get(Tag, name) is None:
+                    session.add(Tag(name=name))
+            """,
+            """
+            from sqlalchemy import exc
+
+            def add_tag(session, name):
+                try:
+                    with session.begin_nested():
+                        session.add(Tag(name=name))
+                except exc.IntegrityError:
+                    pass
+            """,
+        ),
+        Invalid(
+            """
+            def register(email):
+                if User.query.filter_by(email=email).count() == 0:
+                    db.session.add(User(email=email))
+                    db.session.commit()
+            """,
+            """
+            from sqlalchemy.exc import IntegrityError
+
+            def register(email):
+                try:
+                    db.session.add(User(email=email))
+                    db.session.commit()
+                except IntegrityError:
+                    db.session.rollback()
+            """,
+            unsafe=True,
+        ),
+    )
+
+
+# --- the `if` test ------------------------------------------------------------------------------
+
+
+def _lookup(test: cst.BaseExpression) -> _Lookup | None:
+    """The lookup an `if` test makes when the test is only "no row": `not q.first()`,
+    `q.first() is None`, `q.count() == 0`."""
+    call = _tested_call(test)
+    if call is None:
+        return None
+    method = cst.ensure_type(call.func, cst.Attribute).attr.value
+    if method == "get":
+        return _primary_key_lookup(test, call)
+    return _query_lookup(test, call)
+
+
+def _tested_call(test: cst.BaseExpression) -> cst.Call | None:
+    """The `x.first()` / `x.count()` call in `not x.first()`, `x.first() is None`, `x.count() == 0`."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        tested, methods = test.expression, _LOOKUPS | {_COUNT}
+    elif m.matches(test, m.Comparison(comparisons=[m.ComparisonTarget(m.Is(), _NONE)])):
+        tested, methods = cst.ensure_type(test, cst.Comparison).left, _LOOKUPS
+    elif m.matches(test, m.Comparison(comparisons=[m.ComparisonTarget(m.Equal(), _ZERO)])):
+        tested, methods = cst.ensure_type(test, cst.Comparison).left, frozenset({_COUNT})
+    else:
+        return None
+    tested = _unawaited(tested)
+    if not m.matches(tested, m.Call(func=m.Attribute())):
+        return None
+    call = cst.ensure_type(tested, cst.Call)
+    return call if cst.ensure_type(call.func, cst.Attribute).attr.value in methods else None
+
+
+def _primary_key_lookup(test: cst.BaseExpression, call: cst.Call) -> _Lookup | None:
+    """`session.get(Model, key)` or Flask-SQLAlchemy's `Model.query.get(key)`."""
+    receiver = cst.ensure_type(call.func, cst.Attribute).value
+    awaited = _has_await(test)
+    if m.matches(receiver, m.Attribute(attr=m.Name("query"))) and len(call.args) == 1:
+        return _Lookup(_code(cst.ensure_type(receiver, cst.Attribute).value), frozenset(), True, None, awaited)
+    if len(call.args) == 2 and all(arg.keyword is None and not arg.star for arg in call.args):
+        return _Lookup(_code(call.args[0].value), frozenset(), True, _code(receiver), awaited)
+    return None
+
+
+def _query_lookup(test: cst.BaseExpression, call: cst.Call) -> _Lookup | None:
+    """A lookup through `session.query(Model)`, `Model.query` or `select(Model)`; None for other calls."""
+    session: str | None = None
+    compared: set[tuple[str, str]] = set()  # (model, column)
+    calls = _all_calls(call)
+    model = next((_code(query.value) for query in _flask_queries(call, calls)), None)
+    for inner in calls:
+        name = _method_name(inner)
+        if name in ("query", "select") and inner.args:
+            model = _model_of(inner.args[0].value)
+            if name == "query":
+                session = _receiver(inner)
+        elif name in ("scalars", "execute", "scalar") and _receiver(inner) is not None and inner.args:
+            session = _receiver(inner)
+        elif name == "filter_by":
+            # `filter_by` names the queried model's own columns: "" stands for that model
+            compared |= {("", arg.keyword.value) for arg in inner.args if arg.keyword is not None}
+        elif name in ("filter", "where"):
+            compared |= {pair for arg in inner.args if (pair := _equality(arg.value)) is not None}
+    if model is None:
+        return None
+    columns = frozenset(column for owner, column in compared if owner in (model, ""))
+    return _Lookup(model, columns, False, session, _has_await(test))
+
+
+def _flask_queries(node: cst.CSTNode, calls: list[cst.Call]) -> Iterator[cst.Attribute]:
+    """Flask-SQLAlchemy's `Model.query` attributes (not a `session.query(...)` method call)."""
+    callees = {id(call.func) for call in calls}
+    for found in m.findall(node, m.Attribute(value=m.Name() | m.Attribute(), attr=m.Name("query"))):
+        if id(found) not in callees:
+            yield cst.ensure_type(found, cst.Attribute)
+
+
+def _method_name(call: cst.Call) -> str | None:
+    if isinstance(call.func, cst.Attribute):
+        return call.func.attr.value
+    if isinstance(call.func, cst.Name):
+        return call.func.value
+    return None
+
+
+def _receiver(call: cst.Call) -> str | None:
+    return _code(call.func.value) if isinstance(call.func, cst.Attribute) else None
+
+
+def _model_of(queried: cst.BaseExpression) -> str:
+    """`User` for `query(User)` and for `query(User.id)`."""
+    if m.matches(queried, m.Attribute(value=m.Name())):
+        return _code(cst.ensure_type(queried, cst.Attribute).value)
+    return _code(queried)
+
+
+def _equality(condition: cst.BaseExpression) -> tuple[str, str] | None:
+    """`("User", "email")` for `User.email == value`."""
+    if m.matches(condition, m.Comparison(left=m.Attribute(), comparisons=[m.ComparisonTarget(m.Equal())])):
+        column = cst.ensure_type(cst.ensure_type(condition, cst.Comparison).left, cst.Attribute)
+        return _code(column.value), column.attr.value
+    return None
+
+
+# --- the `if` body ------------------------------------------------------------------------------
+
+
+def _insert(body: cst.BaseSuite) -> _Insert | None:
+    """The session the body adds to, when it only adds, flushes and commits at its top level."""
+    if not isinstance(body, cst.IndentedBlock):
+        return None
+    top_level = [call for statement in body.body if (call := _statement_call(statement)) is not None]
+    adds = [call for call in top_level if _method_name(call) in _ADDS and _receiver(call) is not None]
+    if not adds:
+        return None
+    session = _receiver(adds[0])
+    assert session is not None
+    session_calls = [call for call in _all_calls(body) if _receiver(call) == session]
+    if any(_method_name(call) in _TRANSACTION_CONTROL for call in session_calls):
+        return None
+    commits = [call for call in session_calls if _method_name(call) == "commit"]
+    if any(commit not in top_level for commit in commits):
+        return None
+    if not commits and not _only_inserts(body, session, session_calls):
+        return None
+    awaited = any(_is_awaited_in(body, call) for call in session_calls)
+    builds = frozenset(_code(call.func) for call in _all_calls(body))
+    return _Insert(session, bool(commits), awaited, builds)
+
+
+def _statement_call(statement: cst.BaseStatement) -> cst.Call | None:
+    """The call a statement consists of: `db.add(x)`, `await db.commit()`."""
+    if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr()])):
+        return None
+    value = _unawaited(cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.Expr).value)
+    return value if isinstance(value, cst.Call) else None
+
+
+def _only_inserts(body: cst.IndentedBlock, session: str, session_calls: list[cst.Call]) -> bool:
+    """A body without a commit of its own, which can run inside a SAVEPOINT: it commits nothing
+    and hands the session to no other function (that might commit it), and `session` is one
+    (it flushes, or its name says so)."""
+    calls = _all_calls(body)
+    if any(_method_name(call) == "commit" for call in calls):
+        return False
+    if any(_code(arg.value) == session for call in calls for arg in call.args):
+        return False
+    is_session = session.rsplit(".", 1)[-1] in ("session", "db") or session.endswith("_session")
+    return is_session or any(_method_name(call) == "flush" for call in session_calls)
+
+
+def _all_calls(node: cst.CSTNode) -> list[cst.Call]:
+    return [cst.ensure_type(call, cst.Call) for call in m.findall(node, m.Call())]
+
+
+def _is_awaited_in(body: cst.CSTNode, call: cst.Call) -> bool:
+    return any(cst.ensure_type(node, cst.Await).expression is call for node in m.findall(body, m.Await()))
+
+
+# --- the rewrite --------------------------------------------------------------------------------
+
+
+def _try_insert(node: cst.If, insert: _Insert, lookup_awaited: bool, integrity_error: str) -> cst.Try:
+    body = cst.ensure_type(node.body, cst.IndentedBlock)
+    asynchronous = insert.awaited or lookup_awaited
+    first: list[cst.BaseStatement] = []
+    if insert.commits:
+        first.append(_session_call(insert.session, "rollback", asynchronous))
+    else:
+        body = body.with_changes(body=[_savepoint(body, insert.session, asynchronous)])
+    orelse = cst.ensure_type(node.orelse, cst.Else) if node.orelse is not None else None
+    handler = _handler(orelse, first, cst.parse_expression(integrity_error))
+    return cst.Try(body=body, handlers=[handler], leading_lines=node.leading_lines)
+
+
+def _handler(orelse: cst.Else | None, first: list[cst.BaseStatement], caught: cst.BaseExpression) -> cst.ExceptHandler:
+    """`except <caught>:` running `first`, then the former `else:` branch (keeping its comments)."""
+    block = _as_block(orelse.body) if orelse is not None else cst.IndentedBlock(body=[])
+    statements = [*first, *block.body] or [cst.SimpleStatementLine([cst.Pass()])]
+    return cst.ExceptHandler(
+        body=block.with_changes(body=statements),
+        type=caught,
+        leading_lines=orelse.leading_lines if orelse is not None else (),
+    )
+
+
+def _as_block(suite: cst.BaseSuite) -> cst.IndentedBlock:
+    """`else: x()` on one line, as an indented block."""
+    if isinstance(suite, cst.IndentedBlock):
+        return suite
+    line = cst.ensure_type(suite, cst.SimpleStatementSuite)
+    return cst.IndentedBlock(body=[cst.SimpleStatementLine(body=line.body)], header=line.trailing_whitespace)
+
+
+def _savepoint(body: cst.IndentedBlock, session: str, asynchronous: bool) -> cst.With:
+    begin = cst.Call(func=cst.Attribute(cst.parse_expression(session), cst.Name("begin_nested")))
+    return cst.With(
+        items=[cst.WithItem(begin)],
+        body=cst.IndentedBlock(body=body.body),
+        asynchronous=cst.Asynchronous() if asynchronous else None,
+    )
+
+
+def _session_call(session: str, method: str, awaited: bool) -> cst.SimpleStatementLine:
+    call: cst.BaseExpression = cst.Call(func=cst.Attribute(cst.parse_expression(session), cst.Name(method)))
+    return cst.SimpleStatementLine([cst.Expr(cst.Await(call) if awaited else call)])
+
+
+# --- the models this module declares ------------------------------------------------------------
+
+
+def _unique_keys_by_model(module: cst.Module) -> dict[str, list[frozenset[str]]]:
+    """For each class of the module: the column sets the database keeps unique (primary key,
+    `unique=True`, `UniqueConstraint(...)` in `__table_args__`)."""
+    keys: dict[str, list[frozenset[str]]] = {}
+    for statement in module.body:
+        if isinstance(statement, cst.ClassDef) and isinstance(statement.body, cst.IndentedBlock):
+            found = _unique_keys(statement.body)
+            if found:
+                keys[statement.name.value] = found
+    return keys
+
+
+def _unique_keys(body: cst.IndentedBlock) -> list[frozenset[str]]:
+    primary_key: set[str] = set()
+    keys: list[frozenset[str]] = []
+    for name, value in _class_assignments(body):
+        if name == "__table_args__":
+            keys.extend(_unique_constraints(value))
+        elif isinstance(value, cst.Call):
+            if _keyword_is_true(value, "primary_key"):
+                primary_key.add(name)
+            if _keyword_is_true(value, "unique"):
+                keys.append(frozenset({name}))
+    if primary_key:
+        keys.append(frozenset(primary_key))
+    return keys
+
+
+def _class_assignments(body: cst.IndentedBlock) -> Iterator[tuple[str, cst.BaseExpression]]:
+    for statement in body.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if m.matches(small, m.Assign(targets=[m.AssignTarget(m.Name())])):
+                assign = cst.ensure_type(small, cst.Assign)
+                yield cst.ensure_type(assign.targets[0].target, cst.Name).value, assign.value
+            elif m.matches(small, m.AnnAssign(target=m.Name(), value=m.DoNotCare())):
+                annotated = cst.ensure_type(small, cst.AnnAssign)
+                if annotated.value is not None:
+                    yield cst.ensure_type(annotated.target, cst.Name).value, annotated.value
+
+
+def _keyword_is_true(call: cst.Call, keyword: str) -> bool:
+    return any(m.matches(arg, m.Arg(keyword=m.Name(keyword), value=m.Name("True"))) for arg in call.args)
+
+
+def _unique_constraints(table_args: cst.BaseExpression) -> list[frozenset[str]]:
+    keys = []
+    for call in _all_calls(table_args):
+        if _method_name(call) == "UniqueConstraint":
+            names = [arg.value.evaluated_value for arg in call.args if arg.keyword is None and isinstance(arg.value, cst.SimpleString)]
+            if names and all(isinstance(name, str) for name in names):
+                keys.append(frozenset(str(name) for name in names))
+    return keys
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+def _imported_spellings(scope: Scope) -> Iterator[str]:
+    """Ways to spell IntegrityError from the imports this scope sees (`IE`, `exc.IntegrityError`,
+    `sa.exc.IntegrityError`)."""
+    for name in _imported_names(scope):
+        yield name
+        yield f"{name}.IntegrityError"
+        yield f"{name}.exc.IntegrityError"
+
+
+def _imported_names(scope: Scope) -> Iterator[str]:
+    current: Scope | None = scope
+    while current is not None:
+        for assignment in current.assignments:
+            if isinstance(assignment, ImportAssignment):
+                yield assignment.name
+        current = current.parent if current.parent is not current else None
+
+
+def _resolves(scope: Scope, spelling: str) -> set[str]:
+    return {qualified.name for qualified in scope.get_qualified_names_for(spelling)}
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+def _unawaited(node: cst.BaseExpression) -> cst.BaseExpression:
+    return node.expression if isinstance(node, cst.Await) else node
+
+
+def _has_await(node: cst.CSTNode) -> bool:
+    return bool(m.findall(node, m.Await()))
+
+
+# --- the cheap check on the stdlib AST ----------------------------------------------------------
+
+
+def _looks_up_then_adds(node: ast.AST) -> bool:
+    assert isinstance(node, ast.If)
+    lookups = quickscan.calls_named(*_LOOKUPS, _COUNT)
+    adds = quickscan.calls_named(*_ADDS)
+    return any(map(lookups, quickscan.of_type(node.test, ast.Call))) and any(
+        isinstance(statement, ast.Expr) and any(map(adds, quickscan.of_type(statement, ast.Call))) for statement in node.body
+    )
