@@ -513,6 +513,29 @@ def test_could_fire_needs_a_release_of_the_assigned_name() -> None:
     assert UnmanagedResource.could_fire_under(configured, Settings(resources=(BROWSER,)))
 
 
+@pytest.mark.parametrize(
+    ("imports", "possible"),
+    [
+        ("import tempfile", True),
+        ("import tempfile as tmp", True),
+        ("from tempfile import NamedTemporaryFile", True),
+        ("from sqlalchemy import orm", True),
+        ("import sqlalchemy.orm", True),
+        ("from django.core.files import temp as tempfile", False),  # same spelling, another module
+        ("", False),
+    ],
+)
+def test_could_fire_follows_how_the_module_is_imported(imports: str, possible: bool) -> None:
+    call = {
+        "from tempfile import NamedTemporaryFile": "NamedTemporaryFile()",
+        "import tempfile as tmp": "tmp.NamedTemporaryFile()",
+        "from sqlalchemy import orm": "orm.Session()",
+        "import sqlalchemy.orm": "sqlalchemy.orm.Session()",
+    }.get(imports, "tempfile.NamedTemporaryFile()")
+    code = f"{imports}\n\ndef x():\n    f = {call}\n    f.write(b'a')\n    f.close()\n"
+    assert UnmanagedResource.could_fire(ast.parse(code)) is possible
+
+
 def test_trigger_lets_configured_releases_through_only_when_configured() -> None:
     raw = textwrap.dedent(PAIR_BEFORE).encode("utf-8")
     assert triggered_rules(raw, RULES, Settings()) == ()

@@ -542,22 +542,44 @@ def _release_names(settings: Settings) -> set[str]:
 
 
 def _possible_makers(tree: ast.Module, settings: Settings) -> Callable[[ast.Call], bool] | None:
-    """What a creating call may be named: the built-in kinds' last names, what the resource modules'
-    names are imported as, and the configured acquires; None (any call) when the module makes
-    its own session factories."""
+    """What a creating call may look like: a built-in kind through its module as this file imports
+    it (`tempfile.TemporaryFile()` only after `import tempfile`), a name imported from a resource
+    package, `open`, `<manager>.start()` or a configured acquire; None (any call) when the module
+    makes its own session factories."""
     if any(map(quickscan.calls_named("sessionmaker", "async_sessionmaker"), quickscan.of_type(tree, ast.Call))):
         return None
-    names = {qualified.rsplit(".", 1)[-1] for qualified in _BUILT_IN} | {"start"}
-    names |= {pair.acquire.rsplit(".", 1)[-1] for pair in settings.resources}
+    names = {"open"} | {pair.acquire.rsplit(".", 1)[-1] for pair in settings.resources}
     for node in quickscan.of_type(tree, ast.ImportFrom):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _RESOURCE_PACKAGES:
             names |= {alias.asname or alias.name for alias in node.names}
-    return quickscan.calls_named(*names)
+    through_modules = [quickscan.Callees(tree, module, {name}) for module, name in map(_split_qualified, _BUILT_IN)]
+
+    def accepts(call: ast.Call) -> bool:
+        func = call.func
+        if isinstance(func, ast.Name):
+            return func.id in names
+        if not isinstance(func, ast.Attribute):
+            return False
+        if func.attr == "start" or func.attr in names:  # `<manager>.start()`, `manager.get_browser()`
+            return True
+        if func.attr not in _BUILT_IN_LAST_NAMES:
+            return False
+        if not isinstance(func.value, ast.Name):
+            return True  # `sqlalchemy.orm.Session()`: a dotted module path may be any of them
+        return func.value.id in names or any(callee(call) for callee in through_modules)
+
+    return accepts
+
+
+def _split_qualified(qualified: str) -> tuple[str, str]:
+    module, _, name = qualified.rpartition(".")
+    return module, name
 
 
 _RESOURCE_PACKAGES = frozenset(
     qualified.split(".")[0] for qualified in (*_BUILT_IN, *_SESSION_FACTORIES, *_STARTED_BY)
 )
+_BUILT_IN_LAST_NAMES = frozenset(_split_qualified(qualified)[1] for qualified in _BUILT_IN)
 
 
 def _creation_then_release(
