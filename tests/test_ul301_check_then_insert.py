@@ -357,3 +357,18 @@ def test_a_unique_column_of_another_model_does_not_make_the_fix_safe() -> None:
         "        db.add(Account(owner=e))\n        db.commit()\n"
     )
     assert safeties(code) == ["unsafe"]
+
+
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        ("if not db.query(User).first():\n    db.add(User())\n", True),
+        ("if not User.query.first():\n    db.session.add(User())\n", True),
+        ("if db.get(User, 1) is None:\n    db.add(User())\n", True),
+        ("if not options.get('managed', True):\n    keys.add(key)\n", False),  # a dict and a set
+        ("if not db.query(User).first():\n    log(db.add(User()))\n", False),  # no add statement
+        ("if not db.query(User).first() and x:\n    db.add(User())\n", False),
+    ],
+)
+def test_could_fire_needs_a_lookup_test_and_an_add_statement(code: str, possible: bool) -> None:
+    assert CheckThenInsert.could_fire(ast.parse(code)) is possible

@@ -598,9 +598,44 @@ def _has_await(node: cst.CSTNode) -> bool:
 
 
 def _looks_up_then_adds(node: ast.AST) -> bool:
+    """`if` + "no row" test + top-level `X.add(...)`; the lookup goes through a query, or is
+    `X.get(Model, key)` on the receiver of the add (`options.get("k", True)` is a dict)."""
     assert isinstance(node, ast.If)
-    lookups = quickscan.calls_named(*_LOOKUPS, _COUNT)
-    adds = quickscan.calls_named(*_ADDS)
-    return any(map(lookups, quickscan.of_type(node.test, ast.Call))) and any(
-        isinstance(statement, ast.Expr) and any(map(adds, quickscan.of_type(statement, ast.Call))) for statement in node.body
+    lookup = _tested_ast_call(node.test)
+    if lookup is None:
+        return False
+    receivers = {ast.unparse(call.func.value) for call in _top_level_ast_calls(node.body) if call.func.attr in _ADDS}
+    if not receivers:
+        return False
+    if lookup.func.attr == "get" and len(lookup.args) == 2:
+        return ast.unparse(lookup.func.value) in receivers
+    queries = quickscan.calls_named("query", "select", "scalars", "execute")
+    return any(
+        queries(inner) if isinstance(inner, ast.Call) else _is_attribute_named(inner, "query")
+        for inner in quickscan.of_type(node.test, ast.Call, ast.Attribute)
     )
+
+
+def _tested_ast_call(test: ast.expr) -> ast.Call | None:
+    """`x.first()` in `not x.first()`, `x.first() is None`, `x.count() == 0` (awaited or not)."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        tested = test.operand
+    elif isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Is, ast.Eq)):
+        tested = test.left
+    else:
+        return None
+    tested = tested.value if isinstance(tested, ast.Await) else tested
+    if isinstance(tested, ast.Call) and isinstance(tested.func, ast.Attribute):
+        return tested if tested.func.attr in _LOOKUPS | {_COUNT} else None
+    return None
+
+
+def _top_level_ast_calls(body: list[ast.stmt]) -> Iterator[ast.Call]:
+    for statement in body:
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+            if isinstance(statement.value.func, ast.Attribute):
+                yield statement.value
+
+
+def _is_attribute_named(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == name
