@@ -38,6 +38,8 @@ RULES = registry.all_rules()
 REGISTERED = frozenset(rule.code for rule in RULES)
 BARE_EXCEPT = "UL401"  # narrows an `except:` whose handler does not end in a bare `raise`
 ERROR_LOG = "UL402"  # rewrites `logger.error(...)` without exc_info inside a handler
+CHECK_THEN_INSERT = "UL301"  # `if db.get(User, key) is None: db.add(User(id=key))` -> try/except IntegrityError
+PER_ROW_DELETE = "UL302"  # a loop of one-row deletes -> one `IN (...)` delete
 
 # One pipeline run costs 0.1-0.3 s of CPU (LibCST metadata, each rule's visitor set-up, one pass
 # more to confirm the fixed point): these numbers keep the file near 20 s. Raise them for a deeper
@@ -117,7 +119,7 @@ def physical_lines(text: str) -> list[str]:
 
 # --- Strategies ---------------------------------------------------------------------------------
 
-_USED_BY_THE_PROGRAMS = {"logger", "logging", "log", "messages", "request", "e", "self"}
+_USED_BY_THE_PROGRAMS = {"logger", "logging", "log", "messages", "request", "e", "self", "db", "key", "item", "items"}
 _TAKEN = {*keyword.kwlist, *keyword.softkwlist, *dir(builtins), *_USED_BY_THE_PROGRAMS}
 _LOWER, _UPPER, _DIGITS = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"
 
@@ -253,6 +255,26 @@ def simple_statements(draw: st.DrawFn, scope: Scope) -> tuple[Line, ...]:
     return commented(lines, draw(TRAILING_COMMENTS))
 
 
+@st.composite
+def database_statements(draw: st.DrawFn, scope: Scope) -> tuple[Line, ...]:
+    """A check-then-insert or a per-row delete loop (with or without commit), or a look-alike."""
+    commits = draw(st.booleans())
+    if draw(st.booleans()):
+        session = draw(st.sampled_from(["db", "db.session"]))
+        check = "not User.query.get(key)" if session == "db.session" else f"{session}.get(User, key) is None"
+        lines = [(0, f"if {check}:"), (1, f"{session}.add(User(id=key))")]
+        lines += [(1, f"{session}.commit()")] * commits
+        lines += [(0, "else:"), (1, "log.info('there')")] * draw(st.booleans())
+        rule, look_alike = CHECK_THEN_INSERT, [(0, "if cache.get(key) is None:"), (1, "seen.add(key)")]
+    else:
+        lines = [(0, "for item in items:"), (1, "db.query(Message).filter(Message.item_id == item.id).delete()")]
+        lines += [(1, "db.commit()")] * commits
+        rule, look_alike = PER_ROW_DELETE, [(0, "for item in items:"), (1, "cache.delete(item)")]
+    rewritable = frozenset({rule}) if scope.patterns else frozenset()
+    statement = tuple(Line(depth, code, rewritable) for depth, code in (lines if scope.patterns else look_alike))
+    return commented(statement, draw(TRAILING_COMMENTS))
+
+
 def joined(first: Line, second: Line) -> Line:
     """Two statements on one line: `x = 1; logger.error("failed")`."""
     return replace(first, code=f"{first.code}; {second.code}", rewritable_by=first.rewritable_by | second.rewritable_by)
@@ -380,6 +402,7 @@ def compound_statements(scope: Scope, body: Body, branches: Body) -> list[st.Sea
 def statements(scope: Scope, budget: int) -> st.SearchStrategy[tuple[Line, ...]]:
     """One statement (with blank lines and comments before it), nesting at most `budget` deep."""
     options = [simple_statements(scope)] * (6 if scope.handler else 4)  # handlers: mostly logging calls
+    options.append(database_statements(scope))
     if budget > 0:
         body = partial(blocks, budget=budget - 1)
         options += [try_statements(scope, body)] * 2  # the statement the rules are about, more often
