@@ -45,7 +45,7 @@ class ExampleCopy:
 
     @classmethod
     def of(cls, example: str, program: str, tmp_path: Path) -> ExampleCopy:
-        folder = Path(shutil.copytree(EXAMPLES / example, tmp_path / example))
+        folder = Path(shutil.copytree(EXAMPLES / example, tmp_path / example, ignore=shutil.ignore_patterns("__pycache__")))
         return cls(folder, folder / program)
 
     def run(self) -> subprocess.CompletedProcess[str]:
