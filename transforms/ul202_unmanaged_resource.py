@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -81,9 +81,11 @@ import libcst.matchers as m
 from libcst.metadata import Assignment, ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak import quickscan
-from unleak.analysis import ancestors, calls, enclosing_function, in_async_function
+from unleak.analysis import calls, enclosing_function, in_async_function, within
+from unleak.layout import without_leading_blanks
 from unleak.loops import drop_statements
 from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.sessions import SESSION_FACTORIES, SessionCall, factory_session
 from unleak.settings import ResourcePair, Settings
 
 Block = cst.IndentedBlock | cst.Module
@@ -116,11 +118,6 @@ _BUILT_IN = {
     "sqlalchemy.orm.Session": _Kind("close"),
     "sqlalchemy.orm.session.Session": _Kind("close"),
     "sqlalchemy.ext.asyncio.AsyncSession": _Kind("close", asynchronous=True),
-}
-# `SessionLocal = sessionmaker(...)`: `db = SessionLocal()` is a session of that kind.
-_SESSION_FACTORIES = {
-    "sqlalchemy.orm.sessionmaker": _Kind("close"),
-    "sqlalchemy.ext.asyncio.async_sessionmaker": _Kind("close", asynchronous=True),
 }
 # `pw = await async_playwright().start()` ... `await pw.stop()`: the manager is the inner call.
 _STARTED_BY = {
@@ -176,7 +173,7 @@ class UnmanagedResource(Rule):
         """An assignment from a call, then in the same block `NAME.close()` or `release(NAME)` as a statement."""
         closers = {kind.close for kind in (*_BUILT_IN.values(), *_STARTED_BY.values())} | _release_names(settings)
         makers = _possible_makers(tree, settings)
-        return any(_creation_then_release(body, closers, makers) for body in _statement_lists(tree))
+        return any(_creation_then_release(body, closers, makers) for body in quickscan.statement_lists(tree))
 
     @m.visit(_ASSIGNS_TO_A_NAME)
     def flag_unmanaged_resource(self, line: cst.SimpleStatementLine) -> None:
@@ -199,7 +196,7 @@ class UnmanagedResource(Rule):
         if any(self._outside(reference, statements[start : end + 1]) for reference in references):
             self.report(line, f"`{resource.name}` is closed by hand and used after its close: use `with` by hand")
             return
-        others = [reference for reference in references if not _within(self, reference, close)]
+        others = [reference for reference in references if not within(self, reference, close)]
         if not all(self._kept_inside(reference, resource) for reference in others):
             return  # escapes (someone else may need it open), or is closed on another path too
         undefined = self._undefined_context(resource)
@@ -382,24 +379,8 @@ class UnmanagedResource(Rule):
         if awaited:
             return None
         kind = next((kind for name, kind in _BUILT_IN.items() if calls(self, call, name)), None)
-        kind = kind or self._session_factory_kind(call)
+        kind = kind or _session_kind(factory_session(self, call))
         return (call, kind) if kind is not None else None
-
-    def _session_factory_kind(self, call: cst.Call) -> _Kind | None:
-        """`SessionLocal()` where this module assigns `SessionLocal = sessionmaker(...)` once."""
-        if not isinstance(call.func, cst.Name):
-            return None
-        assignments = list(self.get_metadata(ScopeProvider, call.func)[call.func.value])
-        if len(assignments) != 1 or not isinstance(assignments[0], Assignment):
-            return None
-        target = self.get_metadata(ParentNodeProvider, assignments[0].node, None)
-        if not isinstance(target, cst.AssignTarget):
-            return None
-        assign = self.get_metadata(ParentNodeProvider, target)
-        if not m.matches(assign, m.Assign(targets=[m.AssignTarget(m.Name())], value=m.Call())):
-            return None
-        factory = cst.ensure_type(cst.ensure_type(assign, cst.Assign).value, cst.Call)
-        return next((kind for name, kind in _SESSION_FACTORIES.items() if calls(self, factory, name)), None)
 
     # --- how the name is used --------------------------------------------------------------------
 
@@ -424,7 +405,7 @@ class UnmanagedResource(Rule):
         """The first statement of `block` after the creation that only releases the resource."""
         creation_index = list(block.body).index(resource.creation)
         for statement in block.body[creation_index + 1 :]:
-            uses_it = any(_within(self, reference, statement) for reference in references)
+            uses_it = any(within(self, reference, statement) for reference in references)
             if uses_it and self._releases(resource, statement):
                 return cst.ensure_type(statement, cst.SimpleStatementLine)
         return None
@@ -458,15 +439,16 @@ class UnmanagedResource(Rule):
 
     def _outside(self, reference: cst.Name, span: list[cst.BaseStatement]) -> bool:
         """Whether `reference` stands outside the statements from the creation to the close."""
-        return not any(_within(self, reference, statement) for statement in span)
+        return not any(within(self, reference, statement) for statement in span)
+
+
+def _session_kind(session: SessionCall | None) -> _Kind | None:
+    """A session of a module's `sessionmaker(...)` (`async_sessionmaker`: an async one)."""
+    return None if session is None else _Kind("close", asynchronous=bool(session.asynchronous))
 
 
 def _unawaited(value: cst.BaseExpression) -> cst.BaseExpression:
     return value.expression if isinstance(value, cst.Await) else value
-
-
-def _within(rule: Rule, node: cst.CSTNode, container: cst.CSTNode) -> bool:
-    return node is container or any(parent is container for parent in ancestors(rule, node))
 
 
 def _dotted(node: cst.BaseExpression) -> str | None:
@@ -509,7 +491,7 @@ def _with_statement(resource: _Resource, kept: list[cst.BaseStatement], leftover
     return cst.With(
         items=[cst.WithItem(resource.context, asname=cst.AsName(cst.Name(resource.name)))],
         body=cst.IndentedBlock(
-            body=[first.with_changes(leading_lines=_without_leading_blanks(first.leading_lines)), *rest],
+            body=[first.with_changes(leading_lines=without_leading_blanks(first.leading_lines)), *rest],
             header=resource.creation.trailing_whitespace,
             footer=leftover,
         ),
@@ -518,23 +500,7 @@ def _with_statement(resource: _Resource, kept: list[cst.BaseStatement], leftover
     )
 
 
-def _without_leading_blanks(lines: tuple[cst.EmptyLine, ...] | list[cst.EmptyLine]) -> list[cst.EmptyLine]:
-    """A blank line right after the new `with ...:` line reads as a mistake; comments stay."""
-    lines = list(lines)
-    while lines and lines[0].comment is None:
-        lines.pop(0)
-    return lines
-
-
 # --- the cheap check on the stdlib AST ---------------------------------------------------------
-
-
-def _statement_lists(tree: ast.AST) -> Iterator[list[ast.stmt]]:
-    for node in ast.walk(tree):
-        for field in ("body", "orelse", "finalbody"):
-            statements = getattr(node, field, None)
-            if isinstance(statements, list):
-                yield statements
 
 
 def _release_names(settings: Settings) -> set[str]:
@@ -577,7 +543,7 @@ def _split_qualified(qualified: str) -> tuple[str, str]:
 
 
 _RESOURCE_PACKAGES = frozenset(
-    qualified.split(".")[0] for qualified in (*_BUILT_IN, *_SESSION_FACTORIES, *_STARTED_BY)
+    qualified.split(".")[0] for qualified in (*_BUILT_IN, *SESSION_FACTORIES, *_STARTED_BY)
 )
 _BUILT_IN_LAST_NAMES = frozenset(_split_qualified(qualified)[1] for qualified in _BUILT_IN)
 

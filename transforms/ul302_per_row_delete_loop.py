@@ -93,7 +93,7 @@ import libcst.matchers as m
 from libcst.metadata import QualifiedNameProvider, ScopeProvider
 
 from unleak import quickscan
-from unleak.analysis import FunctionLike, ancestors, calls, enclosing_function
+from unleak.analysis import FunctionLike, ancestors, calls, enclosing_function, within
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 SQLALCHEMY_DELETE = ("sqlalchemy.delete", "sqlalchemy.sql.delete", "sqlalchemy.sql.expression.delete")
@@ -341,19 +341,16 @@ class PerRowDeleteLoop(Rule):
             return False
         around = [parent for parent in self._frame_ancestors(loop) if isinstance(parent, (cst.For, cst.While))]
         in_enclosing_loops = [
-            access for access in scope.accesses[target.value] if any(map(self._inside(access.node), around))
+            access for access in scope.accesses[target.value] if any(within(self, access.node, enclosing) for enclosing in around)
         ]
         uses = [access.node for access in (*assignments[0].references, *in_enclosing_loops)]
-        return all(self._inside(use)(value) or self._rebound_by_another_loop(use, loop) for use in uses)
+        return all(within(self, use, value) or self._rebound_by_another_loop(use, loop) for use in uses)
 
     def _frame_ancestors(self, node: cst.CSTNode) -> list[cst.CSTNode]:
         """The parents of `node` up to its function, lambda or class."""
         parents = ancestors(self, node)
         end = next((i for i, parent in enumerate(parents) if isinstance(parent, FunctionLike)), len(parents))
         return parents[:end]
-
-    def _inside(self, node: cst.CSTNode) -> Callable[[cst.CSTNode], bool]:
-        return lambda container: node is container or container in ancestors(self, node)
 
     def _rebound_by_another_loop(self, use: cst.CSTNode, loop: cst.For) -> bool:
         """`use` sits in the body of another `for` over the same name: it sees that loop's binding."""

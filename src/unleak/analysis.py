@@ -59,3 +59,17 @@ def in_async_function(rule: Rule, node: cst.CSTNode) -> bool:
     """True when the nearest enclosing function is an `async def` (a nested def, lambda or class is not)."""
     function = enclosing_function(rule, node)
     return isinstance(function, cst.FunctionDef) and function.asynchronous is not None
+
+
+def within(rule: Rule, node: cst.CSTNode, container: cst.CSTNode) -> bool:
+    """Whether `node` is `container` or inside it."""
+    return node is container or any(parent is container for parent in ancestors(rule, node))
+
+
+def calls_method(rule: Rule, access: cst.CSTNode, methods: set[str] | frozenset[str]) -> bool:
+    """Whether `access` (a use of a name) is the receiver of a call of one of `methods`: `db.commit()`."""
+    attribute = rule.get_metadata(ParentNodeProvider, access, None)
+    if not isinstance(attribute, cst.Attribute) or attribute.value is not access:
+        return False
+    call = rule.get_metadata(ParentNodeProvider, attribute, None)
+    return isinstance(call, cst.Call) and call.func is attribute and attribute.attr.value in methods

@@ -19,6 +19,15 @@ def of_type(tree: ast.AST, *types: type[ast.AST]) -> Iterator[ast.AST]:
     return (node for node in ast.walk(tree) if isinstance(node, types))
 
 
+def statement_lists(tree: ast.AST) -> Iterator[list[ast.stmt]]:
+    """Every block of statements: bodies, `else:` and `finally:` blocks (handlers are bodies too)."""
+    for node in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody"):
+            statements = getattr(node, field, None)
+            if isinstance(statements, list):
+                yield statements
+
+
 def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
     """The nodes below `node` that run in its frame: nested defs, lambdas and classes are skipped."""
     for child in ast.iter_child_nodes(node):
