@@ -522,6 +522,7 @@ def test_could_fire_needs_a_release_of_the_assigned_name() -> None:
         ("from sqlalchemy import orm", True),
         ("import sqlalchemy.orm", True),
         ("from django.core.files import temp as tempfile", False),  # same spelling, another module
+        ("# self.storage.open()", False),  # a method named like a built-in
         ("", False),
     ],
 )
@@ -531,6 +532,7 @@ def test_could_fire_follows_how_the_module_is_imported(imports: str, possible: b
         "import tempfile as tmp": "tmp.NamedTemporaryFile()",
         "from sqlalchemy import orm": "orm.Session()",
         "import sqlalchemy.orm": "sqlalchemy.orm.Session()",
+        "# self.storage.open()": "self.storage.open(name)",
     }.get(imports, "tempfile.NamedTemporaryFile()")
     code = f"{imports}\n\ndef x():\n    f = {call}\n    f.write(b'a')\n    f.close()\n"
     assert UnmanagedResource.could_fire(ast.parse(code)) is possible

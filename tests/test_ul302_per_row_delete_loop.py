@@ -460,10 +460,11 @@ def test_could_fire_needs_a_loop_whose_body_calls_delete() -> None:
 @pytest.mark.parametrize(
     ("code", "passes"),
     [
-        ("for k in ks:\n    q.delete()\n", True),
-        ("from sqlalchemy import delete as remove\nfor k in ks:\n    s.execute(remove(M))\n", True),
-        ("for k in ks:\n    sa_delete (M)\n", True),
-        ("for k in ks:\n    q.remove()\n", False),
+        ("for k in ks:\n    q.filter_by(a=k).delete()\n", True),
+        ("from sqlalchemy import delete as remove\nfor k in ks:\n    s.execute(remove(M).where(M.a == k))\n", True),
+        ("for k in ks:\n    s.execute(sa_delete (M).where(M.a == k))\n", True),
+        ("for k in ks:\n    q.delete()\n", False),  # nothing filters: no per-item condition
+        ("for k in ks:\n    q.filter_by(a=k).remove()\n", False),
         ("q.delete()\n", False),
         ("formats = deleted\n", False),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import textwrap
 
 import pytest
@@ -340,3 +341,18 @@ def test_with_bare_except_both_fixes_apply() -> None:
     )
     assert result.fixes == {"UL401": 1, "UL402": 1}
     assert result.findings == []
+
+
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        ("try:\n    x()\nexcept E:\n    logger.error('failed')\n", True),
+        ("audit = logging.getLogger('a')\ntry:\n    x()\nexcept E:\n    audit.error('failed')\n", True),
+        ("try:\n    x()\nexcept E:\n    logging.getLogger().error('failed')\n", True),
+        # a logger is made somewhere, but `self.error` is no logger (Django's template parser)
+        ("log = logging.getLogger()\ntry:\n    x()\nexcept E:\n    raise self.error(token, 'bad')\n", False),
+        ("try:\n    x()\nexcept E:\n    parser.error('bad')\n", False),
+    ],
+)
+def test_could_fire_needs_a_receiver_that_may_be_a_logger(code: str, possible: bool) -> None:
+    assert ErrorLogWithoutTraceback.could_fire(ast.parse(code)) is possible

@@ -514,11 +514,17 @@ def _possible_makers(tree: ast.Module, settings: Settings) -> Callable[[ast.Call
     makes its own session factories."""
     if any(map(quickscan.calls_named("sessionmaker", "async_sessionmaker"), quickscan.of_type(tree, ast.Call))):
         return None
-    names = {"open"} | {pair.acquire.rsplit(".", 1)[-1] for pair in settings.resources}
+    acquires = {pair.acquire.rsplit(".", 1)[-1] for pair in settings.resources}
+    names = {"open"} | acquires
     for node in quickscan.of_type(tree, ast.ImportFrom):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _RESOURCE_PACKAGES:
             names |= {alias.asname or alias.name for alias in node.names}
     through_modules = [quickscan.Callees(tree, module, {name}) for module, name in map(_split_qualified, _BUILT_IN)]
+    imported_modules = {
+        alias.asname or alias.name.split(".")[0]
+        for node in quickscan.of_type(tree, ast.Import)
+        for alias in cast(ast.Import, node).names
+    }
 
     def accepts(call: ast.Call) -> bool:
         func = call.func
@@ -526,15 +532,22 @@ def _possible_makers(tree: ast.Module, settings: Settings) -> Callable[[ast.Call
             return func.id in names
         if not isinstance(func, ast.Attribute):
             return False
-        if func.attr == "start" or func.attr in names:  # `<manager>.start()`, `manager.get_browser()`
+        if func.attr == "start" or func.attr in acquires:  # `<manager>.start()`, `manager.get_browser()`
             return True
         if func.attr not in _BUILT_IN_LAST_NAMES:
             return False
-        if not isinstance(func.value, ast.Name):
-            return True  # `sqlalchemy.orm.Session()`: a dotted module path may be any of them
+        if not isinstance(func.value, ast.Name):  # `sqlalchemy.orm.Session()`, but not `self.storage.open()`
+            return _root_name(func.value) in imported_modules
         return func.value.id in names or any(callee(call) for callee in through_modules)
 
     return accepts
+
+
+def _root_name(node: ast.expr) -> str | None:
+    """`sqlalchemy` for `sqlalchemy.orm`; None when the chain does not start with a name."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _split_qualified(qualified: str) -> tuple[str, str]:

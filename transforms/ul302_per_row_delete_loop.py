@@ -76,7 +76,7 @@ The 2.x `session.execute(delete(...))` form keeps its default synchronization. A
 iterable makes one statement with that many bound parameters (SQLite before 3.32 allows 999).
 
 The byte triggers are a call of something ending in `delete` (or `delete` imported under another
-name) and the word `for`; `could_fire` then keeps only files with a `for` loop (no `else`) whose
+name), the word `for` and a call of `filter`, `filter_by` or `where`; `could_fire` then keeps only files with a `for` loop (no `else`) whose
 body is one or two expression statements, the first calling `delete` (or a name `delete` is
 imported as) and `filter`, `filter_by` or `where`.
 '''
@@ -155,7 +155,7 @@ class PerRowDeleteLoop(Rule):
     name = "per-row-delete-loop"
     safety = FixSafety.SAFE
     summary = "One DELETE per item half-finishes when one fails: delete them all with one `IN (...)` statement"
-    trigger = (rb"delete(?:\s*\(|\s+as\b)", rb"\bfor\b")
+    trigger = (rb"delete(?:\s*\(|\s+as\b)", rb"\bfor\b", rb"\b(?:filter|filter_by|where)\s*\(")
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
 
     _names_in_module: set[str]  # every name the module uses, set by `visit_Module`

@@ -46,7 +46,7 @@ braces in it.
 from __future__ import annotations
 
 import ast
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import libcst as cst
 import libcst.matchers as m
@@ -109,7 +109,8 @@ class ErrorLogWithoutTraceback(Rule):
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
         """A handler that calls `error`/`critical` on something `_is_logger` could accept."""
-        makes_loggers = any(map(quickscan.calls_named("getLogger", "get_logger"), quickscan.of_type(tree, ast.Call)))
+        is_logger_factory = quickscan.calls_named("getLogger", "get_logger")
+        bound_to_loggers = _names_bound_to(tree, is_logger_factory)
         logging_functions = quickscan.Callees(tree, "logging", {"error", "critical"})
         loguru_names = quickscan.Callees(tree, "loguru", {"logger"}).function_names
 
@@ -123,7 +124,8 @@ class ErrorLogWithoutTraceback(Rule):
                 return False
             receiver = ast.unparse(func.value)
             named_like_a_logger = "log" in receiver.lower() or receiver in loguru_names
-            return named_like_a_logger or (makes_loggers and not isinstance(func.value, ast.Attribute))
+            receiver_is_a_factory_call = isinstance(func.value, ast.Call) and is_logger_factory(func.value)
+            return named_like_a_logger or receiver in bound_to_loggers or receiver_is_a_factory_call
 
         return any(quickscan.calls_in(handler, may_log_error) for handler in quickscan.of_type(tree, ast.ExceptHandler))
 
@@ -453,3 +455,14 @@ def _separator(call: cst.Call) -> cst.BaseParenthesizableWhitespace:
     if isinstance(template, cst.ParenthesizedWhitespace):
         return template.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())
     return template
+
+
+def _names_bound_to(tree: ast.Module, accepts: Callable[[ast.Call], bool]) -> set[str]:
+    """The names assigned (anywhere) from a call `accepts` accepts: `audit = logging.getLogger("audit")`."""
+    bound: set[str] = set()
+    for node in quickscan.of_type(tree, ast.Assign, ast.AnnAssign):
+        value = getattr(node, "value", None)
+        if isinstance(value, ast.Call) and accepts(value):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
+            bound |= {target.id for target in targets if isinstance(target, ast.Name)}
+    return bound

@@ -16,12 +16,28 @@ _OWN_SCOPE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 def of_type(tree: ast.AST, *types: type[ast.AST]) -> Iterator[ast.AST]:
     """Every node of one of `types` anywhere in `tree`."""
-    return (node for node in ast.walk(tree) if isinstance(node, types))
+    return (node for node in every_node(tree) if isinstance(node, types))
+
+
+_last_module: tuple[ast.Module, list[ast.AST]] | None = None
+
+
+def every_node(tree: ast.AST) -> list[ast.AST]:
+    """The nodes of `tree` in `ast.walk` order. For a whole module the list is made once and
+    shared by every rule's check: walking a large module costs milliseconds, and the checks
+    walk it many times."""
+    global _last_module
+    if _last_module is not None and _last_module[0] is tree:
+        return _last_module[1]
+    found = list(ast.walk(tree))
+    if isinstance(tree, ast.Module):
+        _last_module = (tree, found)
+    return found
 
 
 def statement_lists(tree: ast.AST) -> Iterator[list[ast.stmt]]:
     """Every block of statements: bodies, `else:` and `finally:` blocks (handlers are bodies too)."""
-    for node in ast.walk(tree):
+    for node in every_node(tree):
         for field in ("body", "orelse", "finalbody"):
             statements = getattr(node, field, None)
             if isinstance(statements, list):

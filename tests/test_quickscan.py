@@ -1,0 +1,33 @@
+"""unleak.quickscan: the cheap checks on the stdlib AST that rules' `could_fire` use."""
+
+from __future__ import annotations
+
+import ast
+
+from unleak import quickscan
+
+CODE = "import os\n\ndef f(x):\n    for y in x:\n        os.remove(y)\n"
+
+
+def test_every_node_is_ast_walk_and_reused_for_the_same_module() -> None:
+    tree = ast.parse(CODE)
+    first = quickscan.every_node(tree)
+    assert [type(node) for node in first] == [type(node) for node in ast.walk(tree)]
+    assert quickscan.every_node(tree) is first
+    other = ast.parse(CODE)
+    assert quickscan.every_node(other) is not first  # a new module is walked again, not mixed up
+
+
+def test_of_type_on_a_subtree_sees_only_the_subtree() -> None:
+    tree = ast.parse(CODE)
+    quickscan.every_node(tree)
+    function = next(quickscan.of_type(tree, ast.FunctionDef))
+    loop = next(quickscan.of_type(function, ast.For))
+    assert [ast.unparse(call) for call in quickscan.of_type(loop, ast.Call)] == ["os.remove(y)"]
+    assert list(quickscan.of_type(loop, ast.Import)) == []
+
+
+def test_statement_lists_include_else_and_finally_blocks() -> None:
+    tree = ast.parse("try:\n    a()\nexcept E:\n    b()\nelse:\n    c()\nfinally:\n    d()\n")
+    blocks = [[ast.unparse(statement) for statement in block] for block in quickscan.statement_lists(tree)]
+    assert ["a()"] in blocks and ["b()"] in blocks and ["c()"] in blocks and ["d()"] in blocks
