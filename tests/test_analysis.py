@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import MetadataWrapper, QualifiedNameProvider
+from libcst.metadata import MetadataWrapper, QualifiedNameProvider, ScopeProvider
 
 from unleak import analysis
-from unleak.rule import FixSafety, Rule
+from unleak.rule import FixSafety, ImportSpec, Rule
 
 SOURCE = '''
 import asyncio as aio
@@ -77,3 +77,36 @@ def test_defaults_decorators_and_annotations_run_in_the_frame_around() -> None:
     assert probe.seen["j"] == (True, True)  # an annotation of inner too
     assert probe.seen["k"] == (True, True)
     assert probe.seen["m"] == (False, True)  # `l()(m())`: the callee is a call, not asyncio.run
+
+
+class _ImportProbe(Rule):
+    code = "UL998"
+    name = "import-probe"
+    safety = FixSafety.DETECT
+    summary = "import probe"
+    trigger = ()
+    METADATA_DEPENDENCIES = (ScopeProvider,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bindings: dict[str, ImportSpec | None] = {}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.bindings[cst.Module([]).code_for_node(node.func)] = analysis.import_binding(self, node.func)
+
+
+def test_import_binding_names_the_import_statement_of_a_callee() -> None:
+    probe = _ImportProbe()
+    code = (
+        "import asyncio\nimport trio as t\nimport os.path\nfrom asyncio import run as go\nfrom . import local\n"
+        "asyncio.run(a)\nt.run(b)\nos.path.join(c)\ngo(d)\nlocal(e)\nprint(f)\n"
+    )
+    MetadataWrapper(cst.parse_module(code)).visit(probe)
+    assert probe.bindings == {
+        "asyncio.run": ImportSpec("asyncio"),
+        "t.run": ImportSpec("trio", None, "t"),
+        "os.path.join": None,  # a dotted import binds `os`, not `os.path`
+        "go": ImportSpec("asyncio", "run", "go"),
+        "local": None,  # relative
+        "print": None,  # a builtin
+    }

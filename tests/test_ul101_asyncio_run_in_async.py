@@ -38,14 +38,32 @@ CHANGED = {
                     asyncio.run(RecallAlertService.send_recall_alert(recall))
         """,
         """
-        import asyncio
-
         async def check_all_agencies_for_recalls():
             for agency in agencies:
                 result = await RecallAlertService.check_agency_for_new_recalls(agency)
                 for recall in result.recalls:
                     users.extend(await RecallAlertService.find_affected_users(recall))
                     await RecallAlertService.send_recall_alert(recall)
+        """,
+    ),
+    "the import stays while other code uses it": (
+        """
+        import asyncio
+
+        def main():
+            asyncio.run(serve())
+
+        async def serve():
+            return asyncio.run(load())
+        """,
+        """
+        import asyncio
+
+        def main():
+            asyncio.run(serve())
+
+        async def serve():
+            return await load()
         """,
     ),
     "from-import": (
@@ -56,8 +74,6 @@ CHANGED = {
             return run(serve())
         """,
         """
-        from asyncio import run
-
         async def main():
             return await serve()
         """,
@@ -73,8 +89,6 @@ CHANGED = {
             d = (asyncio.run(load())).body
         """,
         """
-        import asyncio
-
         async def main():
             a = (await load()).body
             b = (await load())[0]
@@ -90,8 +104,6 @@ CHANGED = {
             return asyncio.run(size()) ** 2 + 2 ** asyncio.run(size()), -asyncio.run(size()), not asyncio.run(ok())
         """,
         """
-        import asyncio
-
         async def main():
             return await size() ** 2 + 2 ** await size(), -await size(), not await ok()
         """,
@@ -107,8 +119,6 @@ CHANGED = {
             d = asyncio.run((fetch()))
         """,
         """
-        import asyncio
-
         async def main(flag):
             a = await (first() if flag else second())
             b = await (job := make())
@@ -126,8 +136,6 @@ CHANGED = {
             )
         """,
         """
-        import asyncio
-
         async def main():
             result = await (  # the slow part
                 fetch()  # retried inside
@@ -143,8 +151,6 @@ CHANGED = {
             return f"{asyncio.run(title())!r}: {len(pages)}"
         """,
         """
-        import asyncio
-
         async def main(urls):
             pages = [await fetch(url) for url in urls]
             return f"{await title()!r}: {len(pages)}"
@@ -158,8 +164,6 @@ CHANGED = {
             return asyncio.run(asyncio.run(factory()))
         """,
         """
-        import asyncio
-
         async def main():
             return await (await factory())
         """,
@@ -181,8 +185,6 @@ CHANGED = {
                 asyncio.run(self.fetch())
         """,
         """
-        import asyncio
-
         def build():
             @retry
             async def step():
@@ -501,3 +503,10 @@ def test_fixed_code_computes_what_the_call_meant(
     exec(compile(fixed, "example.py", "exec"), namespace)
     expected = eval(expression.format(x="value"), {"value": 3})
     assert asyncio.run(namespace["main"]()) == expected  # type: ignore[operator]
+
+
+def test_a_removed_import_on_the_first_line_leaves_no_blank_line_on_top() -> None:
+    code = "import asyncio\n\n\nasync def main():\n    return asyncio.run(work())\n"
+    assert fixed_text(run_rules(code, RULES)) == "async def main():\n    return await work()\n"
+    commented = "# app\nimport asyncio\n\nasync def main():\n    return asyncio.run(work())\n"
+    assert fixed_text(run_rules(commented, RULES)) == "# app\n\nasync def main():\n    return await work()\n"

@@ -16,7 +16,7 @@ from unleak.transforms.ul105_get_event_loop_in_async import GetEventLoopInAsync
 RULES = (GetEventLoopInAsync,)
 
 CHANGED = {
-    "aliased from-import gets get_running_loop imported": (
+    "aliased from-import: get_running_loop imported, the unused old import goes": (
         """
         from asyncio import get_event_loop as current_loop
 
@@ -24,7 +24,7 @@ CHANGED = {
             return current_loop().time() + seconds
         """,
         """
-        from asyncio import get_running_loop, get_event_loop as current_loop
+        from asyncio import get_running_loop
 
         async def deadline(seconds):
             return get_running_loop().time() + seconds
@@ -41,7 +41,7 @@ CHANGED = {
         """,
         """
         import asyncio
-        from asyncio import get_running_loop, get_event_loop
+        from asyncio import get_running_loop
 
         async def main():
             loop = get_running_loop()
@@ -56,10 +56,30 @@ CHANGED = {
             return get_event_loop()
         """,
         """
-        from asyncio import get_event_loop, get_running_loop
+        from asyncio import get_running_loop
 
         async def main():
             return get_running_loop()
+        """,
+    ),
+    "the old import stays while sync code still uses it": (
+        """
+        from asyncio import get_event_loop as current_loop
+
+        def now():
+            return current_loop().time()
+
+        async def deadline(seconds):
+            return current_loop().time() + seconds
+        """,
+        """
+        from asyncio import get_running_loop, get_event_loop as current_loop
+
+        def now():
+            return current_loop().time()
+
+        async def deadline(seconds):
+            return get_running_loop().time() + seconds
         """,
     ),
     "comprehension, method, async def inside a sync def": (

@@ -32,6 +32,7 @@ async def crawl(urls):
 Safe: the call could only raise, and `await` runs the coroutine where it was meant to run. The
 surroundings are kept; parentheses are added only where the grammar needs them
 (`(await fetch(url)).text`, `await (primary or fallback())`, or to keep a comment inside the call).
+The import of `asyncio` (or of `run`) goes when nothing else uses it any more.
 Only the function's own body counts: a nested `def`, `lambda` or class body, and the `async def`'s
 decorators, defaults and annotations, do not run on its loop. Reported without a fix: a call with
 keyword arguments (`debug=`, `loop_factory=` have no `await` equivalent), a call without exactly
@@ -45,7 +46,7 @@ import ast
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak import analysis, quickscan
 from unleak.rule import FixSafety, Invalid, Rule, Valid
@@ -63,7 +64,7 @@ class AsyncioRunInAsync(Rule):
     safety = FixSafety.SAFE
     summary = "`asyncio.run()` inside an async function raises RuntimeError (a loop is already running): `await` it"
     trigger = (rb"asyncio", rb"\brun\b", rb"\basync\s+def\b")
-    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
@@ -79,7 +80,8 @@ class AsyncioRunInAsync(Rule):
         if reason:
             self.report(node, f"{self.summary} ({reason}: fix by hand)")
         else:
-            self.report(node, fix=self._awaited(node, node.args[0]))
+            stale = analysis.import_binding(self, node.func)
+            self.report(node, fix=self._awaited(node, node.args[0]), stale_imports=(stale,) if stale else ())
 
     def _why_not_fixable(self, node: cst.Call) -> str | None:
         if any(argument.keyword is not None for argument in node.args):
@@ -167,8 +169,6 @@ class AsyncioRunInAsync(Rule):
                 return pages
             """,
             """
-            import asyncio
-
             async def crawl(urls):
                 pages = []
                 for url in urls:
@@ -187,8 +187,6 @@ class AsyncioRunInAsync(Rule):
                 return aio.run(fetch(result)).status
             """,
             """
-            import asyncio as aio
-
             async def check_agency(agency):
                 result = await RecallAlertService.check_agency_for_new_recalls(agency)
                 return (await fetch(result)).status
@@ -202,8 +200,6 @@ class AsyncioRunInAsync(Rule):
                 return go(primary() or fallback())
             """,
             """
-            from asyncio import run as go
-
             async def load(primary, fallback):
                 return await (primary() or fallback())
             """,

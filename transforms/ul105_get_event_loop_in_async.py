@@ -33,7 +33,8 @@ async def fetch(url):
 ## Fix safety
 Safe: inside a running coroutine both calls return the same loop. The call keeps its module
 reference (`aio.get_event_loop()` becomes `aio.get_running_loop()`); a from-import gets
-`from asyncio import get_running_loop` added. Sync code, nested `def`s, lambdas and class bodies
+`from asyncio import get_running_loop` added, and the `get_event_loop` import goes when nothing
+uses it any more. Sync code, nested `def`s, lambdas and class bodies
 are left alone (there `get_event_loop()` may legitimately return a loop that is not running yet),
 and so are an `async def`'s own decorators and defaults. When `get_running_loop` is already a
 different name in the module, the call is reported without a fix.
@@ -78,10 +79,12 @@ class GetEventLoopInAsync(Rule):
             self.report(node, f"{self.summary} (`{_RUNNING_LOOP}` is another name in this module: fix by hand)")
         else:
             func = cst.ensure_type(node.func, cst.Name)
+            imported_as = None if func.value == "get_event_loop" else func.value
             self.report(
                 node,
                 fix=node.with_changes(func=func.with_changes(value=_RUNNING_LOOP)),
                 imports=(ImportSpec("asyncio", _RUNNING_LOOP),),
+                stale_imports=(ImportSpec("asyncio", "get_event_loop", imported_as),),
             )
 
     def _running_loop_name_is_taken(self, node: cst.Call) -> bool:
@@ -173,7 +176,7 @@ class GetEventLoopInAsync(Rule):
                 return get_event_loop().time() + seconds
             """,
             """
-            from asyncio import get_running_loop, get_event_loop
+            from asyncio import get_running_loop
 
             async def deadline(seconds):
                 return get_running_loop().time() + seconds

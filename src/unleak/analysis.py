@@ -1,16 +1,17 @@
 """Questions rules ask about a node's surroundings, answered from LibCST metadata.
 
 Every function takes the running rule (for its metadata) and a node. `qualified_names` needs
-`QualifiedNameProvider` in the rule's METADATA_DEPENDENCIES; the others only need the parent
-links every rule has.
+`QualifiedNameProvider` in the rule's METADATA_DEPENDENCIES, `import_binding` needs
+`ScopeProvider`; the others only need the parent links every rule has.
 """
 
 from __future__ import annotations
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import ImportAssignment, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak.rule import Rule
+from unleak.rule import ImportSpec, Rule
 
 # The nodes that start a new execution context: code inside them does not run where it stands.
 FunctionLike = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
@@ -73,3 +74,31 @@ def calls_method(rule: Rule, access: cst.CSTNode, methods: set[str] | frozenset[
         return False
     call = rule.get_metadata(ParentNodeProvider, attribute, None)
     return isinstance(call, cst.Call) and call.func is attribute and attribute.attr.value in methods
+
+
+def import_binding(rule: Rule, callee: cst.BaseExpression) -> ImportSpec | None:
+    """The import that binds the first name of `callee` (`from asyncio import run as go` for `go`,
+    `import asyncio` for `asyncio.run`), for a fix that may leave it unused; None when that name
+    is bound otherwise, more than once, or by a relative, dotted or star import."""
+    root = callee
+    while isinstance(root, cst.Attribute):
+        root = root.value
+    if not isinstance(root, cst.Name):
+        return None
+    assignments = list(rule.get_metadata(ScopeProvider, root)[root.value])
+    if len(assignments) != 1 or not isinstance(assignments[0], ImportAssignment):
+        return None
+    statement = assignments[0].node
+    if not isinstance(statement, (cst.Import, cst.ImportFrom)) or isinstance(statement.names, cst.ImportStar):
+        return None
+    for alias in statement.names:
+        bound = alias.evaluated_alias or alias.evaluated_name
+        if bound != root.value:
+            continue
+        if isinstance(statement, cst.Import):
+            return ImportSpec(alias.evaluated_name, None, alias.evaluated_alias)
+        module = get_full_name_for_node(statement.module) if statement.module is not None else None
+        if module is None or statement.relative:
+            return None
+        return ImportSpec(module, alias.evaluated_name, alias.evaluated_alias)
+    return None

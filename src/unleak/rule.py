@@ -84,6 +84,7 @@ class Report:
     statement_line: int  # first line of the enclosing statement, for suppression comments
     replacement: Replacement | None = None
     imports: tuple[ImportSpec, ...] = ()
+    stale_imports: tuple[ImportSpec, ...] = ()  # imports the fix may leave unused: removed if so
     safety: FixSafety = FixSafety.DETECT
 
 
@@ -141,9 +142,11 @@ class Rule(m.MatcherDecoratableVisitor):
         *,
         fix: Replacement | None = None,
         imports: tuple[ImportSpec, ...] = (),
+        stale_imports: tuple[ImportSpec, ...] = (),
         safety: FixSafety | None = None,
     ) -> None:
-        """Record a finding at `node`; `fix` replaces `node` when the engine applies it."""
+        """Record a finding at `node`; `fix` replaces `node` when the engine applies it, adding
+        `imports` and removing those of `stale_imports` that nothing uses any more."""
         fix_safety = safety or self.safety
         if fix is not None and fix_safety is FixSafety.DETECT:
             raise ValueError(f"{self.code} is detect-only but reported a fix")
@@ -156,6 +159,7 @@ class Rule(m.MatcherDecoratableVisitor):
                 statement_line=self._statement_line(node),
                 replacement=fix,
                 imports=imports if fix is not None else (),
+                stale_imports=stale_imports if fix is not None else (),
                 safety=fix_safety if fix is not None else FixSafety.DETECT,
             )
         )

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import MetadataWrapper
 
-from unleak.rule import FixSafety, Replacement, Report, Rule
+from unleak.layout import without_leading_blanks
+from unleak.rule import FixSafety, ImportSpec, Replacement, Report, Rule
 from unleak.settings import Settings
 from unleak.suppression import Suppressions
 from unleak.verify import VerificationError, Verifier
@@ -116,13 +117,36 @@ def _apply(module: cst.Module, fixes: list[Report]) -> _Applied:
     """Replace each fixed node; a fix nested inside another one waits for the next pass."""
     replacer = _Replacer(fixes)
     new_module = module.visit(replacer)
-    imports = {spec for report in replacer.applied for spec in report.imports}
+    imports = _sorted({spec for report in replacer.applied for spec in report.imports})
     if imports:
         context = CodemodContext()
-        for spec in sorted(imports, key=lambda s: (s.module, s.name or "", s.alias or "")):
+        for spec in imports:
             AddImportsVisitor.add_needed_import(context, spec.module, spec.name, spec.alias)
         new_module = AddImportsVisitor(context).transform_module(new_module)
+    stale = _sorted({spec for report in replacer.applied for spec in report.stale_imports})
+    if stale:
+        context = CodemodContext()
+        for spec in stale:  # LibCST removes each only where nothing refers to it any more
+            RemoveImportsVisitor.remove_unused_import(context, spec.module, spec.name, spec.alias)
+        new_module = _no_new_blank_lines_on_top(module, RemoveImportsVisitor(context).transform_module(new_module))
     return _Applied(new_module, len(replacer.applied))
+
+
+def _no_new_blank_lines_on_top(before: cst.Module, after: cst.Module) -> cst.Module:
+    """An import removed from the top of a module leaves the blank line under it on top: drop it."""
+    if not after.body or _blank_lines_on_top(after.code) <= _blank_lines_on_top(before.code):
+        return after
+    first, *rest = after.body
+    return after.with_changes(body=[first.with_changes(leading_lines=without_leading_blanks(first.leading_lines)), *rest])
+
+
+def _blank_lines_on_top(code: str) -> int:
+    return len(code) - len(code.lstrip("\r\n"))
+
+
+def _sorted(specs: set[ImportSpec]) -> list[ImportSpec]:
+    """In a fixed order, so that the output does not depend on set iteration."""
+    return sorted(specs, key=lambda spec: (spec.module, spec.name or "", spec.alias or ""))
 
 
 class _Replacer(cst.CSTTransformer):
