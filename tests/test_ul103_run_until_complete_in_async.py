@@ -37,8 +37,6 @@ CHANGED = {
             return first, rest
         """,
         """
-        import asyncio
-
         async def refresh(items):
             if items:
                 first = await load(items[0])
@@ -55,8 +53,6 @@ CHANGED = {
             return loop.run_until_complete(future=db.fetch())[0]
         """,
         """
-        import asyncio
-
         async def first_row(db):
             return (await db.fetch())[0]
         """,
@@ -77,8 +73,6 @@ CHANGED = {
                 release_lock()
         """,
         """
-        import asyncio
-
         async def export(rows):
             try:
                 # write everything
@@ -101,8 +95,6 @@ CHANGED = {
             return a + b
         """,
         """
-        import asyncio
-
         async def both():
             a = await fetch_a()
             b = await fetch_b()

@@ -37,7 +37,8 @@ async def enhance(citations):
 Safe. The call it replaces can never succeed in a running loop, so no working program changes
 meaning. The loop's own lines are removed only when nothing else uses it: a loop that is also
 passed on, stored, returned, or used for anything but `run_until_complete`, `set_event_loop`
-and `close` keeps its lines. Reported without a fix: a receiver that cannot be shown to be an
+and `close` keeps its lines; the import of what those lines called (`asyncio`) goes when nothing
+else uses it any more. Reported without a fix: a receiver that cannot be shown to be an
 asyncio loop (`self.loop`, a parameter), a call inside a generator expression (`await` would turn
 it into an asynchronous generator), an awaited object built from the same loop, unexpected
 arguments, and modules that import `nest_asyncio` (where the call does run, blocking the loop).
@@ -52,7 +53,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak.analysis import ancestors, calls, enclosing_function
+from unleak.analysis import ancestors, calls, enclosing_function, import_binding
 from unleak.loops import (
     LOOP_FACTORIES,
     LoopUses,
@@ -64,7 +65,7 @@ from unleak.loops import (
     uninstalls,
 )
 from unleak import quickscan
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 from unleak.settings import Settings
 
 _RUN_UNTIL_COMPLETE = m.Call(func=m.Attribute(attr=m.Name("run_until_complete")))
@@ -159,7 +160,12 @@ class RunUntilCompleteInAsync(Rule):
         block = _common_block(self, *removals, *uses.runs)
         line = self.get_metadata(PositionProvider, uses.creation).start.line
         message = f"{self.summary}; the loop `{uses.name}` (line {line}) is then unused and goes"
-        self.report(block, message, fix=block.visit(NodeEditor(rewrites, removals)))
+        self.report(block, message, fix=block.visit(NodeEditor(rewrites, removals)), stale_imports=self._stale(removals))
+
+    def _stale(self, removals: list[cst.CSTNode]) -> tuple[ImportSpec, ...]:
+        """The imports of what the removed lines called (`asyncio` of `asyncio.new_event_loop()`)."""
+        callees = [cst.ensure_type(call, cst.Call).func for removal in removals for call in m.findall(removal, m.Call())]
+        return tuple(dict.fromkeys(spec for callee in callees if (spec := import_binding(self, callee)) is not None))
 
     VALID = (
         Valid(
@@ -221,8 +227,6 @@ class RunUntilCompleteInAsync(Rule):
                 return enriched
             """,
             """
-            import asyncio
-
             async def enhance(citations):
                 resolved = await chain.batch_resolve(citations)
                 enriched = await enrichment.batch_enrich(resolved)
@@ -277,8 +281,6 @@ class RunUntilCompleteInAsync(Rule):
                     loop.close()
             """,
             """
-            import asyncio as aio
-
             async def pick(fast):
                 try:
                     return await (quick() if fast else slow())
