@@ -202,6 +202,7 @@ def test_fixes_exactly(before: str, after: str) -> None:
     "check",
     [
         "db.get(User, 1) is None",
+        "db.query(User).get(1) is None",  # SQLAlchemy 1.x
         "not db.query(User).filter(User.id == 1).first()",
         "db.query(User).filter_by(email=e).one_or_none() is None",
         "db.query(User).filter(User.tenant == t, User.name == n).count() == 0",

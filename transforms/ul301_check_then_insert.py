@@ -5,7 +5,8 @@ Finds an `if` that looks a row up and inserts it when it is missing:
 
 - `if not <query>.first():`, `if <query>.first() is None:`, `.one_or_none()`,
   `.scalar_one_or_none()`, `.scalar()` (also over `exists()`), `if <query>.count() == 0:`;
-- `if session.get(Model, key) is None:` / `if not session.get(...)`, `Model.query.get(key)`;
+- `if session.get(Model, key) is None:` / `if not session.get(...)`, the legacy
+  `session.query(Model).get(key)` and `Model.query.get(key)`;
 
 where `<query>` is `session.query(Model)...`, Flask-SQLAlchemy's `Model.query...` or a 2.x
 `session.scalars(select(Model)...)` / `session.execute(...)`, and whose body adds to the session
@@ -87,6 +88,7 @@ _ADDS = frozenset({"add", "add_all"})
 _TRANSACTION_CONTROL = frozenset({"rollback", "close", "begin", "begin_nested"})
 _INTEGRITY_ERROR = "sqlalchemy.exc.IntegrityError"
 
+_LEGACY_QUERY = m.Call(func=m.Attribute(attr=m.Name("query")), args=[m.Arg(keyword=None, star="")])
 _ZERO = m.Integer("0")
 _NONE = m.Name("None")
 
@@ -324,11 +326,16 @@ def _tested_call(test: cst.BaseExpression) -> cst.Call | None:
 
 
 def _primary_key_lookup(test: cst.BaseExpression, call: cst.Call) -> _Lookup | None:
-    """`session.get(Model, key)` or Flask-SQLAlchemy's `Model.query.get(key)`."""
+    """`session.get(Model, key)`, the legacy `session.query(Model).get(key)` or Flask-SQLAlchemy's
+    `Model.query.get(key)`."""
     receiver = cst.ensure_type(call.func, cst.Attribute).value
     awaited = _has_await(test)
     if m.matches(receiver, m.Attribute(attr=m.Name("query"))) and len(call.args) == 1:
         return _Lookup(_code(cst.ensure_type(receiver, cst.Attribute).value), frozenset(), True, None, awaited)
+    if m.matches(receiver, _LEGACY_QUERY) and len(call.args) == 1:
+        query = cst.ensure_type(receiver, cst.Call)
+        session = _receiver(query)
+        return _Lookup(_model_of(query.args[0].value), frozenset(), True, session, awaited)
     if len(call.args) == 2 and all(arg.keyword is None and not arg.star for arg in call.args):
         return _Lookup(_code(call.args[0].value), frozenset(), True, _code(receiver), awaited)
     return None
