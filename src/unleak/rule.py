@@ -13,6 +13,7 @@ import ast
 import enum
 import textwrap
 from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Union
 
 import libcst as cst
@@ -88,6 +89,44 @@ class Report:
     safety: FixSafety = FixSafety.DETECT
 
 
+MethodsByMatcher = dict[m.BaseMatcherNode, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class _DecoratedMethods:
+    """A rule class's `@m.visit(...)` / `@m.leave(...)` methods, by name.
+
+    LibCST's `MatcherDecoratableVisitor.__init__` finds them with `dir()` on every instance, which
+    costs about 7 ms; the engine makes a rule object per file and per pass. What it finds depends
+    only on the class, so the first instance of each class pays and later ones are set up from
+    these names (`tests/test_rule_set_up.py` checks that both ways give the same object).
+    """
+
+    visit: MethodsByMatcher
+    leave: MethodsByMatcher
+
+    @classmethod
+    def of(cls, rule: m.MatcherDecoratableVisitor) -> _DecoratedMethods:
+        def names(found: dict[m.BaseMatcherNode, Sequence[Callable[..., object]]]) -> MethodsByMatcher:
+            return {matcher: tuple(method.__name__ for method in methods) for matcher, methods in found.items()}
+
+        return cls(names(rule._extra_visit_funcs), names(rule._extra_leave_funcs))
+
+    def install(self, rule: m.MatcherDecoratableVisitor) -> None:
+        """What `MatcherDecoratableVisitor.__init__` sets, without looking the methods up again."""
+        cst.CSTVisitor.__init__(rule)
+        rule._MatcherDecoratableVisitor__matchers = None  # type: ignore[attr-defined]
+        rule._extra_visit_funcs = _bound(rule, self.visit)
+        rule._extra_leave_funcs = _bound(rule, self.leave)
+
+
+def _bound(rule: m.MatcherDecoratableVisitor, methods: MethodsByMatcher) -> dict[m.BaseMatcherNode, tuple[Callable[..., object], ...]]:
+    return {matcher: tuple(getattr(rule, name) for name in names) for matcher, names in methods.items()}
+
+
+_DECORATED_METHODS: dict[type, _DecoratedMethods] = {}
+
+
 class Rule(m.MatcherDecoratableVisitor):
     """Base class of every rule. Subclasses set the class variables and call `report`.
 
@@ -107,7 +146,12 @@ class Rule(m.MatcherDecoratableVisitor):
     METADATA_DEPENDENCIES: ClassVar[tuple[type, ...]] = ()
 
     def __init__(self, settings: Settings | None = None) -> None:
-        super().__init__()
+        decorated = _DECORATED_METHODS.get(type(self))
+        if decorated is None:
+            super().__init__()
+            _DECORATED_METHODS[type(self)] = _DecoratedMethods.of(self)
+        else:
+            decorated.install(self)
         self.settings = settings or Settings()
         self.reports: list[Report] = []
 
