@@ -207,6 +207,8 @@ def test_fixes_exactly(before: str, after: str) -> None:
         "db.query(User).filter_by(email=e).one_or_none() is None",
         "db.query(User).filter(User.tenant == t, User.name == n).count() == 0",
         "not db.scalars(select(User).where(User.email == e, User.name == n)).first()",
+        "not db.query(exists().where(User.email == e)).scalar()",
+        "not db.scalar(select(exists().where(User.email == e)))",
     ],
 )
 def test_safe_when_the_check_is_on_a_visible_unique_key(check: str) -> None:

@@ -347,10 +347,15 @@ def _query_lookup(test: cst.BaseExpression, call: cst.Call) -> _Lookup | None:
     compared: set[tuple[str, str]] = set()  # (model, column)
     calls = _all_calls(call)
     model = next((_code(query.value) for query in _flask_queries(call, calls)), None)
+    named = model is not None  # the model is a name, not an expression such as `exists()`
     for inner in calls:
         name = _method_name(inner)
         if name in ("query", "select") and inner.args:
-            model = _model_of(inner.args[0].value)
+            queried = inner.args[0].value
+            if m.matches(queried, m.Name() | m.Attribute()):
+                model, named = _model_of(queried), True
+            elif not named:
+                model = _code(queried)
             if name == "query":
                 session = _receiver(inner)
         elif name in ("scalars", "execute", "scalar") and _receiver(inner) is not None and inner.args:
@@ -360,6 +365,9 @@ def _query_lookup(test: cst.BaseExpression, call: cst.Call) -> _Lookup | None:
             compared |= {("", arg.keyword.value) for arg in inner.args if arg.keyword is not None}
         elif name in ("filter", "where"):
             compared |= {pair for arg in inner.args if (pair := _equality(arg.value)) is not None}
+    owners = {owner for owner, _ in compared if owner}
+    if not named and len(owners) == 1:  # `query(exists().where(User.email == e))`
+        model = owners.pop()
     if model is None:
         return None
     columns = frozenset(column for owner, column in compared if owner in (model, ""))
