@@ -28,12 +28,17 @@ async def outer():
 '''
 
 
-class _Probe(Rule):
+class _ProbeRule(Rule):
+    """A rule that records what `analysis` answers instead of reporting."""
+
     code = "UL999"
     name = "probe"
     safety = FixSafety.DETECT
     summary = "probe"
     trigger = ()
+
+
+class _Probe(_ProbeRule):
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 
     def __init__(self) -> None:
@@ -79,12 +84,7 @@ def test_defaults_decorators_and_annotations_run_in_the_frame_around() -> None:
     assert probe.seen["m"] == (False, True)  # `l()(m())`: the callee is a call, not asyncio.run
 
 
-class _ImportProbe(Rule):
-    code = "UL998"
-    name = "import-probe"
-    safety = FixSafety.DETECT
-    summary = "import probe"
-    trigger = ()
+class _ImportProbe(_ProbeRule):
     METADATA_DEPENDENCIES = (ScopeProvider,)
 
     def __init__(self) -> None:
