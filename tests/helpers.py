@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unleak import registry
-from unleak.findings import FileResult
-from unleak.pipeline import Job, process
-from unleak.prefilter import triggered_rules
+from unleak.engine.findings import FileResult
+from unleak.engine.pipeline import Job, process
+from unleak.engine.prefilter import triggered_rules
 from unleak.rule import Rule
 from unleak.settings import Settings
 

@@ -6,7 +6,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, QualifiedNameProvider, ScopeProvider
 
-from unleak import analysis
+from unleak.knowledge import analysis
 from unleak.rule import FixSafety, ImportSpec, Rule
 
 SOURCE = '''

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from unleak import runner
+from unleak.engine import runner
 from unleak.cli import app
 
 BARE = "try:\n    risky()\nexcept:\n    pass\n"

@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from unleak import registry
-from unleak.findings import FileResult
-from unleak.pipeline import Job, process
-from unleak.prefilter import triggered_rules
+from unleak.engine.findings import FileResult
+from unleak.engine.pipeline import Job, process
+from unleak.engine.prefilter import triggered_rules
 from unleak.settings import Settings
 
 RULES = registry.all_rules()

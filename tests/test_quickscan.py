@@ -1,10 +1,10 @@
-"""unleak.quickscan: the cheap checks on the stdlib AST that rules' `could_fire` use."""
+"""unleak.knowledge.quickscan: the cheap checks on the stdlib AST that rules' `could_fire` use."""
 
 from __future__ import annotations
 
 import ast
 
-from unleak import quickscan
+from unleak.knowledge import quickscan
 
 CODE = "import os\n\ndef f(x):\n    for y in x:\n        os.remove(y)\n"
 

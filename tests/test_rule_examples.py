@@ -6,8 +6,8 @@ import pytest
 
 from tests.helpers import fixed_text, run_rules
 from unleak import registry
-from unleak.explain import documentation
-from unleak.prefilter import structurally_possible, triggered_rules
+from unleak.output.explain import documentation
+from unleak.engine.prefilter import structurally_possible, triggered_rules
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 from unleak.settings import Settings
 

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import fixed_text, run_rules
-from unleak.findings import FileResult
-from unleak.pipeline import Job, process
-from unleak.prefilter import triggered_rules
+from unleak.engine.findings import FileResult
+from unleak.engine.pipeline import Job, process
+from unleak.engine.prefilter import triggered_rules
 from unleak.settings import ResourcePair, Settings
 from unleak.transforms.ul202_unmanaged_resource import UnmanagedResource
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import fixed_text, run_rules
-from unleak.prefilter import structurally_possible, triggered_rules
+from unleak.engine.prefilter import structurally_possible, triggered_rules
 from unleak.settings import Settings
 from unleak.transforms.ul302_per_row_delete_loop import PerRowDeleteLoop
 

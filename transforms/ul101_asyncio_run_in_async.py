@@ -48,7 +48,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak import analysis, quickscan
+from unleak.knowledge import analysis, quickscan
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 # Expressions `await` can take as they are; anything else (`a or b`, `x if c else y`, a bare

@@ -79,9 +79,9 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from unleak.analysis import FunctionLike, ancestors, calls, enclosing_function
-from unleak.loops import NodeEditor, asyncio_attribute, awaiting
-from unleak import quickscan
+from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function
+from unleak.knowledge.loops import NodeEditor, asyncio_attribute, awaiting
+from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 from unleak.settings import Settings
 

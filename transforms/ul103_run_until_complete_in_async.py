@@ -53,8 +53,8 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak.analysis import ancestors, calls, enclosing_function, import_binding
-from unleak.loops import (
+from unleak.knowledge.analysis import ancestors, calls, enclosing_function, import_binding
+from unleak.knowledge.loops import (
     LOOP_FACTORIES,
     LoopUses,
     NodeEditor,
@@ -64,7 +64,7 @@ from unleak.loops import (
     loop_uses,
     uninstalls,
 )
-from unleak import quickscan
+from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 from unleak.settings import Settings
 

@@ -56,8 +56,8 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak.analysis import ancestors, calls, enclosing_function
-from unleak.loops import (
+from unleak.knowledge.analysis import ancestors, calls, enclosing_function
+from unleak.knowledge.loops import (
     NEW_EVENT_LOOP,
     LoopUses,
     NodeEditor,
@@ -67,7 +67,7 @@ from unleak.loops import (
     loop_uses,
     uninstalls,
 )
-from unleak import quickscan
+from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 
 Block = cst.IndentedBlock | cst.Module

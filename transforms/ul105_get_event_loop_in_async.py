@@ -48,7 +48,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import QualifiedNameProvider, ScopeProvider
 
-from unleak import analysis, quickscan
+from unleak.knowledge import analysis, quickscan
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 
 _RUNNING_LOOP = "get_running_loop"

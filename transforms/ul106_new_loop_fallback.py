@@ -47,7 +47,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import QualifiedNameProvider
 
-from unleak import analysis, quickscan
+from unleak.knowledge import analysis, quickscan
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 _CALL_BY_NAME = m.Call(func=m.Name() | m.Attribute())

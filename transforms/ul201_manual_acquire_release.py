@@ -51,8 +51,8 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment, ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak import quickscan
-from unleak.analysis import ancestors, calls, enclosing_function, in_async_function
+from unleak.knowledge import quickscan
+from unleak.knowledge.analysis import ancestors, calls, enclosing_function, in_async_function
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 Block = cst.IndentedBlock | cst.Module

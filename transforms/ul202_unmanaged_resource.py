@@ -80,12 +80,12 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment, ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak import quickscan
-from unleak.analysis import calls, enclosing_function, in_async_function, within
-from unleak.layout import without_leading_blanks
-from unleak.loops import drop_statements
+from unleak.knowledge import quickscan
+from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, within
+from unleak.knowledge.layout import without_leading_blanks
+from unleak.knowledge.loops import drop_statements
 from unleak.rule import FixSafety, Invalid, Rule, Valid
-from unleak.sessions import SESSION_FACTORIES, SessionCall, factory_session
+from unleak.knowledge.sessions import SESSION_FACTORIES, SessionCall, factory_session
 from unleak.settings import ResourcePair, Settings
 
 Block = cst.IndentedBlock | cst.Module

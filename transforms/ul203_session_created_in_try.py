@@ -95,11 +95,11 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak import quickscan
-from unleak.analysis import FunctionLike, ancestors, calls_method, in_async_function, within
-from unleak.layout import without_leading_blanks
+from unleak.knowledge import quickscan
+from unleak.knowledge.analysis import FunctionLike, ancestors, calls_method, in_async_function, within
+from unleak.knowledge.layout import without_leading_blanks
 from unleak.rule import FixSafety, Invalid, Rule, Valid
-from unleak.sessions import SESSION_CLASSES, SESSION_LIKE_CALLEE, TRANSACTION_METHODS, session_call
+from unleak.knowledge.sessions import SESSION_CLASSES, SESSION_LIKE_CALLEE, TRANSACTION_METHODS, session_call
 
 _CREATION = m.SimpleStatementLine(
     body=[

@@ -80,10 +80,10 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from unleak import quickscan
-from unleak.analysis import calls_method, qualified_names
+from unleak.knowledge import quickscan
+from unleak.knowledge.analysis import calls_method, qualified_names
 from unleak.rule import FixSafety, Invalid, Rule, Valid
-from unleak.sessions import SESSION_CLASSES, TRANSACTION_METHODS, session_call
+from unleak.knowledge.sessions import SESSION_CLASSES, TRANSACTION_METHODS, session_call
 
 _SCHEDULERS = ("add_task", "delay", "apply_async")
 _BACKGROUND_TASKS = "BackgroundTasks"

@@ -79,7 +79,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import ImportAssignment, Scope, ScopeProvider
 
-from unleak import quickscan
+from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 
 _LOOKUPS = frozenset({"first", "one_or_none", "scalar_one_or_none", "scalar", "get"})

@@ -92,8 +92,8 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import QualifiedNameProvider, ScopeProvider
 
-from unleak import quickscan
-from unleak.analysis import FunctionLike, ancestors, calls, enclosing_function, within
+from unleak.knowledge import quickscan
+from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function, within
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 SQLALCHEMY_DELETE = ("sqlalchemy.delete", "sqlalchemy.sql.delete", "sqlalchemy.sql.expression.delete")

@@ -38,7 +38,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import BuiltinAssignment, ScopeProvider
 
-from unleak import quickscan
+from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 _BARE_RAISE = m.Raise(exc=None)

@@ -52,7 +52,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak import quickscan
+from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 _LOGGING_FUNCTIONS = frozenset({"logging.error", "logging.critical"})

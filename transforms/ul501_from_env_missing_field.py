@@ -81,7 +81,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, QualifiedName, QualifiedNameProvider, ScopeProvider
 
-from unleak import analysis, quickscan
+from unleak.knowledge import analysis, quickscan
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 _ENV_GETTERS = frozenset({"os.getenv", "os.environ.get"})

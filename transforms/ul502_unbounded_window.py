@@ -66,7 +66,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak import analysis, quickscan
+from unleak.knowledge import analysis, quickscan
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 _DEQUE = "collections.deque"

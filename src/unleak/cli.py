@@ -17,12 +17,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from unleak import explain as explaining
-from unleak import registry, report
-from unleak.diffing import colourize, unified_diff
+from unleak import registry
+from unleak.engine.findings import FileResult
+from unleak.engine.runner import Mode, RunResult, run, run_stdin
 from unleak.errors import UserError
-from unleak.findings import FileResult
-from unleak.runner import Mode, RunResult, run, run_stdin
+from unleak.output import explain as explaining
+from unleak.output import report
+from unleak.output.diffing import colourize, unified_diff
 from unleak.settings import Overrides, SettingsResolver
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2

@@ -174,7 +174,7 @@ class Rule(m.MatcherDecoratableVisitor):
     def could_fire(cls, tree: ast.Module) -> bool:
         """A cheap necessary condition on the stdlib AST, checked before the LibCST parse.
 
-        Return False only where the rule surely cannot fire (see `unleak.quickscan`); the
+        Return False only where the rule surely cannot fire (see `unleak.knowledge.quickscan`); the
         default keeps every file that passed the byte trigger.
         """
         return True

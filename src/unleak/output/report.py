@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
-from unleak.findings import FileResult, Finding
+from unleak.engine.findings import FileResult, Finding
 
 
 def error_lines(results: Iterable[FileResult]) -> list[str]:

@@ -6,8 +6,8 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 
-from unleak.findings import FileResult
-from unleak.pipeline import Job, process
+from unleak.engine.findings import FileResult
+from unleak.engine.pipeline import Job, process
 
 # Parsing one file with LibCST costs tens to hundreds of milliseconds, a forked worker a few:
 # a pool pays off from two files on.

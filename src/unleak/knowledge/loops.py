@@ -16,7 +16,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment, ComprehensionScope, ParentNodeProvider, ScopeProvider
 
-from unleak.analysis import FunctionLike, ancestors, calls
+from unleak.knowledge.analysis import FunctionLike, ancestors, calls
 from unleak.rule import ImportSpec, Rule
 
 NEW_EVENT_LOOP = "asyncio.new_event_loop"

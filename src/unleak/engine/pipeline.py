@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from unleak import registry, source, transform
+from unleak import registry
+from unleak.engine import source, transform
 from unleak.errors import UserError
-from unleak.findings import FileResult, Finding
-from unleak.parse import parse
-from unleak.prefilter import structurally_possible
+from unleak.engine.findings import FileResult, Finding
+from unleak.engine.parse import parse
+from unleak.engine.prefilter import structurally_possible
 from unleak.settings import Settings
-from unleak.verify import Verifier
+from unleak.engine.verify import Verifier
 
 
 @dataclass(frozen=True)

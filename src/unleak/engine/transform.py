@@ -16,11 +16,11 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import MetadataWrapper
 
-from unleak.layout import without_leading_blanks
+from unleak.knowledge.layout import without_leading_blanks
 from unleak.rule import FixSafety, ImportSpec, Replacement, Report, Rule
 from unleak.settings import Settings
-from unleak.suppression import Suppressions
-from unleak.verify import VerificationError, Verifier
+from unleak.engine.suppression import Suppressions
+from unleak.engine.verify import VerificationError, Verifier
 
 # Nested fixes take one pass per level, so the bound is generous; a cycle is caught long before.
 MAX_PASSES = 64

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from unleak.errors import UserError
-from unleak.source import read_bytes
+from unleak.engine.source import read_bytes
 
 STALE = "changed on disk since it was read; not written"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import Assignment, ParentNodeProvider, ScopeProvider
 
-from unleak.analysis import calls
+from unleak.knowledge.analysis import calls
 from unleak.rule import Rule
 
 # Session classes by qualified name -> whether they are async.

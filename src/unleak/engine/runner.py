@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unleak import registry
-from unleak.discover import discover
+from unleak.engine.discover import discover
 from unleak.errors import UserError
-from unleak.execute import Progress, execute, terminal_progress
-from unleak.findings import FileResult
-from unleak.pipeline import Job, process
-from unleak.prefilter import triggered_rules
+from unleak.engine.execute import Progress, execute, terminal_progress
+from unleak.engine.findings import FileResult
+from unleak.engine.pipeline import Job, process
+from unleak.engine.prefilter import triggered_rules
 from unleak.settings import SettingsResolver
-from unleak.source import read_bytes
-from unleak.write import write_atomically
+from unleak.engine.source import read_bytes
+from unleak.engine.write import write_atomically
 
 # A progress line only when the run is long enough to wait for.
 _PROGRESS_FROM = 50

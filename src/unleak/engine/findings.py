@@ -9,7 +9,7 @@ from typing import Any
 
 from unleak.rule import Report
 from unleak.settings import Settings
-from unleak.transform import is_applicable
+from unleak.engine.transform import is_applicable
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The pipeline stages, top to bottom: discover -> source -> prefilter -> pipeline (parse -> transform -> verify) -> write / diffing -> report; `runner` drives them, `execute` spreads files over processes."""

@@ -1,0 +1,1 @@
+"""What the user reads: findings and summaries (`report`), unified diffs (`diffing`), rule documentation (`explain`)."""
