@@ -154,6 +154,7 @@ class UnmanagedResource(Rule):
     summary = "Resource closed by hand, not on every path: use `with` (or `async with`)"
     trigger = (rb"\.(?:a?close|stop)\s*\(",)
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    uses_project = True
 
     @classmethod
     def trigger_for(cls, settings: Settings) -> tuple[bytes, ...]:

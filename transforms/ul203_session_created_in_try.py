@@ -98,8 +98,10 @@ from libcst.metadata import Assignment, ParentNodeProvider, QualifiedNameProvide
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import FunctionLike, ancestors, calls_method, in_async_function, within
 from unleak.knowledge.layout import without_leading_blanks
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.knowledge.project import ProjectView
 from unleak.knowledge.sessions import SESSION_CLASSES, SESSION_LIKE_CALLEE, TRANSACTION_METHODS, session_call
+from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.settings import Settings
 
 _CREATION = m.SimpleStatementLine(
     body=[
@@ -146,10 +148,15 @@ class SessionCreatedInTry(Rule):
     summary = "Session created inside `try` or left un-rolled-back by its `except` handlers"
     trigger = (rb"\.close\s*\(", rb"\bfinally\b")
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    uses_project = True
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        makes_sessions = _possible_session_makers(tree)
+        return cls.could_fire_in(tree, Settings(), ProjectView.empty())
+
+    @classmethod
+    def could_fire_in(cls, tree: ast.Module, settings: Settings, project: ProjectView) -> bool:
+        makes_sessions = _possible_session_makers(tree, project)
         return any(
             _creation_then_try_closing_it(statements, makes_sessions) for statements in quickscan.statement_lists(tree)
         )
@@ -502,12 +509,20 @@ def _rewritten(
 # --- the cheap check on the stdlib AST ---------------------------------------------------------
 
 
-def _possible_session_makers(tree: ast.Module) -> Callable[[ast.Call], bool]:
+def _possible_session_makers(tree: ast.Module, project: ProjectView) -> Callable[[ast.Call], bool]:
     """A call that may make a session: any call in a module importing SQLAlchemy or SQLModel
-    (`Session` may go by any name there), else a call named like one (`SessionLocal()`)."""
+    (`Session` may go by any name there), else a call named like one (`SessionLocal()`) or
+    one the project index knows as a session factory."""
     if _imported_packages(tree) & _SESSION_PACKAGES:
         return lambda call: True
-    return lambda call: SESSION_LIKE_CALLEE.search(quickscan.called_name(call) or "") is not None
+
+    def may_make_session(call: ast.Call) -> bool:
+        if SESSION_LIKE_CALLEE.search(quickscan.called_name(call) or ""):
+            return True
+        callee = quickscan.dotted_name(call.func)
+        return callee is not None and project.session_factory(callee).found is not None
+
+    return may_make_session
 
 
 def _imported_packages(tree: ast.Module) -> set[str]:

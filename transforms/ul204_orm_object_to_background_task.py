@@ -104,6 +104,7 @@ class OrmObjectToBackgroundTask(Rule):
     summary = "ORM object or database session handed to a background task"
     trigger = (rb"\.(?:add_task|delay|apply_async)\s*\(",)
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    uses_project = True
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

@@ -124,13 +124,11 @@ class CheckThenInsert(Rule):
         rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count)\s*\(",
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
+    uses_project = True
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
         return any(_looks_up_then_adds(node) for node in quickscan.of_type(tree, ast.If))
-
-    def visit_Module(self, node: cst.Module) -> None:
-        self._unique_keys = _unique_keys_by_model(node)
 
     @m.visit(m.If())
     def flag_check_then_insert(self, node: cst.If) -> None:
@@ -148,20 +146,27 @@ class CheckThenInsert(Rule):
             return
         name, imports = integrity_error
         fix = _try_insert(node, insert, lookup.awaited, name)
-        if self._constraint_is_visible(lookup, insert):
+        unseen = self._unseen_constraint(lookup, insert)
+        if unseen is None:
             self.report(node, fix=fix, imports=imports)
         else:
-            model = lookup.model or "the model"
-            message = f"{self.summary} (the fix relies on a unique constraint on {model} that unleak cannot see)"
+            message = f"{self.summary} (the fix relies on a unique constraint {unseen})"
             self.report(node, message, fix=fix, imports=imports, safety=FixSafety.UNSAFE)
 
-    def _constraint_is_visible(self, lookup: _Lookup, insert: _Insert) -> bool:
+    def _unseen_constraint(self, lookup: _Lookup, insert: _Insert) -> str | None:
+        """None when the database visibly enforces the check; else why unleak cannot tell."""
+        model = lookup.model or "the model"
         if lookup.model is None or lookup.model not in insert.builds:
-            return False
+            return f"on {model} that unleak cannot see"
         if lookup.by_primary_key:
-            return True
-        keys = self._unique_keys.get(lookup.model, ())
-        return any(key <= lookup.columns for key in keys)
+            return None
+        found = self.project.model(lookup.model)
+        if found.found is None:
+            return f"on {model} that unleak cannot see: {found.reason}"
+        if found.found.unique_key_within(lookup.columns) is not None:
+            return None
+        compared = ", ".join(sorted(lookup.columns)) or "no column"
+        return f"that unleak cannot see: no unique key of {model} ({found.found.path or 'this file'}) covers {compared}"
 
     def _integrity_error(self, node: cst.If) -> tuple[str, tuple[ImportSpec, ...]] | None:
         """How to spell IntegrityError at `node`, and the import that needs (None: the name is taken)."""
@@ -395,9 +400,12 @@ def _receiver(call: cst.Call) -> str | None:
 
 
 def _model_of(queried: cst.BaseExpression) -> str:
-    """`User` for `query(User)` and for `query(User.id)`."""
+    """`User` for `query(User)` and for `query(User.id)`; `models.User` for `query(models.User)`
+    (a class is named in CapWords, a column is not)."""
     if m.matches(queried, m.Attribute(value=m.Name())):
-        return _code(cst.ensure_type(queried, cst.Attribute).value)
+        attribute = cst.ensure_type(queried, cst.Attribute)
+        if not attribute.attr.value[:1].isupper():
+            return _code(attribute.value)
     return _code(queried)
 
 
@@ -511,65 +519,6 @@ def _savepoint(body: cst.IndentedBlock, session: str, asynchronous: bool) -> cst
 def _session_call(session: str, method: str, awaited: bool) -> cst.SimpleStatementLine:
     call: cst.BaseExpression = cst.Call(func=cst.Attribute(cst.parse_expression(session), cst.Name(method)))
     return cst.SimpleStatementLine([cst.Expr(cst.Await(call) if awaited else call)])
-
-
-# --- the models this module declares ------------------------------------------------------------
-
-
-def _unique_keys_by_model(module: cst.Module) -> dict[str, list[frozenset[str]]]:
-    """For each class of the module: the column sets the database keeps unique (primary key,
-    `unique=True`, `UniqueConstraint(...)` in `__table_args__`)."""
-    keys: dict[str, list[frozenset[str]]] = {}
-    for statement in module.body:
-        if isinstance(statement, cst.ClassDef) and isinstance(statement.body, cst.IndentedBlock):
-            found = _unique_keys(statement.body)
-            if found:
-                keys[statement.name.value] = found
-    return keys
-
-
-def _unique_keys(body: cst.IndentedBlock) -> list[frozenset[str]]:
-    primary_key: set[str] = set()
-    keys: list[frozenset[str]] = []
-    for name, value in _class_assignments(body):
-        if name == "__table_args__":
-            keys.extend(_unique_constraints(value))
-        elif isinstance(value, cst.Call):
-            if _keyword_is_true(value, "primary_key"):
-                primary_key.add(name)
-            if _keyword_is_true(value, "unique"):
-                keys.append(frozenset({name}))
-    if primary_key:
-        keys.append(frozenset(primary_key))
-    return keys
-
-
-def _class_assignments(body: cst.IndentedBlock) -> Iterator[tuple[str, cst.BaseExpression]]:
-    for statement in body.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if m.matches(small, m.Assign(targets=[m.AssignTarget(m.Name())])):
-                assign = cst.ensure_type(small, cst.Assign)
-                yield cst.ensure_type(assign.targets[0].target, cst.Name).value, assign.value
-            elif m.matches(small, m.AnnAssign(target=m.Name(), value=m.DoNotCare())):
-                annotated = cst.ensure_type(small, cst.AnnAssign)
-                if annotated.value is not None:
-                    yield cst.ensure_type(annotated.target, cst.Name).value, annotated.value
-
-
-def _keyword_is_true(call: cst.Call, keyword: str) -> bool:
-    return any(m.matches(arg, m.Arg(keyword=m.Name(keyword), value=m.Name("True"))) for arg in call.args)
-
-
-def _unique_constraints(table_args: cst.BaseExpression) -> list[frozenset[str]]:
-    keys = []
-    for call in _all_calls(table_args):
-        if _method_name(call) == "UniqueConstraint":
-            names = [arg.value.evaluated_value for arg in call.args if arg.keyword is None and isinstance(arg.value, cst.SimpleString)]
-            if names and all(isinstance(name, str) for name in names):
-                keys.append(frozenset(str(name) for name in names))
-    return keys
 
 
 # --- names ----------------------------------------------------------------------------------------

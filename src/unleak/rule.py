@@ -20,6 +20,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import CodeRange, ParentNodeProvider, PositionProvider
 
+from unleak.knowledge.project import ProjectView
 from unleak.settings import Settings
 
 # Nodes whose first line is "the first line of the matched statement" for suppression comments.
@@ -144,6 +145,9 @@ class Rule(m.MatcherDecoratableVisitor):
     VALID: ClassVar[tuple[Valid, ...]] = ()
     INVALID: ClassVar[tuple[Invalid, ...]] = ()
     METADATA_DEPENDENCIES: ClassVar[tuple[type, ...]] = ()
+    # Whether the rule asks the project index (`self.project`) about other modules; the engine
+    # builds the index only for runs where such a rule may fire.
+    uses_project: ClassVar[bool] = False
 
     def __init__(self, settings: Settings | None = None) -> None:
         decorated = _DECORATED_METHODS.get(type(self))
@@ -153,7 +157,15 @@ class Rule(m.MatcherDecoratableVisitor):
         else:
             decorated.install(self)
         self.settings = settings or Settings()
+        self.project = ProjectView.empty()  # what other modules declare; see `for_file`
         self.reports: list[Report] = []
+
+    @classmethod
+    def for_file(cls, settings: Settings, project: ProjectView) -> Rule:
+        """The rule object for one visit of one file, under its settings and project index."""
+        rule = cls(settings)
+        rule.project = project
+        return rule
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -169,6 +181,12 @@ class Rule(m.MatcherDecoratableVisitor):
     def could_fire_under(cls, tree: ast.Module, settings: Settings) -> bool:
         """`could_fire` under `settings`; a rule fed by configuration overrides this one instead."""
         return cls.could_fire(tree)
+
+    @classmethod
+    def could_fire_in(cls, tree: ast.Module, settings: Settings, project: ProjectView) -> bool:
+        """`could_fire_under`, for a rule that also asks the project index (`uses_project`):
+        a name imported from another module may be what the rule is about."""
+        return cls.could_fire_under(tree, settings)
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

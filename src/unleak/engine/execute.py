@@ -7,7 +7,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 
 from unleak.engine.findings import FileResult
-from unleak.engine.pipeline import Job, process
+from unleak.engine.pipeline import Job, install_indexes, process
+from unleak.knowledge.project import ProjectIndex
 
 # Parsing one file with LibCST costs tens to hundreds of milliseconds, a forked worker a few:
 # a pool pays off from two files on.
@@ -16,22 +17,29 @@ _MIN_JOBS_FOR_POOL = 2
 Progress = Callable[[int, int], None]
 
 
-def execute(jobs: list[Job], workers: int, progress: Progress | None = None) -> list[FileResult]:
-    """Process every job; the results come back in the jobs' order whatever the parallelism."""
+def execute(
+    jobs: list[Job], workers: int, indexes: dict[str, ProjectIndex], progress: Progress | None = None
+) -> list[FileResult]:
+    """Process every job; the results come back in the jobs' order whatever the parallelism.
+    Each process receives the project `indexes` once, before its first job."""
     if workers <= 1 or len(jobs) < _MIN_JOBS_FOR_POOL:
+        install_indexes(indexes)
         results = []
         for done, job in enumerate(jobs, start=1):
             results.append(process(job))
             if progress:
                 progress(done, len(jobs))
         return results
-    return _in_pool(jobs, workers, progress)
+    return _in_pool(jobs, workers, indexes, progress)
 
 
-def _in_pool(jobs: list[Job], workers: int, progress: Progress | None) -> list[FileResult]:
+def _in_pool(
+    jobs: list[Job], workers: int, indexes: dict[str, ProjectIndex], progress: Progress | None
+) -> list[FileResult]:
     results: dict[int, FileResult] = {}
     largest_first = sorted(range(len(jobs)), key=lambda index: -len(jobs[index].raw))
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+    processes = min(workers, len(jobs))
+    with ProcessPoolExecutor(max_workers=processes, initializer=install_indexes, initargs=(indexes,)) as pool:
         futures: dict[Future[FileResult], int] = {pool.submit(process, jobs[index]): index for index in largest_first}
         for done, future in enumerate(as_completed(futures), start=1):
             index = futures[future]

@@ -1,11 +1,13 @@
 """One file through the stages: decode -> parse -> transform -> verify -> encode.
 
 `process` is what a worker process runs; it takes and returns plain data, so it can run in a
-process pool or in this process alike.
+process pool or in this process alike. The project indexes reach a worker once, through
+`install_indexes`, not with every job.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +16,11 @@ from unleak.engine import source, transform
 from unleak.errors import UserError
 from unleak.engine.findings import FileResult, Finding
 from unleak.engine.parse import parse
-from unleak.engine.prefilter import structurally_possible
+from unleak.engine.prefilter import possible_in_tree, quick_parse
 from unleak.settings import Settings
 from unleak.engine.verify import Verifier
+from unleak.knowledge.declarations import module_facts
+from unleak.knowledge.project import ProjectIndex, ProjectView
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,16 @@ class Job:
     rule_codes: tuple[str, ...]  # the selected rules whose triggers occur in `raw`
     settings: Settings
     fixing: bool  # False: only report (check); True: apply fixes (diff, apply)
+    project_root: str | None = None  # the project whose index the file's rules may ask
+
+
+_indexes: dict[str, ProjectIndex] = {}
+
+
+def install_indexes(indexes: dict[str, ProjectIndex]) -> None:
+    """Make the run's project indexes (by root) available to `process` in this process."""
+    _indexes.clear()
+    _indexes.update(indexes)
 
 
 def process(job: Job) -> FileResult:
@@ -42,17 +56,31 @@ def process(job: Job) -> FileResult:
 def _process(job: Job, result: FileResult) -> None:
     decoded = source.decode(job.raw, job.display)
     triggered = tuple(registry.rule_by_code(code) for code in job.rule_codes)
-    rules = structurally_possible(decoded.text, triggered, job.settings)
+    tree = quick_parse(decoded.text)
+    project = _project_view(job, tree)
+    rules = possible_in_tree(tree, triggered, job.settings, project)
     if not rules:
         result.parsed = False
         return
     module = parse(decoded.text, job.display)
     if not job.fixing:
-        reports = transform.find(module, rules, job.settings)
+        reports = transform.find(module, rules, job.settings, project)
     else:
-        outcome = transform.fix(module, rules, job.settings, Verifier(decoded.text, job.display))
+        outcome = transform.fix(module, rules, job.settings, project, Verifier(decoded.text, job.display))
         reports = outcome.remaining
         result.fixes = outcome.fixes
         if outcome.module.code != decoded.text:
             result.fixed = source.encode(outcome.module.code, decoded, job.display)
     result.findings = [Finding.from_report(report, job.display, job.settings) for report in reports]
+
+
+def _project_view(job: Job, tree: ast.Module | None) -> ProjectView:
+    """The project as this file sees it: its own module-level facts, and its project's index."""
+    # A source from stdin with --stdin-filename stands for that file (its relative imports too).
+    stands_for = job.path or (Path(job.display) if job.project_root else None)
+    path = None
+    if stands_for is not None and job.project_root is not None:
+        path = stands_for.absolute().relative_to(job.project_root).as_posix()
+    own = module_facts(tree, path) if tree is not None else ProjectView.empty().own
+    index = _indexes.get(job.project_root or "") or ProjectIndex()
+    return index.view(own)

@@ -11,6 +11,7 @@ import ast
 import re
 from functools import cache
 
+from unleak.knowledge.project import ProjectView
 from unleak.rule import Rule
 from unleak.settings import Settings
 
@@ -27,12 +28,25 @@ def triggered_rules(raw: bytes, rules: tuple[type[Rule], ...], settings: Setting
     )
 
 
+def quick_parse(text: str) -> ast.Module | None:
+    """CPython's own parse of the module, or None when it won't parse here."""
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None  # newer syntax than this Python, or broken: LibCST will tell
+
+
 def structurally_possible(text: str, rules: tuple[type[Rule], ...], settings: Settings) -> tuple[type[Rule], ...]:
     """The rules whose `could_fire` accepts the module's stdlib AST (all of them if it won't parse)."""
-    if not rules:
+    return possible_in_tree(quick_parse(text), rules, settings) if rules else rules
+
+
+def possible_in_tree(
+    tree: ast.Module | None, rules: tuple[type[Rule], ...], settings: Settings, project: ProjectView | None = None
+) -> tuple[type[Rule], ...]:
+    """`structurally_possible` on an already parsed tree (None: it did not parse), with the
+    project index for the rules that ask it."""
+    if tree is None:
         return rules
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return rules  # newer syntax than this Python, or broken: LibCST will tell
-    return tuple(rule for rule in rules if rule.could_fire_under(tree, settings))
+    seen_from_here = project or ProjectView.empty()
+    return tuple(rule for rule in rules if rule.could_fire_in(tree, settings, seen_from_here))

@@ -15,9 +15,11 @@ from pathlib import Path
 from unleak import registry
 from unleak.engine.discover import discover
 from unleak.errors import UserError
+from unleak.knowledge.project import ProjectIndex
 from unleak.engine.execute import Progress, execute, terminal_progress
 from unleak.engine.findings import FileResult
-from unleak.engine.pipeline import Job, process
+from unleak.engine.indexing import build_index, root_of
+from unleak.engine.pipeline import Job, install_indexes, process
 from unleak.engine.prefilter import triggered_rules
 from unleak.settings import SettingsResolver
 from unleak.engine.source import read_bytes
@@ -62,8 +64,9 @@ def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int)
         job = _job(mode, path, resolver, outcome)
         if job is not None:
             jobs.append(job)
+    indexes = _indexes_for(jobs, resolver)
     progress = _progress_reporter(len(jobs))
-    for result in execute(jobs, workers, progress):
+    for result in execute(jobs, workers, indexes, progress):
         if result.parsed or result.error:
             outcome.results.append(result)
         else:
@@ -82,7 +85,10 @@ def run_stdin(mode: Mode, raw: bytes, stdin_filename: str | None, resolver: Sett
     settings = resolver.for_path(named)
     rules = registry.rules_for(settings, named)
     codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
-    return process(Job(display, None, raw, codes, settings, mode.fixing))
+    project_root = root_of(named).as_posix() if stdin_filename else None  # the source stands for that file
+    job = Job(display, None, raw, codes, settings, mode.fixing, project_root)
+    install_indexes(_indexes_for([job], resolver))
+    return process(job)
 
 
 def display_path(path: Path) -> str:
@@ -108,7 +114,15 @@ def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult)
     if not codes:
         outcome.skipped += 1
         return None
-    return Job(display, path, raw, codes, settings, mode.fixing)
+    return Job(display, path, raw, codes, settings, mode.fixing, root_of(path).as_posix())
+
+
+def _indexes_for(jobs: list[Job], resolver: SettingsResolver) -> dict[str, ProjectIndex]:
+    """The project indexes the jobs' rules may ask: none when no such rule may fire."""
+    if not any(registry.rule_by_code(code).uses_project for job in jobs for code in job.rule_codes):
+        return {}
+    roots = sorted({job.project_root for job in jobs if job.project_root is not None})
+    return {root: build_index(Path(root), resolver) for root in roots}
 
 
 def _failed(error: UserError) -> FileResult:

@@ -17,6 +17,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import MetadataWrapper
 
 from unleak.knowledge.layout import without_leading_blanks
+from unleak.knowledge.project import ProjectView
 from unleak.rule import FixSafety, ImportSpec, Replacement, Report, Rule
 from unleak.settings import Settings
 from unleak.engine.suppression import Suppressions
@@ -47,20 +48,29 @@ def is_applicable(report: Report, settings: Settings) -> bool:
     return report.safety is FixSafety.SAFE or (report.safety is FixSafety.UNSAFE and settings.unsafe)
 
 
-def find(module: cst.Module, rules: tuple[type[Rule], ...], settings: Settings) -> list[Report]:
+def find(
+    module: cst.Module, rules: tuple[type[Rule], ...], settings: Settings, project: ProjectView | None = None
+) -> list[Report]:
     """Every unsuppressed finding of `rules` in `module`, without changing anything."""
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     suppressions = Suppressions.of(module.code)
-    return [report for rule in rules for report in _run_rule(wrapper, rule, settings, suppressions)]
+    context = _Context(settings, project or ProjectView.empty(), suppressions)
+    return [report for rule in rules for report in _run_rule(wrapper, rule, context)]
 
 
-def fix(module: cst.Module, rules: tuple[type[Rule], ...], settings: Settings, verifier: Verifier) -> Outcome:
+def fix(
+    module: cst.Module,
+    rules: tuple[type[Rule], ...],
+    settings: Settings,
+    project: ProjectView | None,
+    verifier: Verifier,
+) -> Outcome:
     """Apply every applicable fix until a fixed point; raise RuleFailure if a rule misbehaves."""
     outcome = Outcome(module)
     seen = {module.code}
     for _ in range(MAX_PASSES):
         outcome.remaining = []
-        changed_by = _one_pass(outcome, rules, settings, verifier)
+        changed_by = _one_pass(outcome, rules, settings, project or ProjectView.empty(), verifier)
         if not changed_by:
             return outcome
         if outcome.module.code in seen:  # back to an earlier version: the fixes undo each other
@@ -70,14 +80,14 @@ def fix(module: cst.Module, rules: tuple[type[Rule], ...], settings: Settings, v
 
 
 def _one_pass(
-    outcome: Outcome, rules: tuple[type[Rule], ...], settings: Settings, verifier: Verifier
+    outcome: Outcome, rules: tuple[type[Rule], ...], settings: Settings, project: ProjectView, verifier: Verifier
 ) -> list[type[Rule]]:
     """Run every rule once, applying fixes as they come; return the rules that changed the code."""
     changed_by: list[type[Rule]] = []
     wrapper = MetadataWrapper(outcome.module, unsafe_skip_copy=True)
-    suppressions = Suppressions.of(outcome.module.code)
+    context = _Context(settings, project, Suppressions.of(outcome.module.code))
     for rule in rules:
-        reports = _run_rule(wrapper, rule, settings, suppressions)
+        reports = _run_rule(wrapper, rule, context)
         fixes = [report for report in reports if is_applicable(report, settings)]
         outcome.remaining.extend(report for report in reports if report not in fixes)
         if not fixes:
@@ -92,19 +102,26 @@ def _one_pass(
         outcome.fixes[rule.code] += applied.count
         changed_by.append(rule)
         wrapper = MetadataWrapper(outcome.module, unsafe_skip_copy=True)
-        suppressions = Suppressions.of(outcome.module.code)
+        context = _Context(settings, project, Suppressions.of(outcome.module.code))
     return changed_by
 
 
-def _run_rule(
-    wrapper: MetadataWrapper, rule: type[Rule], settings: Settings, suppressions: Suppressions
-) -> list[Report]:
-    visitor = rule(settings)
+@dataclass(frozen=True)
+class _Context:
+    """What every rule of a pass is run with."""
+
+    settings: Settings
+    project: ProjectView
+    suppressions: Suppressions
+
+
+def _run_rule(wrapper: MetadataWrapper, rule: type[Rule], context: _Context) -> list[Report]:
+    visitor = rule.for_file(context.settings, context.project)
     try:
         wrapper.visit(visitor)
     except Exception as error:  # a bug in the rule must not take the other files down
         raise RuleFailure(rule, f"crashed with {type(error).__name__}: {error}") from error
-    return [report for report in visitor.reports if not suppressions.silences(report)]
+    return [report for report in visitor.reports if not context.suppressions.silences(report)]
 
 
 @dataclass

@@ -52,6 +52,18 @@ def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
             yield from own_nodes(child)
 
 
+def dotted_name(node: ast.expr) -> str | None:
+    """`a.b.c` for the attribute chain `a.b.c`; None for anything else."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
 def called_name(call: ast.Call) -> str | None:
     """`error` for `logger.error(...)` and for `error(...)`; None for other callees."""
     if isinstance(call.func, ast.Attribute):

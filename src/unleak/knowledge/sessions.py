@@ -1,7 +1,8 @@
 """What creates a SQLAlchemy session: the knowledge the session rules (UL202, UL203, UL204) share.
 
 `session_call` needs `QualifiedNameProvider` and `ScopeProvider` in the rule's
-METADATA_DEPENDENCIES (plus the parent links every rule has).
+METADATA_DEPENDENCIES, and `uses_project = True` on the rule: factories are looked up in the
+project index (`unleak.knowledge.project`), in this module or imported from another one.
 """
 
 from __future__ import annotations
@@ -10,26 +11,15 @@ import re
 from dataclasses import dataclass
 
 import libcst as cst
-from libcst.metadata import Assignment, ParentNodeProvider, ScopeProvider
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import GlobalScope, ScopeProvider
 
 from unleak.knowledge.analysis import calls
+from unleak.knowledge.project import SESSION_CLASSES, SESSION_FACTORIES
 from unleak.rule import Rule
 
-# Session classes by qualified name -> whether they are async.
-SESSION_CLASSES = {
-    "sqlalchemy.orm.Session": False,
-    "sqlalchemy.orm.session.Session": False,
-    "sqlmodel.Session": False,
-    "sqlalchemy.ext.asyncio.AsyncSession": True,
-    "sqlalchemy.ext.asyncio.session.AsyncSession": True,
-}
-# `SessionLocal = sessionmaker(...)`: `SessionLocal()` makes a session of that kind.
-SESSION_FACTORIES = {
-    "sqlalchemy.orm.sessionmaker": False,
-    "sqlalchemy.orm.session.sessionmaker": False,
-    "sqlalchemy.ext.asyncio.async_sessionmaker": True,
-    "sqlalchemy.ext.asyncio.session.async_sessionmaker": True,
-}
+__all__ = ["SESSION_CLASSES", "SESSION_FACTORIES", "SESSION_LIKE_CALLEE", "TRANSACTION_METHODS", "SessionCall", "session_call", "factory_session"]
+
 # `SessionLocal()`, `AsyncSessionLocal()`, `get_session()`, `session_factory()`: a session by its name.
 SESSION_LIKE_CALLEE = re.compile(r"session(?:_?local|_?factory)?$", re.IGNORECASE)
 # Methods only a database session has (an HTTP client session has `get`, `delete` and `close` too).
@@ -61,17 +51,23 @@ def session_call(rule: Rule, call: cst.Call) -> SessionCall | None:
 
 
 def factory_session(rule: Rule, call: cst.Call) -> SessionCall | None:
-    """`SessionLocal()` where the module assigns `SessionLocal = sessionmaker(...)` once."""
-    if not isinstance(call.func, cst.Name):
+    """`SessionLocal()` where the project index knows `SessionLocal` as a `sessionmaker(...)`,
+    `async_sessionmaker(...)`, `scoped_session(...)` or a function handing out one of their
+    sessions, declared in this module or imported from another one."""
+    dotted = get_full_name_for_node(call.func)
+    if dotted is None or _bound_in_function(rule, call.func):
         return None
-    assignments = list(rule.get_metadata(ScopeProvider, call.func)[call.func.value])
-    if len(assignments) != 1 or not isinstance(assignments[0], Assignment):
-        return None
-    target = rule.get_metadata(ParentNodeProvider, assignments[0].node, None)
-    assign = rule.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
-    if not isinstance(assign, cst.Assign) or len(assign.targets) != 1 or not isinstance(assign.value, cst.Call):
-        return None
-    for qualified, asynchronous in SESSION_FACTORIES.items():
-        if calls(rule, assign.value, qualified):
-            return SessionCall(resolved=True, asynchronous=asynchronous)
-    return None
+    found = rule.project.session_factory(dotted).found
+    return None if found is None else SessionCall(resolved=True, asynchronous=found.asynchronous)
+
+
+def _bound_in_function(rule: Rule, callee: cst.BaseExpression) -> bool:
+    """Whether the callee's first name is bound inside a function (a parameter, a local): the
+    index only knows module-level names."""
+    root = callee
+    while isinstance(root, cst.Attribute):
+        root = root.value
+    if not isinstance(root, cst.Name):
+        return True
+    scope = rule.get_metadata(ScopeProvider, root, None)
+    return scope is None or any(not isinstance(found.scope, GlobalScope) for found in scope[root.value])
