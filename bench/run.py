@@ -35,6 +35,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "results.json"
 TARGET_SPEEDUP = 20.0
+INDEX_SHARE_TARGET = 0.10  # the project index: under 10% of a check run
 OUTPUT_TAIL_LINES = 5
 RSS_BYTES_PER_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in KiB on Linux
 UNLEAK_KEY = "unleak_check"
@@ -301,6 +302,17 @@ def print_table(summary: Summary, tools: list[Tool], results: dict[str, Measurem
           f"(target: >= {summary.target_speedup:.0f}x wall-clock): {summary.verdict}")
 
 
+def index_cost(tree: Path) -> dict[str, float] | None:
+    """bench/index_cost.py on the tree: the project index's share of a check run."""
+    if find_unleak() is None:
+        return None
+    progress("timing the project index inside `unleak check --jobs 1`")
+    measured = subprocess.run([sys.executable, str(BENCH_DIR / "index_cost.py"), str(tree)], capture_output=True, text=True)
+    if measured.returncode != 0:
+        raise BenchError("bench/index_cost.py failed:\n" + indent(measured.stderr.splitlines()[-OUTPUT_TAIL_LINES:]))
+    return json.loads(measured.stdout)
+
+
 def indent(lines: list[str]) -> str:
     return "\n".join(f"    {line}" for line in lines)
 
@@ -320,6 +332,7 @@ def main(argv: list[str]) -> int:
         python_files = count_python_files(tree)
         tools = tools_to_run(args, tree)
         results = {tool.key: best_of(tool, args.repeat, python_files) for tool in tools}
+        index = index_cost(tree)
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -337,7 +350,12 @@ def main(argv: list[str]) -> int:
         verdict=verdict(ratio),
     )
     print_table(summary, tools, results)
-    results_json = {**asdict(summary), "runs": {key: asdict(result) for key, result in results.items()}}
+    if index is not None:
+        share = index["index_seconds"] / index["check_seconds"]
+        print(f"project index: {index['index_seconds']:.2f} s of a {index['check_seconds']:.2f} s `check --jobs 1` "
+              f"({share:.1%}; target < 10%: {'PASS' if share < INDEX_SHARE_TARGET else 'FAIL'}); "
+              f"read eagerly it would cost {index['eager_seconds']:.2f} s")
+    results_json = {**asdict(summary), "runs": {key: asdict(result) for key, result in results.items()}, "index": index}
     RESULTS_FILE.write_text(json.dumps(results_json, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {RESULTS_FILE}")
     return 0

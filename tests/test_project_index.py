@@ -68,6 +68,14 @@ def unleak(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
 
 
+def unsafe_finding(target: str = ".") -> str:
+    """The one finding `unleak check` prints, which must offer its fix only with --unsafe."""
+    result = unleak("check", target)
+    assert result.exit_code == 1
+    assert result.stdout.count("\n") == 1 and "(unsafe fix available with --unsafe)" in result.stdout
+    return result.stdout
+
+
 def seeding(imports: str) -> str:
     return imports + "\n" + textwrap.dedent(SEED).lstrip("\n")
 
@@ -146,34 +154,25 @@ def test_compared_column_without_a_unique_key_stays_unsafe_and_says_so() -> None
     write("app/models.py", TENANT)
     code = seeding("from app.models import Tenant\n").replace("slug", "name")
     write("app/seed.py", code)
-    result = unleak("check", ".")
-    assert result.exit_code == 1
-    assert "no unique key of Tenant (app/models.py) covers name" in result.stdout
-    assert "(unsafe fix available with --unsafe)" in result.stdout
+    assert "no unique key of Tenant (app/models.py) covers name" in unsafe_finding()
 
 
 def test_two_classes_with_the_name_are_ambiguous_and_stay_unsafe() -> None:
     write("app/models.py", textwrap.dedent(TENANT) + "\n\nclass Tenant:\n    pass\n")
     write("app/seed.py", seeding("from app.models import Tenant\n"))
-    result = unleak("check", ".")
-    assert "`Tenant` is ambiguous" in result.stdout
-    assert "(unsafe fix available with --unsafe)" in result.stdout
+    assert "`Tenant` is ambiguous" in unsafe_finding()
 
 
 def test_two_modules_of_the_name_are_ambiguous() -> None:
     write("one/models.py", TENANT)
     write("two/models.py", TENANT)
     write("seed.py", seeding("from models import Tenant\n"))
-    result = unleak("check", "seed.py")
-    assert "module `models` is ambiguous" in result.stdout
-    assert "(unsafe fix available with --unsafe)" in result.stdout
+    assert "module `models` is ambiguous" in unsafe_finding("seed.py")
 
 
 def test_a_name_from_outside_the_project_stays_unsafe() -> None:
     write("app/seed.py", seeding("from vendor.models import Tenant\n"))
-    result = unleak("check", ".")
-    assert "that unleak cannot see" in result.stdout
-    assert "(unsafe fix available with --unsafe)" in result.stdout
+    assert "that unleak cannot see" in unsafe_finding()
 
 
 def test_a_file_named_on_the_command_line_gets_its_projects_index() -> None:
@@ -393,7 +392,7 @@ def test_jobs_1_and_jobs_2_give_the_same_output() -> None:
 
 def test_no_index_is_built_when_no_rule_asks(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[Path] = []
-    monkeypatch.setattr(runner, "build_index", lambda root, resolver: built.append(root) or ProjectIndex())
+    monkeypatch.setattr(runner, "build_index", lambda root, resolver, known: built.append(root) or ProjectIndex())
     write("app/models.py", TENANT)
     write("app/worker.py", "try:\n    risky()\nexcept:\n    pass\n")
     unleak("check", ".")

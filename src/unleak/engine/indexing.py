@@ -1,10 +1,12 @@
-"""Stage 2b: the project index, built once per project before the per-file work.
+"""Stage 2b: the project index, one per project, handed to every worker once.
 
 A project is the nearest folder above a file that holds `pyproject.toml`, `setup.cfg` or `.git`
-(a file named on the command line still gets its whole project indexed). Its Python files go
-through a byte trigger, then CPython's `ast`, never LibCST: only files that may declare a model,
-a session factory, a context-manager factory or a delete listener are parsed, plus the
-`__init__.py` files that re-export names. `unleak.knowledge.project` answers the questions.
+(a file named on the command line still gets its whole project indexed). The parent process
+lists the project's Python files; nothing is read yet. A worker reads a module the first time a
+lookup reaches it, through a byte trigger and then CPython's `ast`, never LibCST, and keeps the
+facts for the rest of the run. So a run pays only for the modules its findings ask about:
+on a large tree where few files reach a rule that asks, the index costs next to nothing.
+`unleak.knowledge.project` answers the questions.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import ast
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from unleak.engine.discover import discover
 from unleak.knowledge.declarations import ModuleFacts, module_facts
@@ -23,13 +26,14 @@ from unleak.settings import SettingsResolver
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", ".git")
 # What a file must contain to possibly declare something the index records.
-INDEX_TRIGGER = re.compile(
-    rb"__tablename__|Column\(|mapped_column\(|Mapped\[|Field\(|table\s*=\s*True"  # models
-    rb"|sessionmaker|scoped_session|(?i:session)\w*\s*\("  # session factories, functions handing out sessions
-    rb"|contextmanager|listens_for|\.listen\(|_delete\b"  # context managers, delete listeners
-)
-_RE_EXPORTS = re.compile(rb"\bimport\b")
-_SOURCE_FOLDERS = ("src", "lib")
+_MODELS = rb"__tablename__|mapped_column\(|\bColumn\(|table\s*=\s*True|Mapped\[|models\.(?:Model\b|\w*Field\()|Field\("
+_SESSIONS = rb"|sessionmaker|scoped_session|(?i:session)\w*\s*\("  # factories, functions handing out sessions
+_LISTENERS = rb"listens_for|\.listen\(|(?:pre|post|before|after)_delete"
+INDEX_TRIGGER = re.compile(_MODELS + _SESSIONS + rb"|contextmanager|" + _LISTENERS)
+LISTENER_TRIGGER = re.compile(_LISTENERS)
+_RE_EXPORTS = re.compile(rb"\bimport\b")  # an `__init__.py` matters when it re-exports names
+_SOURCE_FOLDERS = ("src/", "lib/")
+_PACKAGE_MARKER = "__init__.py"
 
 
 @cache
@@ -47,23 +51,53 @@ def root_of(path: Path) -> Path:
     return project_root(folder) or folder
 
 
-def build_index(root: Path, resolver: SettingsResolver) -> ProjectIndex:
-    index = ProjectIndex(root=root.as_posix())
-    for path in discover([root], resolver).files:
-        relative = path.absolute().relative_to(root).as_posix()
-        facts = _facts_of(path, relative)
-        if facts is not None:
-            index.modules[relative] = facts
-    index.anchored, index.suffixes = _module_names(root, index.modules)
-    return index
+def build_index(root: Path, resolver: SettingsResolver, known: Iterable[Path] = ()) -> ProjectIndex:
+    """The index of the project at `root`. `known` are files the run already discovered; the
+    project's folder is walked again only when the run did not cover it."""
+    absolute = root.absolute()
+    files = [path.absolute() for path in known]
+    if not files:
+        files = [path.absolute() for path in discover([root], resolver).files]
+    relative = frozenset(path.relative_to(absolute).as_posix() for path in files if absolute in path.parents)
+    return ProjectIndex(ProjectFiles(absolute.as_posix(), relative))
 
 
-def _facts_of(path: Path, relative: str) -> ModuleFacts | None:
+@dataclass
+class ProjectFiles:
+    """A project's Python files, read the first time a lookup reaches them (a `ModuleSource`)."""
+
+    root: str
+    paths: frozenset[str]  # posix, relative to the root
+    _facts: dict[str, ModuleFacts | None] = field(default_factory=dict, repr=False)
+    _names: tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]] | None = field(default=None, repr=False)
+
+    def facts(self, path: str) -> ModuleFacts | None:
+        if path not in self.paths:
+            return None
+        if path not in self._facts:
+            self._facts[path] = _read_facts(Path(self.root) / path, path)
+        return self._facts[path]
+
+    def module_paths(self, dotted: str) -> tuple[str, ...]:
+        if self._names is None:
+            self._names = _module_names(self.paths)
+        anchored, suffixes = self._names
+        return anchored.get(dotted) or suffixes.get(dotted, ())
+
+    def listening_modules(self) -> Iterator[ModuleFacts]:
+        for path in sorted(self.paths):
+            if path in self._facts or _contains(Path(self.root) / path, LISTENER_TRIGGER):
+                facts = self.facts(path)
+                if facts is not None and facts.listeners:
+                    yield facts
+
+
+def _read_facts(path: Path, relative: str) -> ModuleFacts | None:
     try:
         raw = path.read_bytes()
     except OSError:
         return None
-    wanted = INDEX_TRIGGER if path.name != "__init__.py" else _RE_EXPORTS
+    wanted = _RE_EXPORTS if path.name == _PACKAGE_MARKER else INDEX_TRIGGER
     if not wanted.search(raw):
         return None
     try:
@@ -73,36 +107,45 @@ def _facts_of(path: Path, relative: str) -> ModuleFacts | None:
     return module_facts(tree, relative)
 
 
-def _module_names(root: Path, modules: Iterable[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
-    """Dotted names for each file (given relative to `root`): below a source root (the project
-    root, `src/`, the folder above a package), and every dotted tail of its path, for code run
-    from a subfolder."""
+def _contains(path: Path, trigger: re.Pattern[bytes]) -> bool:
+    try:
+        return trigger.search(path.read_bytes()) is not None
+    except OSError:
+        return False
+
+
+def _module_names(paths: frozenset[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Dotted names for each file: below a source root (the project root, `src/`, `lib/`, the
+    folder above a package), and every dotted tail of its path, for code run from a subfolder."""
+    packages = {str(PurePosixPath(path).parent) for path in paths if PurePosixPath(path).name == _PACKAGE_MARKER}
     anchored: dict[str, list[str]] = defaultdict(list)
     suffixes: dict[str, list[str]] = defaultdict(list)
-    for module in modules:
-        path = root / module
-        parts = _dotted_parts(Path(module))
-        for source_root in _source_roots(root, path):
-            name = ".".join(_dotted_parts(path.relative_to(source_root)))
-            if name and module not in anchored[name]:
-                anchored[name].append(module)
+    for path in sorted(paths):
+        parts = _dotted_parts(path)
+        for prefix in _source_roots(path, packages):
+            name = ".".join(parts[len(prefix) :])
+            if name and path not in anchored[name]:
+                anchored[name].append(path)
         for start in range(len(parts)):
-            suffixes[".".join(parts[start:])].append(module)
+            suffixes[".".join(parts[start:])].append(path)
     return _frozen(anchored), _frozen(suffixes)
 
 
-def _source_roots(root: Path, path: Path) -> list[Path]:
-    roots = [root] + [root / folder for folder in _SOURCE_FOLDERS if (root / folder) in path.parents]
-    package = path.parent
-    while package != root and (package / "__init__.py").exists():
+def _source_roots(path: str, packages: set[str]) -> list[tuple[str, ...]]:
+    """The folders (as path parts) a file's module name may be counted from."""
+    roots: list[tuple[str, ...]] = [()]
+    roots += [(folder.rstrip("/"),) for folder in _SOURCE_FOLDERS if path.startswith(folder)]
+    package = PurePosixPath(path).parent
+    while str(package) in packages:
         package = package.parent
-    if package not in roots:
-        roots.append(package)
+    above_packages = tuple(part for part in package.parts if part != ".")
+    if above_packages not in roots:
+        roots.append(above_packages)
     return roots
 
 
-def _dotted_parts(relative: Path) -> list[str]:
-    parts = list(relative.with_suffix("").parts)
+def _dotted_parts(path: str) -> list[str]:
+    parts = list(PurePosixPath(path).with_suffix("").parts)
     return parts[:-1] if parts and parts[-1] == "__init__" else parts
 
 

@@ -64,7 +64,7 @@ def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int)
         job = _job(mode, path, resolver, outcome)
         if job is not None:
             jobs.append(job)
-    indexes = _indexes_for(jobs, resolver)
+    indexes = _indexes_for(jobs, resolver, _Walked(paths, discovery.files))
     progress = _progress_reporter(len(jobs))
     for result in execute(jobs, workers, indexes, progress):
         if result.parsed or result.error:
@@ -87,7 +87,7 @@ def run_stdin(mode: Mode, raw: bytes, stdin_filename: str | None, resolver: Sett
     codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
     project_root = root_of(named).as_posix() if stdin_filename else None  # the source stands for that file
     job = Job(display, None, raw, codes, settings, mode.fixing, project_root)
-    install_indexes(_indexes_for([job], resolver))
+    install_indexes(_indexes_for([job], resolver, _Walked([], [])))
     return process(job)
 
 
@@ -117,12 +117,25 @@ def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult)
     return Job(display, path, raw, codes, settings, mode.fixing, root_of(path).as_posix())
 
 
-def _indexes_for(jobs: list[Job], resolver: SettingsResolver) -> dict[str, ProjectIndex]:
+@dataclass(frozen=True)
+class _Walked:
+    """What the run's discovery already walked: its folders, and the files it found there."""
+
+    paths: list[Path]
+    files: list[Path]
+
+    def files_of(self, root: Path) -> list[Path]:
+        """The project's files when a walked folder holds the whole project, else [] (walk it)."""
+        walked = any(path.is_dir() and path.absolute() in (root, *root.parents) for path in self.paths)
+        return [file for file in self.files if root in file.absolute().parents] if walked else []
+
+
+def _indexes_for(jobs: list[Job], resolver: SettingsResolver, walked: _Walked) -> dict[str, ProjectIndex]:
     """The project indexes the jobs' rules may ask: none when no such rule may fire."""
     if not any(registry.rule_by_code(code).uses_project for job in jobs for code in job.rule_codes):
         return {}
-    roots = sorted({job.project_root for job in jobs if job.project_root is not None})
-    return {root: build_index(Path(root), resolver) for root in roots}
+    roots = sorted({Path(job.project_root) for job in jobs if job.project_root is not None})
+    return {root.as_posix(): build_index(root, resolver, walked.files_of(root)) for root in roots}
 
 
 def _failed(error: UserError) -> FileResult:

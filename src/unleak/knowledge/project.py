@@ -12,10 +12,10 @@ A name that reaches two declarations, or none, is unknown: never guessed. Every 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Generic, TypeVar, Union
+from typing import Generic, Protocol, TypeVar, Union
 
 from unleak.knowledge.declarations import (
     ClassFacts,
@@ -140,14 +140,25 @@ class _Unknown:
 _Target = Union[_Declared, _Module, _External, _Unknown]
 
 
+class ModuleSource(Protocol):
+    """Where the index gets a project's module facts (`unleak.engine.indexing` reads them from
+    disk, each the first time a lookup reaches it). Paths are posix, relative to the project root."""
+
+    def facts(self, path: str) -> ModuleFacts | None:
+        """The facts of the module at `path`; None when there is no such module, or it declares nothing."""
+
+    def module_paths(self, dotted: str) -> tuple[str, ...]:
+        """The files an absolute `import dotted` may load (more than one: ambiguous)."""
+
+    def listening_modules(self) -> Iterator[ModuleFacts]:
+        """The facts of every module that may declare a delete listener."""
+
+
 @dataclass
 class ProjectIndex:
-    """The facts of one project's modules, and where absolute imports find them."""
+    """One project's modules, seen through the imports of the file that asks."""
 
-    root: str | None = None
-    modules: dict[str, ModuleFacts] = field(default_factory=dict)  # by posix path relative to the root
-    anchored: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dotted name below a source root -> paths
-    suffixes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # any dotted tail of a path -> paths
+    source: ModuleSource | None = None
 
     def view(self, own: ModuleFacts) -> ProjectView:
         """What the file of `own` can see: its own declarations, and the project's through its imports."""
@@ -196,32 +207,34 @@ class ProjectIndex:
     def _submodule(self, package: ModuleFacts, name: str) -> _Module | None:
         if package.path is None or not package.path.endswith("/__init__.py"):
             return None
-        folder = PurePosixPath(package.path).parent / name
-        for candidate in (f"{folder}.py", f"{folder}/__init__.py"):
-            if candidate in self.modules:
-                return _Module(self.modules[candidate])
-        return None
+        found = self._module_at(PurePosixPath(package.path).parent / name)
+        return found if isinstance(found, _Module) else None
+
+    def _module_at(self, base: PurePosixPath) -> _Module | _Unknown:
+        """The module `base.py` or the package `base/__init__.py`."""
+        for candidate in (f"{base}.py", f"{base}/__init__.py"):
+            facts = self.source.facts(candidate) if self.source is not None else None
+            if facts is not None:
+                return _Module(facts)
+        return _Unknown(f"`{base}` is no module that declares what unleak looks for")
 
     def _modules_for(self, importer: str | None, level: int, dotted: str) -> _Target:
         if level:
             return self._relative(importer, level, dotted)
-        paths = self.anchored.get(dotted) or self.suffixes.get(dotted, ())
+        paths = self.source.module_paths(dotted) if self.source is not None else ()
         if not paths:
             return _External(dotted)
         if len(paths) > 1:
             return _Unknown(f"module `{dotted}` is ambiguous: {' or '.join(sorted(paths))}")
-        return _Module(self.modules[paths[0]])
+        facts = self.source.facts(paths[0]) if self.source is not None else None
+        return _Module(facts) if facts is not None else _Unknown(f"{paths[0]} declares nothing unleak looks for")
 
     def _relative(self, importer: str | None, level: int, dotted: str) -> _Target:
         parents = PurePosixPath(importer).parents if importer is not None else ()
         if len(parents) < level:
             return _Unknown(f"`{'.' * level}{dotted}` leaves the project")
         folder = parents[level - 1]
-        base = folder.joinpath(*dotted.split(".")) if dotted else folder
-        for candidate in (f"{base}.py", f"{base}/__init__.py"):
-            if candidate in self.modules:
-                return _Module(self.modules[candidate])
-        return _Unknown(f"`{'.' * level}{dotted}` is not a module unleak indexed")
+        return self._module_at(folder.joinpath(*dotted.split(".")) if dotted else folder)
 
     # -- what a resolved declaration is --
 
@@ -331,7 +344,7 @@ class ProjectIndex:
     def delete_listeners(self, model: Model) -> list[DeleteListener]:
         """The `before_delete`/`after_delete` (Django: `pre_delete`/`post_delete`) listeners on `model`."""
         found = []
-        for module in self.modules.values():
+        for module in self.source.listening_modules() if self.source is not None else ():
             for listener in module.listeners:
                 target = self.resolve(module, listener.model)
                 if isinstance(target, _Declared) and target.declaration.name == model.name and target.module.path == model.path:
