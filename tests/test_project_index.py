@@ -271,6 +271,36 @@ def test_a_same_named_function_that_is_not_a_factory_is_left_alone() -> None:
     assert users.read_text() == before
 
 
+COUNT_USERS = """
+    def count_users():
+        db = make_db()
+        n = db.query(User).count()
+        db.close()
+        return n
+"""
+COUNTED_USERS = """
+    def count_users():
+        with make_db() as db:
+            n = db.query(User).count()
+        return n
+"""
+
+
+def test_ul202_manages_a_session_from_an_imported_factory() -> None:
+    write("app/database.py", "from sqlalchemy.orm import sessionmaker as maker\n\nmake_db = maker()\n")
+    users = write("app/users.py", "from app.database import make_db\n\n" + textwrap.dedent(COUNT_USERS).lstrip("\n"))
+    assert unleak("apply", ".").exit_code == 0
+    assert users.read_text() == "from app.database import make_db\n\n" + textwrap.dedent(COUNTED_USERS).lstrip("\n")
+
+
+def test_ul202_leaves_an_imported_call_that_makes_no_session() -> None:
+    write("app/database.py", "def make_db():\n    return object()\n")
+    users = write("app/users.py", "from app.database import make_db\n\n" + textwrap.dedent(COUNT_USERS).lstrip("\n"))
+    before = users.read_text()
+    assert unleak("check", ".").exit_code == 0
+    assert users.read_text() == before
+
+
 # --- the index itself ---------------------------------------------------------------------------
 
 

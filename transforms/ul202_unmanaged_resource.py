@@ -85,7 +85,8 @@ from unleak.knowledge.analysis import calls, enclosing_function, in_async_functi
 from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.loops import drop_statements
 from unleak.rule import FixSafety, Invalid, Rule, Valid
-from unleak.knowledge.sessions import SESSION_FACTORIES, SessionCall, factory_session
+from unleak.knowledge.project import ProjectView
+from unleak.knowledge.sessions import SESSION_FACTORIES, SessionCall, factory_session, project_session_maker
 from unleak.settings import ResourcePair, Settings
 
 Block = cst.IndentedBlock | cst.Module
@@ -175,6 +176,13 @@ class UnmanagedResource(Rule):
         closers = {kind.close for kind in (*_BUILT_IN.values(), *_STARTED_BY.values())} | _release_names(settings)
         makers = _possible_makers(tree, settings)
         return any(_creation_then_release(body, closers, makers) for body in quickscan.statement_lists(tree))
+
+    @classmethod
+    def could_fire_in(cls, tree: ast.Module, settings: Settings, project: ProjectView) -> bool:
+        """Also a session from a factory the project index knows, imported under any name."""
+        makes_session = project_session_maker(project)
+        statements = quickscan.statement_lists(tree)
+        return cls.could_fire_under(tree, settings) or any(_creation_then_release(body, {"close"}, makes_session) for body in statements)
 
     @m.visit(_ASSIGNS_TO_A_NAME)
     def flag_unmanaged_resource(self, line: cst.SimpleStatementLine) -> None:

@@ -99,7 +99,13 @@ from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import FunctionLike, ancestors, calls_method, in_async_function, within
 from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.project import ProjectView
-from unleak.knowledge.sessions import SESSION_CLASSES, SESSION_LIKE_CALLEE, TRANSACTION_METHODS, session_call
+from unleak.knowledge.sessions import (
+    SESSION_CLASSES,
+    SESSION_LIKE_CALLEE,
+    TRANSACTION_METHODS,
+    project_session_maker,
+    session_call,
+)
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 from unleak.settings import Settings
 
@@ -515,14 +521,8 @@ def _possible_session_makers(tree: ast.Module, project: ProjectView) -> Callable
     one the project index knows as a session factory."""
     if _imported_packages(tree) & _SESSION_PACKAGES:
         return lambda call: True
-
-    def may_make_session(call: ast.Call) -> bool:
-        if SESSION_LIKE_CALLEE.search(quickscan.called_name(call) or ""):
-            return True
-        callee = quickscan.dotted_name(call.func)
-        return callee is not None and project.session_factory(callee).found is not None
-
-    return may_make_session
+    known_to_the_project = project_session_maker(project)
+    return lambda call: SESSION_LIKE_CALLEE.search(quickscan.called_name(call) or "") is not None or known_to_the_project(call)
 
 
 def _imported_packages(tree: ast.Module) -> set[str]:

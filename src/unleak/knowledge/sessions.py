@@ -7,7 +7,9 @@ project index (`unleak.knowledge.project`), in this module or imported from anot
 
 from __future__ import annotations
 
+import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import libcst as cst
@@ -15,10 +17,11 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import GlobalScope, ScopeProvider
 
 from unleak.knowledge.analysis import calls
-from unleak.knowledge.project import SESSION_CLASSES, SESSION_FACTORIES
+from unleak.knowledge.project import SESSION_CLASSES, SESSION_FACTORIES, ProjectView
+from unleak.knowledge.quickscan import dotted_name
 from unleak.rule import Rule
 
-__all__ = ["SESSION_CLASSES", "SESSION_FACTORIES", "SESSION_LIKE_CALLEE", "TRANSACTION_METHODS", "SessionCall", "session_call", "factory_session"]
+__all__ = ["SESSION_CLASSES", "SESSION_FACTORIES", "SESSION_LIKE_CALLEE", "TRANSACTION_METHODS", "SessionCall", "session_call", "factory_session", "project_session_maker"]
 
 # `SessionLocal()`, `AsyncSessionLocal()`, `get_session()`, `session_factory()`: a session by its name.
 SESSION_LIKE_CALLEE = re.compile(r"session(?:_?local|_?factory)?$", re.IGNORECASE)
@@ -71,3 +74,14 @@ def _bound_in_function(rule: Rule, callee: cst.BaseExpression) -> bool:
         return True
     scope = rule.get_metadata(ScopeProvider, root, None)
     return scope is None or any(not isinstance(found.scope, GlobalScope) for found in scope[root.value])
+
+
+def project_session_maker(project: ProjectView) -> Callable[[ast.Call], bool]:
+    """For a rule's cheap `ast` gate: whether a call's callee is a session factory the project
+    index knows (`make_db()` imported from `app.database`, whatever its name)."""
+
+    def makes_session(call: ast.Call) -> bool:
+        callee = dotted_name(call.func)
+        return callee is not None and project.session_factory(callee).found is not None
+
+    return makes_session
