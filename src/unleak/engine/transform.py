@@ -1,15 +1,16 @@
 """Stage 4: run the rules over one parsed module, and apply their fixes until nothing changes.
 
-Each rule visits the module and reports; its applicable fixes (safe ones, unsafe ones with
-`--unsafe`, none that a suppression comment silences) replace the reported nodes, the imports
-they need are added once, and the result is verified before the next rule sees it. Passes repeat
+Each pass resolves the module's metadata once and every rule visits it and reports; the
+applicable fixes of all rules (safe ones, unsafe ones with `--unsafe`, none that a suppression
+comment silences) then replace the reported nodes together (a fix inside another one waits for
+the next pass), the imports they need are added once, and the result is verified. Passes repeat
 until a whole pass changes nothing, so the output is a fixed point: running again is a no-op.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -82,28 +83,50 @@ def fix(
 def _one_pass(
     outcome: Outcome, rules: tuple[type[Rule], ...], settings: Settings, project: ProjectView, verifier: Verifier
 ) -> list[type[Rule]]:
-    """Run every rule once, applying fixes as they come; return the rules that changed the code."""
-    changed_by: list[type[Rule]] = []
+    """Run every rule once on one resolution of the module's metadata, then apply all their fixes
+    together (a fix inside another one waits for the next pass); return the rules that changed it."""
     wrapper = MetadataWrapper(outcome.module, unsafe_skip_copy=True)
     context = _Context(settings, project, Suppressions.of(outcome.module.code))
+    fixes: list[Report] = []
     for rule in rules:
         reports = _run_rule(wrapper, rule, context)
-        fixes = [report for report in reports if is_applicable(report, settings)]
-        outcome.remaining.extend(report for report in reports if report not in fixes)
-        if not fixes:
-            continue
-        try:
-            applied = _apply(wrapper.module, fixes)
-            outcome.module = verifier.verified_module(applied.module.code)
-        except VerificationError as error:
-            raise RuleFailure(rule, str(error)) from None
-        except Exception as error:  # a replacement that does not fit its place in the tree
-            raise RuleFailure(rule, f"its fix could not be applied: {type(error).__name__}: {error}") from error
-        outcome.fixes[rule.code] += applied.count
-        changed_by.append(rule)
-        wrapper = MetadataWrapper(outcome.module, unsafe_skip_copy=True)
-        context = _Context(settings, project, Suppressions.of(outcome.module.code))
-    return changed_by
+        fixing = [report for report in reports if is_applicable(report, settings)]
+        outcome.remaining.extend(report for report in reports if report not in fixing)
+        fixes.extend(fixing)
+    if not fixes:
+        return []
+    applied = _apply_verified(wrapper.module, fixes, verifier)
+    outcome.module = applied.module
+    outcome.fixes.update(report.rule.code for report in applied.reports)
+    return list(dict.fromkeys(report.rule for report in applied.reports))
+
+
+def _apply_verified(module: cst.Module, fixes: list[Report], verifier: Verifier) -> _Applied:
+    """The module with `fixes` applied and verified; RuleFailure names the rule to blame."""
+    try:
+        applied = _apply(module, fixes)
+        return replace(applied, module=verifier.verified_module(applied.module.code))
+    except Exception as error:
+        raise _blame(module, fixes, verifier, error) from None
+
+
+def _blame(module: cst.Module, fixes: list[Report], verifier: Verifier, error: Exception) -> RuleFailure:
+    """The failure of the first rule whose fixes fail on their own (else of the first rule)."""
+    rules = list(dict.fromkeys(report.rule for report in fixes))
+    if len(rules) > 1:
+        for rule in rules:
+            try:
+                verifier.verified_module(_apply(module, [fix for fix in fixes if fix.rule is rule]).module.code)
+            except Exception as own_error:
+                return _failure(rule, own_error)
+    return _failure(rules[0], error)
+
+
+def _failure(rule: type[Rule], error: Exception) -> RuleFailure:
+    if isinstance(error, VerificationError):
+        return RuleFailure(rule, str(error))
+    # a replacement that does not fit its place in the tree
+    return RuleFailure(rule, f"its fix could not be applied: {type(error).__name__}: {error}")
 
 
 @dataclass(frozen=True)
@@ -124,10 +147,10 @@ def _run_rule(wrapper: MetadataWrapper, rule: type[Rule], context: _Context) -> 
     return [report for report in visitor.reports if not context.suppressions.silences(report)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Applied:
     module: cst.Module
-    count: int
+    reports: list[Report]  # the fixes applied (a fix nested in another one is not, this time)
 
 
 def _apply(module: cst.Module, fixes: list[Report]) -> _Applied:
@@ -146,7 +169,7 @@ def _apply(module: cst.Module, fixes: list[Report]) -> _Applied:
         for spec in stale:  # LibCST removes each only where nothing refers to it any more
             RemoveImportsVisitor.remove_unused_import(context, spec.module, spec.name, spec.alias)
         new_module = _no_new_blank_lines_on_top(module, RemoveImportsVisitor(context).transform_module(new_module))
-    return _Applied(new_module, len(replacer.applied))
+    return _Applied(new_module, replacer.applied)
 
 
 def _no_new_blank_lines_on_top(before: cst.Module, after: cst.Module) -> cst.Module:
