@@ -292,6 +292,30 @@ def test_a_rule_that_breaks_code_is_an_internal_error_and_the_file_is_untouched(
     assert Path("app.py").read_text() == "pass\n"
 
 
+def test_a_breaking_fix_is_blamed_on_its_rule_when_another_rule_fixes_in_the_same_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import libcst as cst
+
+    from unleak import registry
+    from unleak.rule import FixSafety, Rule
+    from unleak.transforms.ul401_bare_except import BareExcept
+
+    class Breaks(Rule):
+        code, name, safety, summary, trigger = "UL900", "breaks", FixSafety.SAFE, "breaks code", (rb"pass",)
+
+        def visit_Pass(self, node: cst.Pass) -> None:
+            self.report(node, fix=cst.Return())  # `return` outside a function does not compile
+
+    monkeypatch.setattr(registry, "all_rules", lambda: (BareExcept, Breaks))
+    both = "try:\n    risky()\nexcept:\n    handle()\npass\n"  # two fixes, neither inside the other
+    write("app.py", both)
+    result = unleak("apply", "--jobs", "1")
+    assert result.exit_code == 2
+    assert "app.py: error: internal error in UL900 (breaks)" in result.stderr
+    assert Path("app.py").read_text() == both
+
+
 def test_fixes_that_never_settle_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     import libcst as cst
 
