@@ -19,7 +19,8 @@ import typer
 
 from unleak import registry
 from unleak.engine.findings import FileResult
-from unleak.engine.runner import Mode, RunResult, run, run_stdin
+from unleak.engine import cache
+from unleak.engine.runner import Mode, RunResult, display_path, run, run_stdin
 from unleak.errors import UserError
 from unleak.output import explain as explaining
 from unleak.output import report
@@ -56,6 +57,7 @@ StdinNameOpt = Annotated[Optional[str], typer.Option(help="The file name of the 
 FormatOpt = Annotated[Format, typer.Option("--format", help="How findings are printed.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings, diffs and errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also print the settings and counts used.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the results cache.")]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Invocation:
     output_format: Format
     quiet: bool
     verbose: bool
+    use_cache: bool
 
 
 def _selectors(values: list[str] | None) -> tuple[str, ...] | None:
@@ -93,11 +96,12 @@ def _command(mode: Mode) -> Callable[..., None]:
         output_format: FormatOpt = Format.TEXT,
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
+        no_cache: NoCacheOpt = False,
     ) -> None:
         overrides = Overrides(_selectors(select), _selectors(ignore), unsafe, tuple(exclude) if exclude else None)
         invocation = Invocation(
             mode, paths or [Path(".")], overrides, config, jobs or _default_jobs(), stdin_filename,
-            output_format, quiet, verbose,
+            output_format, quiet, verbose, not no_cache,
         )
         raise typer.Exit(_invoke(invocation))
 
@@ -117,7 +121,7 @@ def _invoke(invocation: Invocation) -> int:
             return _invoke_stdin(invocation, resolver)
         if Path("-") in invocation.paths:
             raise UserError("-", "stdin cannot be combined with other paths")
-        outcome = run(invocation.mode, invocation.paths, resolver, invocation.jobs)
+        outcome = run(invocation.mode, invocation.paths, resolver, invocation.jobs, use_cache=invocation.use_cache)
     except UserError as error:
         typer.echo(str(error), err=True)
         return EXIT_ERROR
@@ -222,6 +226,13 @@ def _write_stdout(data: bytes) -> None:
 def rules_command() -> None:
     """List every rule: code, name, fix safety, summary."""
     typer.echo(explaining.rules_table(registry.all_rules()))
+
+
+@app.command("clean")
+def clean_command(paths: PathsArg = None) -> None:
+    """Remove the results cache (`.unleak_cache/`) of the projects of PATHS, and any below them."""
+    for folder in cache.remove(paths or [Path(".")]):
+        typer.echo(f"removed {display_path(folder)}", err=True)
 
 
 @app.command("explain")

@@ -59,3 +59,5 @@ class FileResult:
     fixes: Counter[str] = field(default_factory=Counter)
     error: str | None = None  # one line, without the "path: error: " prefix
     parsed: bool = True  # False when the prefilter skipped the file
+    # What the file's rules asked the project index, with the answers: (question, name) -> answer.
+    project_answers: dict[tuple[str, str], str] = field(default_factory=dict)

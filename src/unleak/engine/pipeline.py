@@ -58,6 +58,7 @@ def _process(job: Job, result: FileResult) -> None:
     triggered = tuple(registry.rule_by_code(code) for code in job.rule_codes)
     tree = quick_parse(decoded.text)
     project = _project_view(job, tree)
+    result.project_answers = project.used  # filled in as the rules ask
     rules = possible_in_tree(tree, triggered, job.settings, project)
     if not rules:
         result.parsed = False

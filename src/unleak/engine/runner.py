@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unleak import registry
+from unleak.engine.cache import ResultCache
 from unleak.engine.discover import discover
 from unleak.errors import UserError
 from unleak.knowledge.project import ProjectIndex
@@ -54,7 +55,7 @@ class RunResult:
         return [result for result in self.results if result.fixed is not None and not result.error]
 
 
-def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int) -> RunResult:
+def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int, *, use_cache: bool = True) -> RunResult:
     outcome = RunResult()
     discovery = discover(paths, resolver)
     outcome.results.extend(_failed(error) for error in discovery.errors)
@@ -65,8 +66,8 @@ def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int)
         if job is not None:
             jobs.append(job)
     indexes = _indexes_for(jobs, resolver, _Walked(paths, discovery.files))
-    progress = _progress_reporter(len(jobs))
-    for result in execute(jobs, workers, indexes, progress):
+    cache = ResultCache(indexes) if use_cache else None
+    for result in _results(jobs, workers, indexes, cache):
         if result.parsed or result.error:
             outcome.results.append(result)
         else:
@@ -76,6 +77,21 @@ def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int)
             _write(result)
     outcome.results.sort(key=lambda result: result.display)
     return outcome
+
+
+def _results(
+    jobs: list[Job], workers: int, indexes: dict[str, ProjectIndex], cache: ResultCache | None
+) -> list[FileResult]:
+    """Every job's result, in the jobs' order: from the cache where it has one, else computed (and kept)."""
+    cached = [cache.look_up(job) if cache is not None else None for job in jobs]
+    missing = [job for job, result in zip(jobs, cached) if result is None]
+    computed = iter(execute(missing, workers, indexes, _progress_reporter(len(missing))))
+    results = [result if result is not None else next(computed) for result in cached]
+    if cache is not None:
+        for job, from_cache, result in zip(jobs, cached, results):
+            if from_cache is None:
+                cache.store(job, result)
+    return results
 
 
 def run_stdin(mode: Mode, raw: bytes, stdin_filename: str | None, resolver: SettingsResolver) -> FileResult:

@@ -50,6 +50,8 @@ _DJANGO_MODEL = "django.db.models.Model"
 _SQLMODEL = "sqlmodel.SQLModel"
 _DJANGO_DEFAULT_KEY = "id"
 _DJANGO_KEY_ALIAS = "pk"
+# The questions a view records (see `ProjectView.used`).
+_MODEL, _SESSION, _CONTEXT_MANAGER, _DELETE_LISTENERS = "model", "session", "context-manager", "delete-listeners"
 
 
 # --- what a lookup answers ----------------------------------------------------------------------
@@ -341,13 +343,14 @@ class ProjectIndex:
                 return Lookup(ContextManagerFactory(asynchronous, target.module.path, session))
         return Lookup.unknown(f"`{target.declaration.name}` is not decorated @contextmanager")
 
-    def delete_listeners(self, model: Model) -> list[DeleteListener]:
-        """The `before_delete`/`after_delete` (Django: `pre_delete`/`post_delete`) listeners on `model`."""
+    def delete_listeners(self, path: str | None, name: str) -> list[DeleteListener]:
+        """The `before_delete`/`after_delete` (Django: `pre_delete`/`post_delete`) listeners on the
+        model `name` declared in `path`."""
         found = []
         for module in self.source.listening_modules() if self.source is not None else ():
             for listener in module.listeners:
                 target = self.resolve(module, listener.model)
-                if isinstance(target, _Declared) and target.declaration.name == model.name and target.module.path == model.path:
+                if isinstance(target, _Declared) and target.declaration.name == name and target.module.path == path:
                     found.append(listener)
         return found
 
@@ -401,20 +404,35 @@ class ProjectView:
 
     def model(self, dotted: str) -> Lookup[Model]:
         """The ORM model `dotted` (as this file writes it) names."""
-        return self._recorded("model", dotted, self.index.model(self.index.resolve(self.own, dotted)))
+        return self._recorded(_MODEL, dotted, self.index.model(self.index.resolve(self.own, dotted)))
 
     def session_factory(self, dotted: str) -> Lookup[SessionFactory]:
         """Whether calling `dotted` makes a SQLAlchemy session, and of which kind."""
-        return self._recorded("session", dotted, self.index.session_factory(self.index.resolve(self.own, dotted)))
+        return self._recorded(_SESSION, dotted, self.index.session_factory(self.index.resolve(self.own, dotted)))
 
     def context_manager(self, dotted: str) -> Lookup[ContextManagerFactory]:
         """Whether `dotted` is a `@contextmanager`/`@asynccontextmanager` function."""
-        return self._recorded("context-manager", dotted, self.index.context_manager(self.index.resolve(self.own, dotted)))
+        return self._recorded(_CONTEXT_MANAGER, dotted, self.index.context_manager(self.index.resolve(self.own, dotted)))
 
     def delete_listeners(self, model: Model) -> list[DeleteListener]:
-        listeners = self.index.delete_listeners(model)
-        self.used[("delete-listeners", f"{model.path}:{model.name}")] = repr(listeners)
+        """The delete listeners the project declares on `model`."""
+        return self._delete_listeners(f"{model.path or ''}:{model.name}")
+
+    def _delete_listeners(self, where: str) -> list[DeleteListener]:
+        path, name = where.rsplit(":", 1)
+        listeners = self.index.delete_listeners(path or None, name)
+        self.used[(_DELETE_LISTENERS, where)] = repr(listeners)
         return listeners
+
+    def still_answers(self, used: dict[tuple[str, str], str]) -> bool:
+        """Whether every question in `used` (an earlier view's record) gets the same answer now."""
+        ask = {
+            _MODEL: self.model,
+            _SESSION: self.session_factory,
+            _CONTEXT_MANAGER: self.context_manager,
+            _DELETE_LISTENERS: self._delete_listeners,
+        }
+        return all(question in ask and repr(ask[question](name)) == answer for (question, name), answer in used.items())
 
     def _recorded(self, question: str, dotted: str, answer: Lookup[T]) -> Lookup[T]:
         self.used[(question, dotted)] = repr(answer)

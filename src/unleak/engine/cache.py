@@ -1,0 +1,179 @@
+"""Stage 5b: results of earlier runs, so that an unchanged file is not parsed again.
+
+An entry is one file's result (findings, fixes, fixed bytes, error) under one key: the hash of
+the file's bytes, of unleak's own code, of whether the run fixes, of the rules that run on the
+file and of the settings they read. A result may also depend on other modules, through the
+project index: the entry keeps every question the file's rules asked the index, with the answer,
+and is used only when the index still answers the same.
+
+Entries live in `.unleak_cache/` at the project root (the nearest folder with `pyproject.toml`,
+`setup.cfg` or `.git`; a file outside any project is not cached), which holds its own
+`.gitignore`, as ruff's cache does. Each entry is written to a temporary file and renamed into
+place, so runs can share the cache; an entry that cannot be read is a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import pickle
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+
+import unleak
+from unleak import transforms
+from unleak.engine import source
+from unleak.engine.findings import FileResult, Finding
+from unleak.engine.indexing import project_root
+from unleak.engine.pipeline import Job
+from unleak.errors import UserError
+from unleak.knowledge.declarations import module_facts
+from unleak.knowledge.project import ProjectIndex
+
+CACHE_FOLDER = ".unleak_cache"
+_ENTRIES = "entries"
+_GITIGNORE = "# Written by unleak: this folder is its cache (`unleak clean` removes it).\n*\n"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What is stored: the result without the parts that depend on where the file is."""
+
+    fixed: bytes | None
+    findings: list[Finding]
+    fixes: Counter[str]
+    error: str | None
+    parsed: bool
+    answers: dict[tuple[str, str], str]  # the project index's answers the result relied on
+
+
+@dataclass
+class ResultCache:
+    """The run's view of the caches of the projects it touches."""
+
+    indexes: dict[str, ProjectIndex]
+    hits: int = 0
+    _stored: set[Path] = field(default_factory=set)
+
+    def look_up(self, job: Job) -> FileResult | None:
+        location = _location(job)
+        if location is None:
+            return None
+        entry = _read(location)
+        if entry is None or not self._answers_hold(job, entry):
+            return None
+        self.hits += 1
+        return FileResult(
+            display=job.display,
+            path=job.path,
+            original=job.raw,
+            fixed=entry.fixed,
+            findings=[replace(finding, path=job.display) for finding in entry.findings],
+            fixes=Counter(entry.fixes),
+            error=entry.error,
+            parsed=entry.parsed,
+            project_answers=dict(entry.answers),
+        )
+
+    def store(self, job: Job, result: FileResult) -> None:
+        """Keep `result`; for a fixing run, also the result of its fixed source, which the fixed
+        point promises: no change, the same findings (`apply` then `apply` again reads nothing)."""
+        self._write(job, result)
+        if job.fixing and result.fixed is not None and result.error is None:
+            settled = replace(result, original=result.fixed, fixed=None, fixes=Counter())
+            self._write(replace(job, raw=result.fixed), settled)
+
+    def _write(self, job: Job, result: FileResult) -> None:
+        location = _location(job)
+        if location is None or location in self._stored or location.exists():
+            return
+        entry = _Entry(result.fixed, result.findings, result.fixes, result.error, result.parsed, result.project_answers)
+        try:
+            _write_atomically(location, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            return  # a cache that cannot be written only costs time
+        self._stored.add(location)
+
+    def _answers_hold(self, job: Job, entry: _Entry) -> bool:
+        if not entry.answers:
+            return True
+        index = self.indexes.get(job.project_root or "")
+        if index is None or job.path is None or job.project_root is None:
+            return False
+        try:
+            tree = ast.parse(source.decode(job.raw, job.display).text)
+        except (UserError, SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+        relative = job.path.absolute().relative_to(job.project_root).as_posix()
+        return index.view(module_facts(tree, relative)).still_answers(entry.answers)
+
+
+def remove(paths: list[Path]) -> list[Path]:
+    """`unleak clean`: remove the caches of the projects of `paths`, and any below them."""
+    found: set[Path] = set()
+    for path in paths:
+        folder = path.absolute() if path.is_dir() else path.absolute().parent
+        root = project_root(folder)
+        candidates = [root / CACHE_FOLDER] if root is not None else []
+        candidates += folder.rglob(CACHE_FOLDER) if path.is_dir() else []
+        found |= {candidate for candidate in candidates if candidate.is_dir()}
+    for folder in sorted(found):
+        shutil.rmtree(folder, ignore_errors=True)
+    return sorted(found)
+
+
+def _location(job: Job) -> Path | None:
+    if job.path is None:
+        return None
+    root = project_root(job.path.absolute().parent)
+    if root is None:
+        return None
+    return root / CACHE_FOLDER / _ENTRIES / _key(job)
+
+
+def _key(job: Job) -> str:
+    digest = hashlib.sha256(_code_fingerprint().encode())
+    settings = (job.fixing, job.rule_codes, job.settings.unsafe, job.settings.resources)
+    digest.update(repr(settings).encode())
+    digest.update(job.raw)
+    return digest.hexdigest()
+
+
+@cache
+def _code_fingerprint() -> str:
+    """unleak's version and the hash of its own code: a result is only as good as the rules that made it."""
+    digest = hashlib.sha256(unleak.__version__.encode())
+    for package in (Path(unleak.__file__).parent, *map(Path, transforms.__path__)):
+        for module in sorted(package.rglob("*.py")):
+            digest.update(module.read_bytes())
+    return digest.hexdigest()
+
+
+def _read(location: Path) -> _Entry | None:
+    try:
+        entry = pickle.loads(location.read_bytes())
+    except Exception:  # missing, truncated, written by another version: a miss
+        return None
+    return entry if isinstance(entry, _Entry) else None
+
+
+def _write_atomically(location: Path, data: bytes) -> None:
+    folder = location.parent
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        gitignore = folder.parent / ".gitignore"  # in .unleak_cache/, above entries/
+        if not gitignore.exists():
+            gitignore.write_text(_GITIGNORE)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, location)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
