@@ -88,7 +88,7 @@ from __future__ import annotations
 
 import ast
 import enum
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import libcst as cst
@@ -104,7 +104,9 @@ from unleak.knowledge.sessions import (
     SESSION_LIKE_CALLEE,
     TRANSACTION_METHODS,
     project_session_maker,
+    reraises,
     session_call,
+    with_rollback_first,
 )
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 from unleak.settings import Settings
@@ -114,14 +116,6 @@ _CREATION = m.SimpleStatementLine(
         m.Assign(targets=[m.AssignTarget(m.Name())], value=m.Call())
         | m.AnnAssign(target=m.Name(), value=m.Call()),
         m.ZeroOrMore(),
-    ]
-)
-_LONE_PASS_SUITE = m.SimpleStatementSuite(body=[m.Pass()])
-_LONE_PASS_BLOCK = m.IndentedBlock(
-    body=[
-        m.SimpleStatementLine(
-            body=[m.Pass()], leading_lines=[], trailing_whitespace=m.TrailingWhitespace(comment=None)
-        )
     ]
 )
 _CLOSE = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("close")), args=[])
@@ -192,7 +186,7 @@ class SessionCreatedInTry(Rule):
             )
             return
         handlers = [
-            _with_rollback_first(handler, session) if verdict is _Verdict.NEEDS_ROLLBACK else handler
+            with_rollback_first(handler, session.name, session.awaited) if verdict is _Verdict.NEEDS_ROLLBACK else handler
             for handler, verdict in zip(node.handlers, verdicts)
         ]
         self.report(node, self._message(session, rolls_back), fix=_rewritten(node, session, handlers))
@@ -261,7 +255,7 @@ class SessionCreatedInTry(Rule):
 
     def _handler_verdict(self, handler: cst.ExceptHandler, session: _Session) -> _Verdict:
         here = [access for access in session.accesses if within(self, access, handler)]
-        if any(calls_method(self, access, {"rollback"}) for access in here) or _reraises(handler):
+        if any(calls_method(self, access, {"rollback"}) for access in here) or reraises(handler):
             return _Verdict.FINE
         return _Verdict.USES_SESSION if here else _Verdict.NEEDS_ROLLBACK
 
@@ -466,34 +460,6 @@ def _in_a_loop(rule: Rule, node: cst.CSTNode) -> bool:
         if isinstance(parent, (cst.For, cst.While)):
             return True
     return False
-
-
-def _reraises(handler: cst.ExceptHandler) -> bool:
-    """A `raise` (bare or not) among the handler's own statements."""
-    body = handler.body
-    smalls: Sequence[cst.BaseSmallStatement]
-    if isinstance(body, cst.SimpleStatementSuite):
-        smalls = body.body
-    else:
-        lines = cst.ensure_type(body, cst.IndentedBlock).body
-        smalls = [small for line in lines if isinstance(line, cst.SimpleStatementLine) for small in line.body]
-    return any(isinstance(small, cst.Raise) for small in smalls)
-
-
-def _rollback(session: _Session) -> cst.Expr:
-    return cst.Expr(cst.parse_expression(f"{'await ' if session.awaited else ''}{session.name}.rollback()"))
-
-
-def _with_rollback_first(handler: cst.ExceptHandler, session: _Session) -> cst.ExceptHandler:
-    """The rollback as the handler's first statement; it takes the place of a lone bare `pass`."""
-    body = handler.body
-    if isinstance(body, cst.SimpleStatementSuite):
-        rest = [] if m.matches(body, _LONE_PASS_SUITE) else list(body.body)
-        return handler.with_changes(body=body.with_changes(body=[_rollback(session), *rest]))
-    block = cst.ensure_type(body, cst.IndentedBlock)
-    first = cst.SimpleStatementLine([_rollback(session)])
-    rest = [] if m.matches(block, _LONE_PASS_BLOCK) else list(block.body)
-    return handler.with_changes(body=block.with_changes(body=[first, *rest]))
 
 
 def _rewritten(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import GlobalScope, ScopeProvider
 
@@ -21,10 +22,18 @@ from unleak.knowledge.project import SESSION_CLASSES, SESSION_FACTORIES, Project
 from unleak.knowledge.quickscan import dotted_name
 from unleak.rule import Rule
 
-__all__ = ["SESSION_CLASSES", "SESSION_FACTORIES", "SESSION_LIKE_CALLEE", "TRANSACTION_METHODS", "SessionCall", "session_call", "factory_session", "project_session_maker"]
+__all__ = ["SESSION_CLASSES", "SESSION_FACTORIES", "SESSION_LIKE_CALLEE", "TRANSACTION_METHODS", "SessionCall", "session_call", "factory_session", "project_session_maker", "reraises", "with_rollback_first"]
 
 # `SessionLocal()`, `AsyncSessionLocal()`, `get_session()`, `session_factory()`: a session by its name.
 SESSION_LIKE_CALLEE = re.compile(r"session(?:_?local|_?factory)?$", re.IGNORECASE)
+_LONE_PASS_SUITE = m.SimpleStatementSuite(body=[m.Pass()])
+_LONE_PASS_BLOCK = m.IndentedBlock(
+    body=[
+        m.SimpleStatementLine(
+            body=[m.Pass()], leading_lines=[], trailing_whitespace=m.TrailingWhitespace(comment=None)
+        )
+    ]
+)
 # Methods only a database session has (an HTTP client session has `get`, `delete` and `close` too).
 TRANSACTION_METHODS = frozenset(
     {"add", "add_all", "commit", "flush", "query", "execute", "scalars", "scalar", "merge", "refresh"}
@@ -85,3 +94,28 @@ def project_session_maker(project: ProjectView) -> Callable[[ast.Call], bool]:
         return callee is not None and project.session_factory(callee).found is not None
 
     return makes_session
+
+
+def reraises(handler: cst.ExceptHandler) -> bool:
+    """A `raise` (bare or not) among the handler's own statements."""
+    body = handler.body
+    smalls: Sequence[cst.BaseSmallStatement]
+    if isinstance(body, cst.SimpleStatementSuite):
+        smalls = body.body
+    else:
+        lines = cst.ensure_type(body, cst.IndentedBlock).body
+        smalls = [small for line in lines if isinstance(line, cst.SimpleStatementLine) for small in line.body]
+    return any(isinstance(small, cst.Raise) for small in smalls)
+
+
+def with_rollback_first(handler: cst.ExceptHandler, session: str, awaited: bool) -> cst.ExceptHandler:
+    """The handler with `session.rollback()` (awaited for an async session) as its first statement;
+    it takes the place of a lone bare `pass`."""
+    rollback = cst.Expr(cst.parse_expression(f"{'await ' if awaited else ''}{session}.rollback()"))
+    body = handler.body
+    if isinstance(body, cst.SimpleStatementSuite):
+        rest = [] if m.matches(body, _LONE_PASS_SUITE) else list(body.body)
+        return handler.with_changes(body=body.with_changes(body=[rollback, *rest]))
+    block = cst.ensure_type(body, cst.IndentedBlock)
+    rest = [] if m.matches(block, _LONE_PASS_BLOCK) else list(block.body)
+    return handler.with_changes(body=block.with_changes(body=[cst.SimpleStatementLine([rollback]), *rest]))

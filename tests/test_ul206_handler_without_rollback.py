@@ -1,0 +1,187 @@
+"""UL206 handler-without-rollback: must-change cases (exact output) and must-not cases."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from tests.helpers import fixed_text, run_rules
+from unleak.transforms.ul206_handler_without_rollback import HandlerWithoutRollback
+
+RULES = (HandlerWithoutRollback,)
+
+
+def fixed(code: str, *, unsafe: bool = False) -> str:
+    return fixed_text(run_rules(textwrap.dedent(code).lstrip("\n"), RULES, unsafe=unsafe))
+
+
+def messages(code: str) -> list[str]:
+    result = run_rules(textwrap.dedent(code).lstrip("\n"), RULES, fixing=False)
+    return [finding.message for finding in result.findings]
+
+
+def test_every_swallowing_handler_of_a_tuple_of_database_errors_gets_the_rollback() -> None:
+    code = """
+        import sqlalchemy.exc as sa_exc
+
+        def save(session, row):
+            try:
+                session.add(row)
+                session.flush()
+            except (sa_exc.IntegrityError, sa_exc.DataError) as error:
+                log.warning("bad row: %s", error)
+            except sa_exc.OperationalError:
+                return retry_later(row)
+    """
+    assert fixed(code) == textwrap.dedent("""
+        import sqlalchemy.exc as sa_exc
+
+        def save(session, row):
+            try:
+                session.add(row)
+                session.flush()
+            except (sa_exc.IntegrityError, sa_exc.DataError) as error:
+                session.rollback()
+                log.warning("bad row: %s", error)
+            except sa_exc.OperationalError:
+                session.rollback()
+                return retry_later(row)
+    """).lstrip("\n")
+
+
+def test_a_one_line_handler_and_self_db() -> None:
+    code = """
+        from sqlalchemy.exc import IntegrityError
+
+        class Store:
+            def put(self, row):
+                try:
+                    self.db.add(row); self.db.commit()
+                except IntegrityError: return False
+                return True
+    """
+    assert "except IntegrityError: self.db.rollback(); return False" in fixed(code)
+
+
+def test_a_broad_handler_is_fixed_only_with_unsafe() -> None:
+    code = """
+        def save(db, row):
+            try:
+                db.add(row)
+                db.commit()
+            except ValueError:
+                return None
+    """
+    assert fixed(code) == textwrap.dedent(code).lstrip("\n")
+    assert "    except ValueError:\n        db.rollback()\n        return None\n" in fixed(code, unsafe=True)
+
+
+def test_the_fix_is_idempotent() -> None:
+    code = """
+        from sqlalchemy.exc import IntegrityError
+
+        def save(db, row):
+            try:
+                db.add(row)
+                db.commit()
+            except IntegrityError:
+                pass
+    """
+    once = fixed(code)
+    assert once.endswith("    except IntegrityError:\n        db.rollback()\n")
+    assert fixed(once) == once
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param(
+            """
+            def save(session, row):
+                try:
+                    session.add(row)
+                    session.commit()
+                except Exception:
+                    cleanup()
+                    raise RuntimeError("save failed")
+            """,
+            id="handler re-raises",
+        ),
+        pytest.param(
+            """
+            def save(session, row):
+                try:
+                    session.add(row)
+                    session.commit()
+                except Exception:
+                    if session.is_active:
+                        session.rollback()
+            """,
+            id="handler rolls back (conditionally)",
+        ),
+        pytest.param(
+            """
+            def save(client, row):
+                try:
+                    client.commit(row)
+                except Exception:
+                    return None
+            """,
+            id="a commit on something not named or used like a session",
+        ),
+        pytest.param(
+            """
+            def save(session, row):
+                try:
+                    def later():
+                        session.add(row)
+                        session.commit()
+                    schedule(later)
+                except Exception:
+                    return None
+            """,
+            id="the commit runs in a nested function",
+        ),
+        pytest.param(
+            """
+            def save(SessionLocal, row):
+                with SessionLocal() as db:
+                    try:
+                        db.add(row)
+                        db.commit()
+                    except Exception:
+                        log.exception("failed")
+            """,
+            id="leaving the with block closes the session",
+        ),
+        pytest.param(
+            """
+            def report(session):
+                try:
+                    return session.execute(QUERY).all()
+                except Exception:
+                    return []
+            """,
+            id="the try only reads",
+        ),
+    ],
+)
+def test_must_not_fire(code: str) -> None:
+    assert messages(code) == []
+
+
+def test_a_session_expression_that_is_not_a_name_is_reported_without_a_fix() -> None:
+    code = """
+        def save(row):
+            try:
+                get_session().add(row)
+                get_session().commit()
+            except Exception:
+                return None
+    """
+    assert messages(code) == [
+        "`except` handler leaves the session's failed transaction open: roll it back first:"
+        " `get_session().rollback()` (not fixed: roll back by hand)"
+    ]
+    assert fixed(code, unsafe=True) == textwrap.dedent(code).lstrip("\n")

@@ -1,0 +1,352 @@
+"""UL206 handler-without-rollback
+
+## What it does
+Finds an `except` handler of a `try` that commits or flushes a database session it did not
+create (a parameter, `self.session`), when the handler neither rolls the session back nor
+re-raises, and adds `<session>.rollback()` (`await` for an async session) as its first
+statement. A handler that commits again after the failure (`job.status = "failed";
+session.commit()`) gets the rollback before its own work, where it must be.
+
+What is a session here: an expression that is a plain name or `self.<attribute>`, on which the
+`try` calls `commit()` or `flush()`, and that is either named like one (`session`, `db`,
+`db_session`, `self.session`, `self.db`) or also gets a unit-of-work call in the `try` (`add`,
+`add_all`, `delete`, `merge`, `execute`, `query`, `scalars`, `refresh`). Only the `try`'s own
+frame counts, not functions nested in it.
+
+## Why is this bad?
+When a flush or commit fails, SQLAlchemy keeps the session in a failed transaction until it is
+rolled back: every later use of the same session raises `PendingRollbackError`, and the
+connection stays "idle in transaction" with its locks held. A service method that logs the
+`IntegrityError` and returns `None` therefore breaks every request that shares its session after
+it (seed 001 #2); a handler that records the failure with a second `commit()` fails itself.
+
+## Example
+```python
+from sqlalchemy.exc import SQLAlchemyError
+
+class Repository:
+    def save(self, row):
+        try:
+            self.session.add(row)
+            self.session.commit()
+        except SQLAlchemyError:
+            log.exception("could not save %s", row)
+            return None
+        return row
+```
+
+## Use instead
+```python
+from sqlalchemy.exc import SQLAlchemyError
+
+class Repository:
+    def save(self, row):
+        try:
+            self.session.add(row)
+            self.session.commit()
+        except SQLAlchemyError:
+            self.session.rollback()
+            log.exception("could not save %s", row)
+            return None
+        return row
+```
+
+## Fix safety
+Safe when the handler catches only SQLAlchemy's errors (`sqlalchemy.exc.*`, aliases and
+attribute spellings resolved): then the session is in a failed transaction that nothing but a
+rollback can end, and the rollback discards only what was already lost. Unsafe when the handler
+catches more (`Exception`, `ValueError`, a bare `except:`): an error raised before the database
+failed (a `ValueError` from parsing, say) leaves the pending work valid, and a caller could still
+have committed it; the rollback now discards it. Reported without a fix when the session is another expression (`db.session`,
+`get_session()`): name it, or roll back by hand. Left alone: handlers that already call
+`<session>.rollback()` or re-raise, a `try` whose `finally` closes the session (UL203's
+domain), a `try` that ends a `with SessionLocal() as db:` block (leaving it closes the session
+and rolls it back), and sessions that the `try` only reads from.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import QualifiedNameProvider
+
+from unleak.knowledge import quickscan
+from unleak.knowledge.analysis import FunctionLike, ancestors, qualified_names
+from unleak.knowledge.sessions import reraises, with_rollback_first
+from unleak.rule import FixSafety, Invalid, Rule, Valid
+
+_WRITES = frozenset({"commit", "flush"})
+_UNIT_OF_WORK = frozenset({"add", "add_all", "delete", "merge", "execute", "query", "scalars", "refresh"})
+_NAMED_LIKE_A_SESSION = re.compile(r"(?:^|_)(?:session|db)$", re.IGNORECASE)
+_SQLALCHEMY_ERRORS = ("sqlalchemy.exc.", "sqlalchemy.orm.exc.")
+
+
+@dataclass(frozen=True)
+class _Session:
+    code: str  # `session`, `self.session`
+    awaited: bool  # its commit is awaited: an AsyncSession
+    fixable: bool  # a plain name or `self.<attribute>`
+
+
+class HandlerWithoutRollback(Rule):
+    code = "UL206"
+    name = "handler-without-rollback"
+    safety = FixSafety.SAFE
+    summary = "`except` handler leaves the session's failed transaction open: roll it back first"
+    trigger = (rb"\.(?:commit|flush)\s*\(", rb"\bexcept\b")
+    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+
+    @classmethod
+    def could_fire(cls, tree: ast.Module) -> bool:
+        return any(_writes_then_swallows(node) for node in quickscan.of_type(tree, ast.Try) if isinstance(node, ast.Try))
+
+    @m.visit(m.Try())
+    def flag_handler_without_rollback(self, node: cst.Try) -> None:
+        for session in self._sessions_written(node):
+            self._check(node, session)
+
+    def _check(self, node: cst.Try, session: _Session) -> None:
+        if _closes_in_finally(node, session.code) or self._ends_its_with_block(node, session.code):
+            return
+        missing = [handler for handler in node.handlers if not _rolls_back(handler, session.code) and not reraises(handler)]
+        if not missing:
+            return
+        message = f"{self.summary}: `{session.code}.rollback()`"
+        if not session.fixable:
+            self.report(missing[0], f"{message} (not fixed: roll back by hand)")
+            return
+        for handler in missing:
+            safety = FixSafety.SAFE if self._catches_only_database_errors(handler) else FixSafety.UNSAFE
+            self.report(handler, message, fix=with_rollback_first(handler, session.code, session.awaited), safety=safety)
+
+    def _sessions_written(self, node: cst.Try) -> Iterator[_Session]:
+        """The session expressions the `try` body commits or flushes, in order of first write."""
+        calls = [call for call in _own_calls(node.body) if isinstance(call.func, cst.Attribute)]
+        receivers = {_code(call.func.value) for call in calls}  # type: ignore[union-attr]
+        for receiver in sorted(receivers):
+            methods = [call for call in calls if _code(call.func.value) == receiver]  # type: ignore[union-attr]
+            names = {cst.ensure_type(call.func, cst.Attribute).attr.value for call in methods}
+            if not names & _WRITES or not (_NAMED_LIKE_A_SESSION.search(receiver.rsplit(".", 1)[-1]) or names & _UNIT_OF_WORK):
+                continue
+            awaited = any(self._is_awaited(call) for call in methods if cst.ensure_type(call.func, cst.Attribute).attr.value in _WRITES)
+            yield _Session(receiver, awaited, _is_plain(cst.ensure_type(methods[0].func, cst.Attribute).value))
+
+    def _ends_its_with_block(self, node: cst.Try, session: str) -> bool:
+        """`with SessionLocal() as db:` whose last statement is the `try`: leaving the block closes
+        the session (and rolls it back) right after the handler."""
+        block, statement, *_ = [*ancestors(self, node), None, None]
+        if not isinstance(block, cst.IndentedBlock) or not isinstance(statement, cst.With) or block.body[-1] is not node:
+            return False
+        return any(item.asname is not None and _code(item.asname.name) == session for item in statement.items)
+
+    def _is_awaited(self, call: cst.Call) -> bool:
+        parents = ancestors(self, call)
+        return bool(parents) and isinstance(parents[0], cst.Await)
+
+    def _catches_only_database_errors(self, handler: cst.ExceptHandler) -> bool:
+        if handler.type is None:
+            return False
+        caught = handler.type.elements if isinstance(handler.type, cst.Tuple) else [cst.Element(handler.type)]
+        return all(
+            any(name.startswith(_SQLALCHEMY_ERRORS) for name in qualified_names(self, element.value)) for element in caught
+        )
+
+    VALID = (
+        Valid(
+            """
+            def save(session, row):
+                try:
+                    session.add(row)
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    return None
+            """
+        ),
+        Valid(
+            """
+            def save(session, row):
+                try:
+                    session.add(row)
+                    session.commit()
+                except IntegrityError:
+                    log.exception("could not save")
+                    raise
+            """
+        ),
+        Valid(
+            """
+            def push(repo, message):
+                try:
+                    repo.commit(message)
+                except GitError:
+                    return False
+            """
+        ),
+        Valid(
+            """
+            def record(event):
+                db = SessionLocal()
+                try:
+                    db.add(Event(name=event))
+                    db.commit()
+                except Exception:
+                    log.exception("failed")
+                finally:
+                    db.close()
+            """
+        ),
+        Valid(
+            """
+            def count(session):
+                try:
+                    return session.query(User).count()
+                except OperationalError:
+                    return 0
+            """
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            from sqlalchemy.exc import SQLAlchemyError
+
+            class Repository:
+                def save(self, row):
+                    try:
+                        self.session.add(row)
+                        self.session.commit()
+                    except SQLAlchemyError:
+                        log.exception("could not save %s", row)
+                        return None
+                    return row
+            """,
+            """
+            from sqlalchemy.exc import SQLAlchemyError
+
+            class Repository:
+                def save(self, row):
+                    try:
+                        self.session.add(row)
+                        self.session.commit()
+                    except SQLAlchemyError:
+                        self.session.rollback()
+                        log.exception("could not save %s", row)
+                        return None
+                    return row
+            """,
+        ),
+        Invalid(
+            """
+            from sqlalchemy import exc
+
+            async def finish(session, job):
+                try:
+                    job.status = "done"
+                    await session.commit()
+                except exc.OperationalError:
+                    job.status = "failed"
+                    await session.commit()
+            """,
+            """
+            from sqlalchemy import exc
+
+            async def finish(session, job):
+                try:
+                    job.status = "done"
+                    await session.commit()
+                except exc.OperationalError:
+                    await session.rollback()
+                    job.status = "failed"
+                    await session.commit()
+            """,
+        ),
+        Invalid(
+            """
+            def save(db, row):
+                try:
+                    db.add(row)
+                    db.commit()
+                except Exception:
+                    pass
+            """,
+            """
+            def save(db, row):
+                try:
+                    db.add(row)
+                    db.commit()
+                except Exception:
+                    db.rollback()
+            """,
+            unsafe=True,
+        ),
+        Invalid(
+            """
+            def save(db, row):
+                try:
+                    db.session.add(row)
+                    db.session.commit()
+                except Exception:
+                    return None
+            """
+        ),
+    )
+
+
+# --- the cheap check on the stdlib AST ---------------------------------------------------------
+
+
+def _writes_then_swallows(node: ast.Try) -> bool:
+    """A `try` whose own body commits or flushes something, with a handler that does not re-raise."""
+    writes = any(
+        quickscan.called_name(call) in _WRITES for statement in node.body for call in quickscan.own_calls(statement)
+    )
+    return writes and any(not any(isinstance(s, ast.Raise) for s in handler.body) for handler in node.handlers)
+
+
+# --- the LibCST side ----------------------------------------------------------------------------
+
+
+def _own_calls(body: cst.BaseSuite) -> list[cst.Call]:
+    """The calls the block makes in its own frame (not in nested functions, lambdas or classes)."""
+    found: list[cst.Call] = []
+
+    class _Collector(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            found.append(node)
+
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            return not isinstance(node, FunctionLike) and super().on_visit(node)
+
+    body.visit(_Collector())
+    return found
+
+
+def _rolls_back(handler: cst.ExceptHandler, session: str) -> bool:
+    return any(
+        isinstance(call.func, cst.Attribute) and call.func.attr.value == "rollback" and _code(call.func.value) == session
+        for call in _own_calls(handler.body)
+    )
+
+
+def _closes_in_finally(node: cst.Try, session: str) -> bool:
+    if node.finalbody is None:
+        return False
+    return any(
+        isinstance(call.func, cst.Attribute) and call.func.attr.value == "close" and _code(call.func.value) == session
+        for call in _own_calls(node.finalbody.body)
+    )
+
+
+def _is_plain(receiver: cst.BaseExpression) -> bool:
+    """A plain name, or `self.<attribute>`."""
+    return m.matches(receiver, m.Name() | m.Attribute(value=m.Name("self"), attr=m.Name()))
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
