@@ -609,3 +609,38 @@ def test_generated_variants_compile_are_idempotent_and_leave_other_code_alone(
         assert f"{name} = " in fixed.split("try:")[0]
     again = run_rules(fixed, RULES)
     assert again.fixed is None and again.findings == []
+
+
+# --- the FastAPI dependency: a session known by its name and yielded -----------------------------
+
+
+def test_a_yielding_dependency_with_db_none_first_is_left_alone() -> None:
+    code = (
+        "def get_db():\n"
+        "    db = None\n"
+        "    try:\n"
+        "        db = SessionLocal()\n"
+        "        yield db\n"
+        "    finally:\n"
+        "        if db:\n"
+        "            db.close()\n"
+    )
+    result = run_rules(code, (SessionCreatedInTry,))
+    assert result.findings == [] and result.fixed is None
+
+
+def test_a_yielded_http_client_session_is_not_a_database_session() -> None:
+    code = (
+        "from aiohttp import ClientSession\n"
+        "\n"
+        "async def client():\n"
+        "    try:\n"
+        "        session = ClientSession()\n"
+        "        yield session\n"
+        "    except Exception:\n"
+        "        log.exception('client failed')\n"
+        "    finally:\n"
+        "        await session.close()\n"
+    )
+    result = run_rules(code, (SessionCreatedInTry,))
+    assert result.findings == [] and result.fixed is None

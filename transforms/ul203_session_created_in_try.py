@@ -16,8 +16,8 @@ What is a session: a name assigned once, from a call of SQLAlchemy's `Session`/`
 (resolved by qualified name, aliases followed) or of a `sessionmaker(...)`/`async_sessionmaker(...)`
 this module assigns once (`SessionLocal = sessionmaker(bind=engine)`); or from a call whose name
 ends in `session`, `session_local` or `session_factory` (`SessionLocal()`, `AsyncSessionLocal()`,
-`get_session()`, imported from anywhere) -- but then only when the `try` also calls a
-transaction method on it (`add`, `add_all`, `commit`, `flush`, `query`, `execute`, `scalars`,
+`get_session()`, imported from anywhere) -- but then only when the `try` also yields it (a
+FastAPI dependency) or calls a transaction method on it (`add`, `add_all`, `commit`, `flush`, `query`, `execute`, `scalars`,
 `scalar`, `merge`, `refresh`), which an HTTP client session (`requests.Session`,
 `aiohttp.ClientSession`) never does. Only a `name.close()` statement of the `finally` itself
 counts as the close.
@@ -96,7 +96,7 @@ import libcst.matchers as m
 from libcst.metadata import Assignment, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import quickscan
-from unleak.knowledge.analysis import FunctionLike, ancestors, calls_method, in_async_function, within
+from unleak.knowledge.analysis import FunctionLike, ancestors, calls_method, in_async_function, qualified_names, within
 from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.project import ProjectView
 from unleak.knowledge.sessions import (
@@ -118,6 +118,8 @@ _CREATION = m.SimpleStatementLine(
         m.ZeroOrMore(),
     ]
 )
+# Packages whose `Session`/`ClientSession` is an HTTP client, whatever the `try` does with it.
+_HTTP_CLIENTS = frozenset({"requests", "httpx", "aiohttp", "urllib3"})
 _CLOSE = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("close")), args=[])
 _CLOSE_STATEMENT = m.SimpleStatementLine(body=[m.Expr(_CLOSE | m.Await(_CLOSE))])
 
@@ -224,9 +226,18 @@ class SessionCreatedInTry(Rule):
         if accesses is None:
             return None
         in_try = tuple(access for access in accesses if within(self, access, node))
-        if not kind.resolved and not any(calls_method(self, access, TRANSACTION_METHODS) for access in in_try):
+        if not kind.resolved and (_HTTP_CLIENTS & self._packages(call) or not any(map(self._used_as_a_session, in_try))):
             return None
         return _Session(name, creation, inside, awaited, in_try)
+
+    def _packages(self, call: cst.Call) -> set[str]:
+        return {name.split(".")[0] for name in qualified_names(self, call.func)}
+
+    def _used_as_a_session(self, access: cst.CSTNode) -> bool:
+        """A transaction method called on it (`db.add(...)`), or handed out by `yield db` (a
+        FastAPI dependency: an HTTP client session is not yielded from a `try` that closes it)."""
+        parent = self.get_metadata(ParentNodeProvider, access, None)
+        return calls_method(self, access, TRANSACTION_METHODS) or (isinstance(parent, cst.Yield) and parent.value is access)
 
     def _creation_of(self, node: cst.Try, name: str) -> tuple[cst.SimpleStatementLine, bool] | None:
         """The statement creating `name`: the `try` body's first, or an earlier one of the same block."""
@@ -322,6 +333,24 @@ class SessionCreatedInTry(Rule):
         ),
     )
     INVALID = (
+        Invalid(
+            """
+            def get_db():
+                try:
+                    db = SessionLocal()
+                    yield db
+                finally:
+                    db.close()
+            """,
+            """
+            def get_db():
+                db = SessionLocal()
+                try:
+                    yield db
+                finally:
+                    db.close()
+            """,
+        ),
         Invalid(
             """
             def record(event):
