@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import fixed_text, run_rules
 from unleak.transforms.ul206_handler_without_rollback import HandlerWithoutRollback
@@ -185,3 +187,52 @@ def test_a_session_expression_that_is_not_a_name_is_reported_without_a_fix() -> 
         " `get_session().rollback()` (not fixed: roll back by hand)"
     ]
     assert fixed(code, unsafe=True) == textwrap.dedent(code).lstrip("\n")
+
+
+# --- generated variants: names, spellings of the error, handler shapes, comments ----------------
+
+SESSIONS = st.sampled_from(["session", "db", "db_session", "self.session", "self.db"])
+ERRORS = st.sampled_from(
+    [
+        ("from sqlalchemy.exc import IntegrityError", "IntegrityError"),
+        ("from sqlalchemy.exc import IntegrityError as Duplicate", "Duplicate"),
+        ("from sqlalchemy import exc", "exc.SQLAlchemyError"),
+        ("import sqlalchemy", "sqlalchemy.exc.OperationalError"),
+        ("import sqlalchemy.exc as sa_exc", "(sa_exc.IntegrityError, sa_exc.DataError)"),
+    ]
+)
+HANDLER_BODIES = st.sampled_from(["pass", "return None", "log.exception('failed')\n{i}return False", "status = 'failed'\n{i}{s}.commit()"])
+COMMENTS = st.sampled_from(["", "  # keep going", "  # unleak: ignore[UL401]"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(SESSIONS, ERRORS, HANDLER_BODIES, COMMENTS, st.booleans(), st.booleans())
+def test_generated_variants_compile_roll_back_once_and_are_idempotent(
+    session: str, error: tuple[str, str], handler_body: str, comment: str, is_async: bool, in_class: bool
+) -> None:
+    imports, caught = error
+    awaited = "await " if is_async else ""
+    indent = "        " if in_class or session.startswith("self.") else "    "
+    owner = indent[:-4]
+    header = f"{owner}{'async ' if is_async else ''}def save({'self, ' if owner else ''}{'' if session.startswith('self.') else session + ', '}row):"
+    body = handler_body.replace("{i}", indent + "    ").replace("{s}.commit()", f"{awaited}{session}.commit()")
+    lines = [
+        imports,
+        "",
+        *(["class Repository:"] if owner else []),
+        header,
+        f"{indent}try:",
+        f"{indent}    {session}.add(row)",
+        f"{indent}    {awaited}{session}.commit(){comment}",
+        f"{indent}except {caught}:{comment}",
+        f"{indent}    {body}",
+        f"{indent}return row",
+        "",
+    ]
+    code = "\n".join(lines)
+    once = fixed(code)
+    compile(once, "generated.py", "exec")
+    rollback = f"{indent}    {awaited}{session}.rollback()\n"
+    assert once.count(rollback) == 1
+    assert once.replace(rollback, "", 1) == (code if body != "pass" else code.replace(f"{indent}    pass\n", ""))
+    assert fixed(once) == once
