@@ -182,6 +182,9 @@ CASES = {
 def test_sarif_and_json_fixes_reproduce_apply_byte_for_byte(flags: tuple[str, ...]) -> None:
     write_tree("src", CASES)
     expected = applied("src", *flags)
+    assert {name for name in CASES if expected[name] != CASES[name]} == set(CASES) - {"clean.py"} - (
+        set() if flags else {"unsafe_only.py"}
+    )
     log = sarif_of("src", *flags)
     assert_regions_agree("src", log)
     assert apply_sarif_fixes("src", log) == expected
