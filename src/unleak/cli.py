@@ -18,12 +18,12 @@ from typing import Annotated, Optional
 import typer
 
 from unleak import registry
-from unleak.engine.findings import FileResult
 from unleak.engine import cache
+from unleak.engine.findings import FileResult
 from unleak.engine.runner import Mode, RunResult, display_path, run, run_stdin
 from unleak.errors import UserError
 from unleak.output import explain as explaining
-from unleak.output import report
+from unleak.output import formats, report
 from unleak.output.diffing import colourize, unified_diff
 from unleak.settings import Overrides, SettingsResolver
 
@@ -40,6 +40,8 @@ app = typer.Typer(
 class Format(str, enum.Enum):
     TEXT = "text"
     JSON = "json"
+    SARIF = "sarif"
+    GITHUB = "github"
 
 
 def _default_jobs() -> int:
@@ -55,6 +57,7 @@ ConfigOpt = Annotated[Optional[Path], typer.Option(help="Use this pyproject.toml
 ExcludeOpt = Annotated[Optional[list[str]], typer.Option(help="Skip paths matching this glob (repeatable).")]
 StdinNameOpt = Annotated[Optional[str], typer.Option(help="The file name of the source read from stdin.")]
 FormatOpt = Annotated[Format, typer.Option("--format", help="How findings are printed.")]
+EditsOpt = Annotated[bool, typer.Option("--edits", help="check --format json: give each fix as edits (sarif always does).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings, diffs and errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also print the settings and counts used.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the results cache.")]
@@ -69,9 +72,19 @@ class Invocation:
     jobs: int
     stdin_filename: str | None
     output_format: Format
+    edits: bool
     quiet: bool
     verbose: bool
     use_cache: bool
+
+    @property
+    def with_fixes(self) -> bool:
+        """Whether findings carry their fixes as edits: `check` in SARIF, or in JSON with --edits."""
+        return self.mode is Mode.CHECK and (self.edits or self.output_format == Format.SARIF)
+
+    @property
+    def engine_mode(self) -> Mode:
+        return Mode.CHECK_WITH_EDITS if self.with_fixes else self.mode
 
 
 def _selectors(values: list[str] | None) -> tuple[str, ...] | None:
@@ -94,6 +107,7 @@ def _command(mode: Mode) -> Callable[..., None]:
         exclude: ExcludeOpt = None,
         stdin_filename: StdinNameOpt = None,
         output_format: FormatOpt = Format.TEXT,
+        edits: EditsOpt = False,
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
         no_cache: NoCacheOpt = False,
@@ -101,7 +115,7 @@ def _command(mode: Mode) -> Callable[..., None]:
         overrides = Overrides(_selectors(select), _selectors(ignore), unsafe, tuple(exclude) if exclude else None)
         invocation = Invocation(
             mode, paths or [Path(".")], overrides, config, jobs or _default_jobs(), stdin_filename,
-            output_format, quiet, verbose, not no_cache,
+            output_format, edits, quiet, verbose, not no_cache,
         )
         raise typer.Exit(_invoke(invocation))
 
@@ -116,12 +130,13 @@ app.command("apply", help="Write the fixes, then summarise on stderr.")(_command
 def _invoke(invocation: Invocation) -> int:
     try:
         _validate_selector_flags(invocation.overrides)
+        _validate_edits_flag(invocation)
         resolver = SettingsResolver(invocation.overrides, invocation.config)
         if invocation.paths == [Path("-")]:
             return _invoke_stdin(invocation, resolver)
         if Path("-") in invocation.paths:
             raise UserError("-", "stdin cannot be combined with other paths")
-        outcome = run(invocation.mode, invocation.paths, resolver, invocation.jobs, use_cache=invocation.use_cache)
+        outcome = run(invocation.engine_mode, invocation.paths, resolver, invocation.jobs, use_cache=invocation.use_cache)
     except UserError as error:
         typer.echo(str(error), err=True)
         return EXIT_ERROR
@@ -133,8 +148,13 @@ def _validate_selector_flags(overrides: Overrides) -> None:
         registry.matching_rules(selectors or (), flag, flag.lstrip("-"))
 
 
+def _validate_edits_flag(invocation: Invocation) -> None:
+    if invocation.edits and (invocation.mode is not Mode.CHECK or invocation.output_format != Format.JSON):
+        raise UserError("--edits", "only with `check --format json` (`--format sarif` always has the edits)")
+
+
 def _invoke_stdin(invocation: Invocation, resolver: SettingsResolver) -> int:
-    result = run_stdin(invocation.mode, sys.stdin.buffer.read(), invocation.stdin_filename, resolver)
+    result = run_stdin(invocation.engine_mode, sys.stdin.buffer.read(), invocation.stdin_filename, resolver)
     outcome = RunResult(results=[result], scanned=1)
     if invocation.mode is not Mode.APPLY:
         return _OUTPUTS[invocation.mode](invocation, outcome)
@@ -146,7 +166,7 @@ def _invoke_stdin(invocation: Invocation, resolver: SettingsResolver) -> int:
 
 def _output_check(invocation: Invocation, outcome: RunResult) -> int:
     findings = report.findings_of(outcome.results)
-    report.write_findings(findings, sys.stdout, invocation.output_format)
+    formats.write_findings(outcome.results, sys.stdout, invocation.output_format, with_fixes=invocation.with_fixes)
     _print_errors(outcome.results)
     if not invocation.quiet and invocation.output_format == Format.TEXT:
         fixable = sum(1 for finding in findings if finding.applicable)
@@ -172,7 +192,7 @@ def _output_apply(invocation: Invocation, outcome: RunResult) -> int:
         _print_errors(outcome.results)
     else:
         _print_left_for_human(invocation, outcome.results)
-        if not invocation.quiet:
+        if not invocation.quiet and invocation.output_format != Format.SARIF:  # SARIF: stderr stays one JSON log
             typer.echo(report.summary_text(numbers), err=True)
     return _exit_code(outcome, found=False)
 
@@ -186,8 +206,8 @@ _OUTPUTS: dict[Mode, Callable[[Invocation, RunResult], int]] = {
 
 def _print_left_for_human(invocation: Invocation, results: list[FileResult]) -> None:
     """Findings without an applied fix go to stderr (diff, apply); errors always do."""
-    if not invocation.quiet or invocation.output_format == Format.JSON:
-        report.write_findings(report.findings_of(results), sys.stderr, invocation.output_format)
+    if not invocation.quiet or invocation.output_format != Format.TEXT:
+        formats.write_findings(results, sys.stderr, invocation.output_format)
     _print_errors(results)
 
 

@@ -1,8 +1,8 @@
 """Stage 5b: results of earlier runs, so that an unchanged file is not parsed again.
 
 An entry is one file's result (findings, fixes, fixed bytes, error) under one key: the hash of
-the file's bytes, of unleak's own code, of whether the run fixes, of the rules that run on the
-file and of the settings they read. A result may also depend on other modules, through the
+the file's bytes, of unleak's own code, of whether the run fixes (or proposes fixes as edits),
+of the rules that run on the file and of the settings they read. A result may also depend on other modules, through the
 project index: the entry keeps every question the file's rules asked the index, with the answer,
 and is used only when the index still answers the same.
 
@@ -138,7 +138,7 @@ def _location(job: Job) -> Path | None:
 
 def _key(job: Job) -> str:
     digest = hashlib.sha256(_code_fingerprint().encode())
-    settings = (job.fixing, job.rule_codes, job.settings.unsafe, job.settings.resources)
+    settings = (job.fixing, job.proposing, job.rule_codes, job.settings.unsafe, job.settings.resources)
     digest.update(repr(settings).encode())
     digest.update(job.raw)
     return digest.hexdigest()

@@ -13,6 +13,21 @@ from unleak.engine.transform import is_applicable
 
 
 @dataclass(frozen=True)
+class Edit:
+    """Replace the original text from (line, column) up to (end_line, end_column) with `content`.
+
+    Positions are 1-based, columns count characters (as in findings); the end is exclusive, and
+    an insertion has end == start.
+    """
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    content: str
+
+
+@dataclass(frozen=True)
 class Finding:
     path: str
     line: int
@@ -25,6 +40,9 @@ class Finding:
     fixable: bool  # the rule offers a fix (see `safety` for whether it runs by default)
     safety: str  # safe | unsafe | detect
     applicable: bool  # the fix runs under the current settings (`[*]` in text output)
+    # What `apply` would change for this finding, on the original text (`check` with edits only;
+    # None otherwise, and for a fix that does not run). See `unleak.engine.edits`.
+    edits: tuple[Edit, ...] | None = None
 
     @classmethod
     def from_report(cls, report: Report, path: str, settings: Settings) -> Finding:
@@ -45,7 +63,7 @@ class Finding:
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
-        del data["applicable"]
+        del data["applicable"], data["edits"]
         return data
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unleak import registry
-from unleak.engine import source, transform
+from unleak.engine import edits, source, transform
 from unleak.errors import UserError
 from unleak.engine.findings import FileResult, Finding
 from unleak.engine.parse import parse
@@ -32,6 +32,7 @@ class Job:
     settings: Settings
     fixing: bool  # False: only report (check); True: apply fixes (diff, apply)
     project_root: str | None = None  # the project whose index the file's rules may ask
+    proposing: bool = False  # check only: also give each finding its fix as edits (see engine.edits)
 
 
 _indexes: dict[str, ProjectIndex] = {}
@@ -73,6 +74,9 @@ def _process(job: Job, result: FileResult) -> None:
         if outcome.module.code != decoded.text:
             result.fixed = source.encode(outcome.module.code, decoded, job.display)
     result.findings = [Finding.from_report(report, job.display, job.settings) for report in reports]
+    if job.proposing:
+        verifier = Verifier(decoded.text, job.display)
+        result.findings = edits.proposed(result.findings, reports, module, rules, job.settings, project, verifier)
 
 
 def _project_view(job: Job, tree: ast.Module | None) -> ProjectView:

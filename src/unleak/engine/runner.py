@@ -32,12 +32,13 @@ _PROGRESS_FROM = 50
 
 class Mode(str, enum.Enum):
     CHECK = "check"
+    CHECK_WITH_EDITS = "check-with-edits"  # check, each finding with its fix as edits (JSON, SARIF)
     DIFF = "diff"
     APPLY = "apply"
 
     @property
     def fixing(self) -> bool:
-        return self is not Mode.CHECK
+        return self in (Mode.DIFF, Mode.APPLY)
 
 
 @dataclass
@@ -102,7 +103,7 @@ def run_stdin(mode: Mode, raw: bytes, stdin_filename: str | None, resolver: Sett
     rules = registry.rules_for(settings, named)
     codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
     project_root = root_of(named).as_posix() if stdin_filename else None  # the source stands for that file
-    job = Job(display, None, raw, codes, settings, mode.fixing, project_root)
+    job = Job(display, None, raw, codes, settings, mode.fixing, project_root, mode is Mode.CHECK_WITH_EDITS)
     install_indexes(_indexes_for([job], resolver, _Walked([], [])))
     return process(job)
 
@@ -130,7 +131,7 @@ def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult)
     if not codes:
         outcome.skipped += 1
         return None
-    return Job(display, path, raw, codes, settings, mode.fixing, root_of(path).as_posix())
+    return Job(display, path, raw, codes, settings, mode.fixing, root_of(path).as_posix(), mode is Mode.CHECK_WITH_EDITS)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,10 @@
-"""Stage 8: what the user reads: findings, errors, the apply summary, as text or JSON."""
+"""Stage 8: what the user reads: findings as text, errors, the apply summary (other formats:
+`unleak.output.formats`)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
-from typing import TextIO
 
 from unleak.engine.findings import FileResult, Finding
 
@@ -14,23 +13,24 @@ def error_lines(results: Iterable[FileResult]) -> list[str]:
     return [f"{result.display}: error: {result.error}" for result in results if result.error]
 
 
+_UNSAFE_HINT = "unsafe fix available with --unsafe"
+
+
 def finding_line(finding: Finding) -> str:
     mark = " [*]" if finding.applicable else ""
-    hint = " (unsafe fix available with --unsafe)" if finding.fixable and not finding.applicable else ""
+    hint = f" ({_UNSAFE_HINT})" if finding.fixable and not finding.applicable else ""
     return f"{finding.path}:{finding.line}:{finding.column}: {finding.rule} {finding.message}{mark}{hint}"
+
+
+def fix_note(finding: Finding) -> str:
+    """What a reader can do about a finding's fix, in words ("" when there is no fix)."""
+    if finding.applicable:
+        return "fixed by `unleak apply`"
+    return _UNSAFE_HINT if finding.fixable else ""
 
 
 def findings_of(results: Iterable[FileResult]) -> list[Finding]:
     return [finding for result in results for finding in result.findings]
-
-
-def write_findings(findings: list[Finding], stream: TextIO, output_format: str) -> None:
-    if output_format == "json":
-        json.dump([finding.as_json() for finding in findings], stream, indent=2)
-        stream.write("\n")
-    else:
-        for finding in findings:
-            stream.write(finding_line(finding) + "\n")
 
 
 def fix_counts(results: Iterable[FileResult]) -> Counter[str]:
