@@ -78,7 +78,10 @@ def processed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-@pytest.mark.parametrize("command", [("check",), ("check", "--format", "json"), ("diff",), ("check", "--unsafe", "-v")])
+@pytest.mark.parametrize(
+    "command",
+    [("check",), ("check", "--format", "json"), ("check", "--format", "sarif"), ("diff",), ("check", "--unsafe", "-v")],
+)
 def test_a_cached_run_prints_byte_for_byte_what_an_uncached_run_prints(command: tuple[str, ...], processed: list[str]) -> None:
     uncached = unleak(*command, ".", "--jobs", "1", "--no-cache")
     assert not Path(CACHE_FOLDER).exists(), "--no-cache writes nothing"

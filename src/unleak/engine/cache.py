@@ -2,9 +2,9 @@
 
 An entry is one file's result (findings, fixes, fixed bytes, error) under one key: the hash of
 the file's bytes, of unleak's own code, of whether the run fixes (or proposes fixes as edits),
-of the rules that run on the file and of the settings they read. A result may also depend on other modules, through the
-project index: the entry keeps every question the file's rules asked the index, with the answer,
-and is used only when the index still answers the same.
+of the rules that run on the file and of the settings they read. A result may also depend on
+other modules, through the project index: the entry keeps every question the file's rules asked
+the index, with the answer, and is used only when the index still answers the same.
 
 Entries live in `.unleak_cache/` at the project root (the nearest folder with `pyproject.toml`,
 `setup.cfg` or `.git`; a file outside any project is not cached), which holds its own
