@@ -432,3 +432,9 @@ def test_no_index_is_built_when_no_rule_asks(monkeypatch: pytest.MonkeyPatch) ->
     assert built == []
     unleak("check", ".")
     assert built == [Path.cwd()]
+
+
+def test_recorded_answers_do_not_depend_on_the_order_of_a_set() -> None:
+    from unleak.knowledge.project import stable_repr
+
+    assert stable_repr(frozenset({"b", "a", "c"})) == stable_repr(frozenset({"c", "a", "b"})) == "{'a', 'b', 'c'}"

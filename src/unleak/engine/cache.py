@@ -26,11 +26,12 @@ from functools import cache
 from pathlib import Path
 
 import unleak
-from unleak import transforms
+from unleak import registry, transforms
 from unleak.engine import source
 from unleak.engine.findings import FileResult, Finding
 from unleak.engine.indexing import project_root
 from unleak.engine.pipeline import Job
+from unleak.engine.prefilter import triggered_rules
 from unleak.errors import UserError
 from unleak.knowledge.declarations import module_facts
 from unleak.knowledge.project import ProjectIndex
@@ -85,8 +86,9 @@ class ResultCache:
         point promises: no change, the same findings (`apply` then `apply` again reads nothing)."""
         self._write(job, result)
         if job.fixing and result.fixed is not None and result.error is None:
-            settled = replace(result, original=result.fixed, fixed=None, fixes=Counter())
-            self._write(replace(job, raw=result.fixed), settled)
+            settled_job = replace(job, raw=result.fixed)
+            if _triggered(settled_job) == job.rule_codes:  # else a rule the run did not run would see it
+                self._write(settled_job, replace(result, original=result.fixed, fixed=None, fixes=Counter()))
 
     def _write(self, job: Job, result: FileResult) -> None:
         location = _location(job)
@@ -134,6 +136,12 @@ def _location(job: Job) -> Path | None:
     if root is None:
         return None
     return root / CACHE_FOLDER / _ENTRIES / _key(job)
+
+
+def _triggered(job: Job) -> tuple[str, ...]:
+    assert job.path is not None
+    selected = registry.rules_for(job.settings, job.path)
+    return tuple(rule.code for rule in triggered_rules(job.raw, selected, job.settings))
 
 
 def _key(job: Job) -> str:

@@ -13,7 +13,7 @@ A name that reaches two declarations, or none, is unknown: never guessed. Every 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import PurePosixPath
 from typing import Generic, Protocol, TypeVar, Union
 
@@ -421,7 +421,7 @@ class ProjectView:
     def _delete_listeners(self, where: str) -> list[DeleteListener]:
         path, name = where.rsplit(":", 1)
         listeners = self.index.delete_listeners(path or None, name)
-        self.used[(_DELETE_LISTENERS, where)] = repr(listeners)
+        self.used[(_DELETE_LISTENERS, where)] = stable_repr(listeners)
         return listeners
 
     def still_answers(self, used: dict[tuple[str, str], str]) -> bool:
@@ -432,11 +432,25 @@ class ProjectView:
             _CONTEXT_MANAGER: self.context_manager,
             _DELETE_LISTENERS: self._delete_listeners,
         }
-        return all(question in ask and repr(ask[question](name)) == answer for (question, name), answer in used.items())
+        return all(
+            question in ask and stable_repr(ask[question](name)) == answer for (question, name), answer in used.items()
+        )
 
     def _recorded(self, question: str, dotted: str, answer: Lookup[T]) -> Lookup[T]:
-        self.used[(question, dotted)] = repr(answer)
+        self.used[(question, dotted)] = stable_repr(answer)
         return answer
+
+
+def stable_repr(value: object) -> str:
+    """`repr`, with sets in sorted order: the same in every process (string hashes are salted)."""
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sorted(map(stable_repr, value))) + "}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(map(stable_repr, value)) + ")"
+    if is_dataclass(value) and not isinstance(value, type):
+        fields_ = ", ".join(f"{name}={stable_repr(item)}" for name, item in vars(value).items())
+        return f"{type(value).__name__}({fields_})"
+    return repr(value)
 
 
 def _where(module: ModuleFacts) -> str:
