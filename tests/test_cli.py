@@ -316,6 +316,33 @@ def test_a_breaking_fix_is_blamed_on_its_rule_when_another_rule_fixes_in_the_sam
     assert Path("app.py").read_text() == both
 
 
+def test_a_rule_that_a_fix_comes_to_trigger_runs_before_the_fixed_point_is_final(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import libcst as cst
+
+    from unleak import registry
+    from unleak.rule import FixSafety, Rule
+
+    def renaming(code: str, old: str, new: str) -> type[Rule]:
+        class Renames(Rule):
+            name, safety, summary, trigger = f"{old}-to-{new}", FixSafety.SAFE, "rename", (old.encode(),)
+
+            def visit_Name(self, node: cst.Name) -> None:
+                if node.value == old:
+                    self.report(node, fix=cst.Name(new))
+
+        Renames.code = code
+        return Renames
+
+    first, second = renaming("UL901", "alpha", "beta"), renaming("UL902", "beta", "gamma")
+    monkeypatch.setattr(registry, "all_rules", lambda: (first, second))
+    write("app.py", "alpha\n")  # only UL901's trigger occurs in it
+    assert unleak("apply", "--jobs", "1").exit_code == 0
+    assert Path("app.py").read_text() == "gamma\n", "UL902 ran on UL901's output in the same run"
+    assert unleak("diff", "--jobs", "1").exit_code == 0, "a second run changes nothing"
+
+
 def test_fixes_that_never_settle_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     import libcst as cst
 

@@ -48,11 +48,12 @@ def proposed(
     settings: Settings,
     project: ProjectView,
     verifier: Verifier,
+    widen: transform.Widen | None = None,
 ) -> list[Finding]:
     """`findings` (made from `reports` on `module`), each applicable one with its fix's edits."""
     if not any(finding.applicable for finding in findings):
         return findings  # nothing for `apply` to do here: no fix run needed
-    fixed = transform.fix(module, rules, settings, project, verifier).module.code
+    fixed = transform.fix(module, rules, settings, project, verifier, widen).module.code
     declares_imports = [bool(report.imports or report.stale_imports) for report in reports]
     return attached(findings, declares_imports, changed_regions(module.code, fixed))
 

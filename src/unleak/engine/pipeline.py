@@ -16,7 +16,8 @@ from unleak.engine import edits, source, transform
 from unleak.errors import UserError
 from unleak.engine.findings import FileResult, Finding
 from unleak.engine.parse import parse
-from unleak.engine.prefilter import possible_in_tree, quick_parse
+from unleak.engine.prefilter import possible_in_tree, quick_parse, triggered_rules
+from unleak.rule import Rule
 from unleak.settings import Settings
 from unleak.engine.verify import Verifier
 from unleak.knowledge.declarations import module_facts
@@ -33,6 +34,7 @@ class Job:
     fixing: bool  # False: only report (check); True: apply fixes (diff, apply)
     project_root: str | None = None  # the project whose index the file's rules may ask
     proposing: bool = False  # check only: also give each finding its fix as edits (see engine.edits)
+    selected: tuple[str, ...] = ()  # every rule selected for the file: those a fix may come to trigger
 
 
 _indexes: dict[str, ProjectIndex] = {}
@@ -68,7 +70,7 @@ def _process(job: Job, result: FileResult) -> None:
     if not job.fixing:
         reports = transform.find(module, rules, job.settings, project)
     else:
-        outcome = transform.fix(module, rules, job.settings, project, Verifier(decoded.text, job.display))
+        outcome = transform.fix(module, rules, job.settings, project, Verifier(decoded.text, job.display), _widen(job, project))
         reports = outcome.remaining
         result.fixes = outcome.fixes
         if outcome.module.code != decoded.text:
@@ -76,7 +78,19 @@ def _process(job: Job, result: FileResult) -> None:
     result.findings = [Finding.from_report(report, job.display, job.settings) for report in reports]
     if job.proposing:
         verifier = Verifier(decoded.text, job.display)
-        result.findings = edits.proposed(result.findings, reports, module, rules, job.settings, project, verifier)
+        widen = _widen(job, project)
+        result.findings = edits.proposed(result.findings, reports, module, rules, job.settings, project, verifier, widen)
+
+
+def _widen(job: Job, project: ProjectView) -> transform.Widen:
+    """The selected rules a fixed source triggers (bytes, then the `ast` checks)."""
+    selected = tuple(registry.rule_by_code(code) for code in job.selected)
+
+    def triggered_by(code: str) -> tuple[type[Rule], ...]:
+        rules = triggered_rules(code.encode("utf-8"), selected, job.settings)
+        return possible_in_tree(quick_parse(code), rules, job.settings, project) if rules else ()
+
+    return triggered_by
 
 
 def _project_view(job: Job, tree: ast.Module | None) -> ProjectView:

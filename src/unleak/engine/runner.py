@@ -103,7 +103,8 @@ def run_stdin(mode: Mode, raw: bytes, stdin_filename: str | None, resolver: Sett
     rules = registry.rules_for(settings, named)
     codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
     project_root = root_of(named).as_posix() if stdin_filename else None  # the source stands for that file
-    job = Job(display, None, raw, codes, settings, mode.fixing, project_root, mode is Mode.CHECK_WITH_EDITS)
+    selected = tuple(rule.code for rule in rules)
+    job = Job(display, None, raw, codes, settings, mode.fixing, project_root, mode is Mode.CHECK_WITH_EDITS, selected)
     install_indexes(_indexes_for([job], resolver, _Walked([], [])))
     return process(job)
 
@@ -131,7 +132,8 @@ def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult)
     if not codes:
         outcome.skipped += 1
         return None
-    return Job(display, path, raw, codes, settings, mode.fixing, root_of(path).as_posix(), mode is Mode.CHECK_WITH_EDITS)
+    selected = tuple(rule.code for rule in rules)
+    return Job(display, path, raw, codes, settings, mode.fixing, root_of(path).as_posix(), mode is Mode.CHECK_WITH_EDITS, selected)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ until a whole pass changes nothing, so the output is a fixed point: running agai
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import libcst as cst
@@ -59,21 +60,33 @@ def find(
     return [report for rule in rules for report in _run_rule(wrapper, rule, context)]
 
 
+Widen = Callable[[str], tuple[type[Rule], ...]]  # the rules a source may make fire (its triggers)
+
+
 def fix(
     module: cst.Module,
     rules: tuple[type[Rule], ...],
     settings: Settings,
     project: ProjectView | None,
     verifier: Verifier,
+    widen: Widen | None = None,
 ) -> Outcome:
-    """Apply every applicable fix until a fixed point; raise RuleFailure if a rule misbehaves."""
+    """Apply every applicable fix until a fixed point; raise RuleFailure if a rule misbehaves.
+
+    A fix can write what another selected rule is about (a commit inside a new `try`); `widen`
+    names the rules the fixed source triggers, and those join before the fixed point is final,
+    so that a second run finds nothing new to do."""
     outcome = Outcome(module)
     seen = {module.code}
     for _ in range(MAX_PASSES):
         outcome.remaining = []
         changed_by = _one_pass(outcome, rules, settings, project or ProjectView.empty(), verifier)
         if not changed_by:
-            return outcome
+            joining = _joining(outcome.module, module, rules, widen)
+            if not joining:
+                return outcome
+            rules = tuple(sorted((*rules, *joining), key=lambda rule: rule.code))
+            continue
         if outcome.module.code in seen:  # back to an earlier version: the fixes undo each other
             raise RuleFailure(changed_by[-1], "fixes did not settle: they undo each other")
         seen.add(outcome.module.code)
@@ -127,6 +140,13 @@ def _failure(rule: type[Rule], error: Exception) -> RuleFailure:
         return RuleFailure(rule, str(error))
     # a replacement that does not fit its place in the tree
     return RuleFailure(rule, f"its fix could not be applied: {type(error).__name__}: {error}")
+
+
+def _joining(fixed: cst.Module, original: cst.Module, rules: tuple[type[Rule], ...], widen: Widen | None) -> list[type[Rule]]:
+    """The rules the fixed source triggers that have not run on it yet."""
+    if widen is None or fixed.code == original.code:
+        return []
+    return [rule for rule in widen(fixed.code) if rule not in rules]
 
 
 @dataclass(frozen=True)
