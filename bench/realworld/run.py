@@ -6,12 +6,12 @@ this script exports the tree at the pinned commit (its .py, .pyi, .toml and .cfg
 local mirror that the search tool's `fetch` brought in, runs unleak on it, and reports per rule:
 
 - found: a finding of the expected rule overlaps the site's line range (`unleak check`);
-- fixed: the diff of the rule's family changes a line of the range, split into safe (plain
-  `unleak diff`) and unsafe-only (`unleak diff --unsafe`);
+- fixed: with the rules of the repository's patterns selected, the fixes change a line of the
+  range, split into safe (plain `unleak diff`) and unsafe-only (`unleak apply --unsafe`);
 - broken: the site's file compiled before `unleak apply --unsafe` and does not after;
 - unstable: a second run on the applied tree still changes the site's file;
-- for look-alikes: flagged (any finding of the family in range) and rewritten (a fix of the
-  family touches the range).
+- for look-alikes: flagged (a finding of the pattern's rules in range) and rewritten (a fix
+  touches the range).
 
 Nothing here is part of pytest: CI has no mirrors and no network. See README.md.
 """
@@ -41,9 +41,10 @@ except ModuleNotFoundError:  # Python 3.10
 HERE = Path(__file__).resolve().parent
 DEFAULT_MIRROR = Path(os.environ.get("UNLEAK_MIRROR", "/work/.mirror"))
 
-# The rules a pattern's sites are measured with: a fix counts for the site when any rule of
-# its family makes it (UL106's implicit-loop shape may be fixed by UL102, for instance).
-# Codes that this unleak does not have yet (UL303) are left out of the selection.
+# The rules each pattern is measured with. A repository's fixes run with the rules of all its
+# sites' patterns, and a fix counts for a site when any of them makes it (UL106's implicit-loop
+# shape may be fixed by UL102, for instance). Codes this unleak does not have yet (UL303) are
+# left out of the selection.
 FAMILY_RULES = {
     "P2": ("UL1",),
     "P3": ("UL201", "UL202"),
@@ -218,14 +219,14 @@ def known_rules(cmd: list[str]) -> list[str]:
     return re.findall(r"^(UL\d{3})\b", listing.stdout, flags=re.MULTILINE)
 
 
-def family_selection(pattern: str, rules: list[str]) -> list[str]:
-    return [rule for rule in rules if rule.startswith(FAMILY_RULES[pattern])]
+def selection(patterns: set[str], rules: list[str]) -> list[str]:
+    """The rules of these patterns that this unleak has (one run covers all of a repo's sites)."""
+    prefixes = tuple(prefix for pattern in patterns for prefix in FAMILY_RULES[pattern])
+    return [rule for rule in rules if rule.startswith(prefixes)]
 
 
-def measure_family(
-    cmd: list[str], tree: Path, work: Path, pattern: str, sites: list[Site], rules: list[str]
-) -> dict:
-    selected = family_selection(pattern, rules)
+def measure_fixes(cmd: list[str], tree: Path, work: Path, sites: list[Site], rules: list[str]) -> dict:
+    selected = selection({site.pattern for site in sites}, rules)
     if not selected:
         for site in sites:
             site.result.update(fixed_safe=False, fixed_any=False, broken=False, unstable=False)
@@ -233,17 +234,13 @@ def measure_family(
     select = ["--select", ",".join(selected)]
     safe = changed_lines(unleak(cmd, ["diff", *select], tree).stdout)
 
-    applied = work / f"applied-{pattern}"
+    applied = work / "applied"
     shutil.copytree(tree, applied, symlinks=True)
     apply_run = unleak(cmd, ["apply", "--unsafe", *select], applied)
-    patch = tree_patch(tree, applied)
-    unsafe = changed_lines(patch)
-    rerun = unleak(cmd, ["diff", "--unsafe", *select], applied)
-    second = changed_lines(rerun.stdout)
+    unsafe = changed_lines(tree_patch(tree, applied))
+    second = changed_lines(unleak(cmd, ["diff", "--unsafe", *select], applied).stdout)
 
-    broken = sorted(
-        rel for rel in unsafe if compiles(tree / rel) and not compiles(applied / rel)
-    )
+    broken = sorted(rel for rel in unsafe if compiles(tree / rel) and not compiles(applied / rel))
     for site in sites:
         site.result["fixed_safe"] = site.touched_by(safe.get(site.path, set()))
         site.result["fixed_any"] = site.touched_by(unsafe.get(site.path, set()))
@@ -276,14 +273,10 @@ def measure_repo(
             site.result["found"] = any(f["rule"] == site.rule for f in hits)
             site.result["flagged"] = any(in_family(f["rule"], site.pattern) for f in hits)
             site.result["rules_in_range"] = sorted({f["rule"] for f in hits})
-        families = {}
-        for pattern in sorted({site.pattern for site in sites}):
-            members = [site for site in sites if site.pattern == pattern]
-            families[pattern] = measure_family(cmd, tree, work, pattern, members, rules)
         return {
             "files_absent_from_mirror": absent,
             "check_errors": [line for line in checked.stderr.splitlines() if ": error:" in line],
-            "families": families,
+            **measure_fixes(cmd, tree, work, sites, rules),
         }
 
 
@@ -298,9 +291,19 @@ def summarize(sites: list[Site]) -> dict[str, dict[str, int]]:
             continue
         row = table.setdefault(
             row_key(site),
-            {"sites": 0, "found": 0, "fixed": 0, "safe": 0, "unsafe": 0, "broken": 0, "unstable": 0},
+            {
+                "sites": 0,
+                "fixable": 0,
+                "found": 0,
+                "fixed": 0,
+                "safe": 0,
+                "unsafe": 0,
+                "broken": 0,
+                "unstable": 0,
+            },
         )
         row["sites"] += 1
+        row["fixable"] += site.fix != "no"
         row["broken"] += site.result["broken"]
         row["unstable"] += site.result["unstable"]
         if site.lookalike:
@@ -315,8 +318,8 @@ def summarize(sites: list[Site]) -> dict[str, dict[str, int]]:
 
 
 def format_table(table: dict[str, dict[str, int]]) -> str:
-    head = "| rule | sites | found | fixed | safe | unsafe | broken | unstable |"
-    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    head = "| rule | sites | fixable | found | fixed | safe | unsafe | broken | unstable |"
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     totals = defaultdict(int)
     for name, row in table.items():
         if name.startswith("look-alike"):
@@ -324,11 +327,13 @@ def format_table(table: dict[str, dict[str, int]]) -> str:
         for key, value in row.items():
             totals[key] += value
         lines.append(
-            f"| {name} | {row['sites']} | {row['found']} | {row['fixed']} | {row['safe']} "
+            f"| {name} | {row['sites']} | {row['fixable']} | {row['found']} | {row['fixed']} "
+            f"| {row['safe']} "
             f"| {row['unsafe']} | {row['broken']} | {row['unstable']} |"
         )
     lines.append(
-        f"| **all bugs** | {totals['sites']} | {totals['found']} | {totals['fixed']} "
+        f"| **all bugs** | {totals['sites']} | {totals['fixable']} | {totals['found']} "
+        f"| {totals['fixed']} "
         f"| {totals['safe']} | {totals['unsafe']} | {totals['broken']} | {totals['unstable']} |"
     )
     lines += ["", "| look-alikes | sites | flagged | rewritten | broken | unstable |"]
@@ -339,6 +344,25 @@ def format_table(table: dict[str, dict[str, int]]) -> str:
                 f"| {name.removeprefix('look-alike ')} | {row['sites']} | {row['found']} "
                 f"| {row['fixed']} | {row['broken']} | {row['unstable']} |"
             )
+    return "\n".join(lines)
+
+
+ISSUE_GROUPS = {"P2 (issue 14)": ("P2",), "P3+P6 (issue 12)": ("P3", "P6"), "P4+P5 (issue 13)": ("P4", "P5")}
+
+
+def issue_summary(sites: list[Site]) -> str:
+    """Found and fixed rates per issue, over the labelled bug sites (look-alikes excluded)."""
+    lines = []
+    for name, patterns in ISSUE_GROUPS.items():
+        group = [s for s in sites if s.result and not s.lookalike and s.pattern in patterns]
+        if not group:
+            continue
+        found = sum(s.result["found"] for s in group)
+        fixed = sum(s.result["fixed_any"] for s in group)
+        lines.append(
+            f"{name}: {len(group)} sites, found {found} ({found / len(group):.0%}), "
+            f"fixed {fixed} ({fixed / len(group):.0%})"
+        )
     return "\n".join(lines)
 
 
@@ -387,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         print(fetch_calls(sorted(set(missing))))
     table = summarize(sites)
     print(format_table(table))
+    print()
+    print(issue_summary(sites))
     errors = sum(len(repo["check_errors"]) for repo in repos.values())
     print(f"\nfiles unleak check could not process (mostly Python 2): {errors}")
     args.output.write_text(
