@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(issue_summary(sites))
     errors = sum(len(repo["check_errors"]) for repo in repos.values())
-    print(f"\nfiles unleak check could not process (mostly Python 2): {errors}")
+    print(f"\nfiles unleak check could not process (see check_errors in the output): {errors}")
     args.output.write_text(
         json.dumps(
             {
