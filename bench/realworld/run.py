@@ -225,12 +225,20 @@ def selection(patterns: set[str], rules: list[str]) -> list[str]:
     return [rule for rule in rules if rule.startswith(prefixes)]
 
 
-def measure_fixes(cmd: list[str], tree: Path, work: Path, sites: list[Site], rules: list[str]) -> dict:
+def measure_fixes(
+    cmd: list[str], tree: Path, work: Path, sites: list[Site], rules: list[str]
+) -> dict:
     selected = selection({site.pattern for site in sites}, rules)
     if not selected:
         for site in sites:
             site.result.update(fixed_safe=False, fixed_any=False, broken=False, unstable=False)
-        return {"rules": [], "files_changed": 0, "files_broken": [], "files_changed_on_second_run": []}
+        return {
+            "rules": [],
+            "files_changed": 0,
+            "files_broken": [],
+            "files_changed_on_second_run": [],
+            "apply_errors": [],
+        }
     select = ["--select", ",".join(selected)]
     safe = changed_lines(unleak(cmd, ["diff", *select], tree).stdout)
 
@@ -347,7 +355,11 @@ def format_table(table: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
-ISSUE_GROUPS = {"P2 (issue 14)": ("P2",), "P3+P6 (issue 12)": ("P3", "P6"), "P4+P5 (issue 13)": ("P4", "P5")}
+ISSUE_GROUPS = {
+    "P2 (issue 14)": ("P2",),
+    "P3+P6 (issue 12)": ("P3", "P6"),
+    "P4+P5 (issue 13)": ("P4", "P5"),
+}
 
 
 def issue_summary(sites: list[Site]) -> str:
@@ -373,11 +385,11 @@ def fetch_calls(repos: list[str]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=Path, default=HERE / "sites.toml")
-    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR, help="where fetch puts repos")
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR, help="fetch's folder")
     parser.add_argument("--repo", action="append", default=[], help="only these owner/name")
     parser.add_argument("--unleak", default=f"{sys.executable} -m unleak", help="command to run")
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
-    parser.add_argument("--list-fetches", action="store_true", help="print the fetch calls and exit")
+    parser.add_argument("--list-fetches", action="store_true", help="print the fetch calls")
     return parser.parse_args(argv)
 
 
@@ -403,8 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"[{index}/{len(by_repo)}] {repo} ({len(members)} sites)", file=sys.stderr)
         started = time.monotonic()
-        repos[repo] = {"commit": commit, **measure_repo(cmd, git_dir, commit, members, rules)}
-        repos[repo]["seconds"] = round(time.monotonic() - started, 1)
+        measured = measure_repo(cmd, git_dir, commit, members, rules)
+        repos[f"{repo}@{commit}"] = {**measured, "seconds": round(time.monotonic() - started, 1)}
 
     if missing:
         print(f"skipped {len(missing)} repositories not in {args.mirror}; fetch them with:")
@@ -424,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sites": [
                     {
                         "repo": s.repo,
+                        "commit": s.commit,
                         "path": s.path,
                         "lines": list(s.lines),
                         "pattern": s.pattern,
