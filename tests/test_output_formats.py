@@ -22,6 +22,7 @@ from typer.testing import CliRunner, Result
 
 from unleak import registry
 from unleak.cli import app
+from unleak.engine.cache import CACHE_FOLDER
 from unleak.engine.findings import Edit, FileResult, Finding
 from unleak.output import github
 from tests.helpers import EXAMPLES
@@ -65,7 +66,12 @@ def write_tree(folder: str, files: dict[str, bytes]) -> None:
 
 
 def tree(folder: str) -> dict[str, bytes]:
-    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+    """The folder's files, without unleak's results cache (its entries differ between commands)."""
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(Path(folder).rglob("*"))
+        if path.is_file() and CACHE_FOLDER not in path.relative_to(folder).parts
+    }
 
 
 def applied(folder: str, *flags: str) -> dict[str, bytes]:
