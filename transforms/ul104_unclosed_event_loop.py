@@ -43,7 +43,11 @@ form, since `asyncio.run` only takes coroutines. Left alone: code that already c
 another function, used by a nested function); a name assigned more than once; async code (a
 loop is running there: that is UL103). A loop that is installed and never closed may be meant to
 stay the thread's loop, and one used outside the block that creates it needs a human: both are
-reported without a fix.
+reported without a fix. So is a loop that makes a task, future or handle (`create_task`,
+`call_later`, `run_in_executor`, ...) which something keeps beyond the code -- a global, an
+attribute, a container, a return value, a nested function: closing the loop would leave it
+dead. A task the loop itself runs, or that the code only asks about (`task.result()`), is not
+kept.
 '''
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from unleak.knowledge.loops import (
     NodeEditor,
     asyncio_attribute,
     drop_statements,
+    kept_results,
     loop_creation,
     loop_uses,
     uninstalls,
@@ -121,6 +126,8 @@ class UnclosedEventLoop(Rule):
                 self._uninstall_before(closes_in_finally[0], uses)
         elif uses.installs and not uses.closes:
             self.report(line, self._message(uses, _MAYBE_MEANT_TO_STAY))
+        elif kept := kept_results(self, uses):
+            self.report(line, self._message(uses, self._keeps(kept[0])))
         else:
             self._close_on_every_path(uses, teardowns)
 
@@ -136,6 +143,14 @@ class UnclosedEventLoop(Rule):
     def _message(self, uses: LoopUses, problem: str) -> str:
         line = self.get_metadata(PositionProvider, uses.creation).start.line
         return f"Event loop `{uses.name}` (line {line}) {problem}"
+
+    def _keeps(self, kept: cst.Call) -> str:
+        made = cst.ensure_type(kept.func, cst.Attribute).attr.value
+        line = self.get_metadata(PositionProvider, kept).start.line
+        return (
+            f"is not closed on every path, but what `{made}()` makes on it (line {line}) is kept beyond this code, "
+            "and closing the loop would leave it dead: close the loop by hand once that is done"
+        )
 
     def _uninstall_before(self, close: cst.SimpleStatementLine, uses: LoopUses) -> None:
         """Closed in `finally` already, but left installed: `set_event_loop(None)` goes before the close."""

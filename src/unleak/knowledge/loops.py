@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import Assignment, ComprehensionScope, ParentNodeProvider, ScopeProvider
+from libcst.metadata import Assignment, ComprehensionScope, GlobalScope, ParentNodeProvider, ScopeProvider
 
 from unleak.knowledge.analysis import FunctionLike, ancestors, calls
 from unleak.rule import ImportSpec, Rule
@@ -23,6 +23,10 @@ NEW_EVENT_LOOP = "asyncio.new_event_loop"
 # Calls that hand back an asyncio event loop (a new one, or the thread's current/running one).
 LOOP_FACTORIES = frozenset({NEW_EVENT_LOOP, "asyncio.get_event_loop", "asyncio.get_running_loop"})
 SET_EVENT_LOOP = "asyncio.set_event_loop"
+# Loop methods that hand back a task, future or handle bound to the loop: dead once it is closed.
+LOOP_BOUND_MAKERS = frozenset(
+    {"create_task", "create_future", "call_soon", "call_soon_threadsafe", "call_later", "call_at", "run_in_executor"}
+)
 
 _ASSIGNS_A_CALL_TO_A_NAME = m.SimpleStatementLine(
     body=[m.Assign(targets=[m.AssignTarget(m.Name())], value=m.Call())]
@@ -156,6 +160,62 @@ def _classify(rule: Rule, reference: cst.Name, uses: LoopUses) -> None:
         uses.installs.append(line)
         return
     uses.escapes.append(reference)
+
+
+def kept_results(rule: Rule, uses: LoopUses) -> list[cst.Call]:
+    """The calls on the loop that make a task, future or handle something keeps beyond the loop's
+    own runs: stored in a global, an attribute or a container, returned, yielded or passed on.
+    Closing the loop would leave those dead; a result that is dropped, run by the loop
+    (`loop.run_until_complete(task)`) or only asked about (`task.result()`) is not kept."""
+    return [
+        call
+        for call in uses.methods
+        if cst.ensure_type(call.func, cst.Attribute).attr.value in LOOP_BOUND_MAKERS and _is_kept(rule, call, uses)
+    ]
+
+
+def _is_kept(rule: Rule, call: cst.Call, uses: LoopUses) -> bool:
+    if _run_by(rule, call, uses):
+        return False
+    value = _collection_holding(rule, call)
+    parent = rule.get_metadata(ParentNodeProvider, value)
+    if isinstance(parent, cst.Expr):
+        return False
+    if not isinstance(parent, (cst.Assign, cst.AnnAssign)) or parent.value is not value:
+        return True
+    targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else [parent.target]
+    return not all(isinstance(target, cst.Name) and _local_and_not_kept(rule, target, uses) for target in targets)
+
+
+def _collection_holding(rule: Rule, node: cst.BaseExpression) -> cst.BaseExpression:
+    """The list, tuple, set or comprehension (outermost) that `node` is an item of, else `node`."""
+    while True:
+        parent = rule.get_metadata(ParentNodeProvider, node)
+        if isinstance(parent, cst.Element):
+            parent = rule.get_metadata(ParentNodeProvider, parent)
+        elif not (isinstance(parent, (cst.ListComp, cst.SetComp, cst.GeneratorExp)) and parent.elt is node):
+            return node
+        node = parent
+
+
+def _run_by(rule: Rule, node: cst.CSTNode, uses: LoopUses) -> bool:
+    """Whether `node` is inside the argument of one of the loop's `run_until_complete` calls."""
+    return any(run in uses.runs for run in ancestors(rule, node))
+
+
+def _local_and_not_kept(rule: Rule, name: cst.Name, uses: LoopUses) -> bool:
+    """Whether `name` is a local of the frame (not a module global, `global` or `nonlocal`) that
+    is only run by the loop or asked about (`name.done()`), in that frame."""
+    scope = rule.get_metadata(ScopeProvider, name)
+    if isinstance(scope, GlobalScope) or any(assignment.scope is not scope for assignment in scope[name.value]):
+        return False
+    for access in (access for assignment in scope[name.value] for access in assignment.references):
+        reference = access.node
+        parent = rule.get_metadata(ParentNodeProvider, reference)
+        asked_about = isinstance(parent, cst.Attribute) and parent.value is reference
+        if not _same_frame(access.scope, scope) or not (asked_about or _run_by(rule, reference, uses)):
+            return False
+    return True
 
 
 def uninstalls(rule: Rule, root: cst.CSTNode) -> list[cst.SimpleStatementLine]:
