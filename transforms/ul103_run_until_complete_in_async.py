@@ -56,6 +56,7 @@ from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameP
 from unleak.knowledge.analysis import ancestors, calls, enclosing_function, import_binding
 from unleak.knowledge.loops import (
     LOOP_FACTORIES,
+    ONE_AWAITABLE,
     LoopUses,
     NodeEditor,
     awaited,
@@ -69,7 +70,6 @@ from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 from unleak.settings import Settings
 
 _RUN_UNTIL_COMPLETE = m.Call(func=m.Attribute(attr=m.Name("run_until_complete")))
-_ONE_AWAITABLE = m.Call(args=[m.Arg(keyword=None, star="") | m.Arg(keyword=m.Name("future"))])
 _NEST_ASYNCIO = m.ImportAlias(name=m.Name("nest_asyncio")) | m.ImportFrom(module=m.Name("nest_asyncio"))
 
 
@@ -125,7 +125,7 @@ class RunUntilCompleteInAsync(Rule):
     def _why_not_fixable(self, call: cst.Call, function: cst.FunctionDef) -> str | None:
         if self._patched_loops:
             return "this module uses nest_asyncio, which lets the call block the running loop: `await` by hand"
-        if not m.matches(call, _ONE_AWAITABLE):
+        if not m.matches(call, ONE_AWAITABLE):
             return "unexpected arguments: `await` the awaitable by hand"
         if _in_generator_expression(self, call, function):
             return "inside a generator expression `await` would make it asynchronous: rewrite by hand"

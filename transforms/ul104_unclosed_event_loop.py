@@ -63,13 +63,16 @@ from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameP
 from unleak.knowledge.analysis import ancestors, calls, enclosing_function
 from unleak.knowledge.loops import (
     NEW_EVENT_LOOP,
+    ONE_AWAITABLE,
     LoopUses,
     NodeEditor,
-    asyncio_attribute,
+    asyncio_run_beside,
     drop_statements,
     kept_results,
     loop_creation,
     loop_uses,
+    makes_a_future,
+    running_with,
     uninstalls,
 )
 from unleak.knowledge import quickscan
@@ -77,20 +80,6 @@ from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 
 Block = cst.IndentedBlock | cst.Module
 
-# asyncio.run() takes coroutines only; these hand back futures (bound to whatever loop is current).
-_FUTURE_MAKERS = frozenset(
-    {
-        "asyncio.gather",
-        "asyncio.ensure_future",
-        "asyncio.shield",
-        "asyncio.wrap_future",
-        "asyncio.create_task",
-        "asyncio.run_coroutine_threadsafe",
-        "asyncio.Future",
-        "asyncio.Task",
-    }
-)
-_ONE_AWAITABLE = m.Call(args=[m.Arg(keyword=None, star="") | m.Arg(keyword=m.Name("future"))])
 _HOLDS_A_VALUE = m.Expr() | m.Assign() | m.AnnAssign() | m.AugAssign() | m.Return()
 _MAYBE_MEANT_TO_STAY = (
     "is installed and never closed: if it is meant to stay the thread's loop, ignore this; else close it in `finally`"
@@ -191,29 +180,17 @@ class UnclosedEventLoop(Rule):
         (run,) = uses.runs
         holder = self._holding_statement(run)
         kept = span.kept()
-        if holder not in kept or not m.matches(run, _ONE_AWAITABLE) or self._makes_a_future(run.args[0].value):
+        if holder not in kept or not m.matches(run, ONE_AWAITABLE) or makes_a_future(self, run.args[0].value):
             return None
         if uses.installs and [statement for statement in kept if statement not in uses.installs] != [holder]:
             return None  # a statement between creation and run could be using the installed loop
-        found = self._asyncio_run(uses)
+        factory = cst.ensure_type(cst.ensure_type(uses.creation.body[0], cst.Assign).value, cst.Call).func
+        found = asyncio_run_beside(self, factory, uses.creation)
         if found is None:
             return None
         reference, imports = found
-
-        def as_asyncio_run(updated: cst.CSTNode) -> cst.CSTNode:
-            call = cst.ensure_type(updated, cst.Call)
-            argument = call.args[0].with_changes(keyword=None, equal=cst.MaybeSentinel.DEFAULT)
-            return call.with_changes(func=reference, args=[argument])
-
-        editor = NodeEditor({run: as_asyncio_run}, [uses.creation, *uses.installs, *dropped])
+        editor = NodeEditor({run: running_with(reference)}, [uses.creation, *uses.installs, *dropped])
         return cst.ensure_type(span.block.visit(editor), (cst.IndentedBlock, cst.Module)), imports
-
-    def _asyncio_run(self, uses: LoopUses) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]] | None:
-        """`aio.run` when the loop came from `aio.new_event_loop()`; else `asyncio.run` (imported)."""
-        factory = cst.ensure_type(cst.ensure_type(uses.creation.body[0], cst.Assign).value, cst.Call).func
-        if isinstance(factory, cst.Attribute):
-            return factory.with_changes(attr=cst.Name("run")), ()
-        return asyncio_attribute(self, uses.creation, "run")
 
     def _holding_statement(self, run: cst.Call) -> cst.CSTNode | None:
         """The line `run` is the whole value of (`x = run`, `return run`, `run`), else None."""
@@ -222,9 +199,6 @@ class UnclosedEventLoop(Rule):
         if m.matches(holder, _HOLDS_A_VALUE) and getattr(holder, "value", None) is run and len(line.body) == 1:
             return line
         return None
-
-    def _makes_a_future(self, awaitable: cst.BaseExpression) -> bool:
-        return isinstance(awaitable, cst.Call) and calls(self, awaitable, *_FUTURE_MAKERS)
 
     VALID = (
         Valid(

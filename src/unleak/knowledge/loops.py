@@ -20,13 +20,29 @@ from unleak.knowledge.analysis import FunctionLike, ancestors, calls
 from unleak.rule import ImportSpec, Rule
 
 NEW_EVENT_LOOP = "asyncio.new_event_loop"
+GET_EVENT_LOOP = "asyncio.get_event_loop"
 # Calls that hand back an asyncio event loop (a new one, or the thread's current/running one).
-LOOP_FACTORIES = frozenset({NEW_EVENT_LOOP, "asyncio.get_event_loop", "asyncio.get_running_loop"})
+LOOP_FACTORIES = frozenset({NEW_EVENT_LOOP, GET_EVENT_LOOP, "asyncio.get_running_loop"})
 SET_EVENT_LOOP = "asyncio.set_event_loop"
 # Loop methods that hand back a task, future or handle bound to the loop: dead once it is closed.
 LOOP_BOUND_MAKERS = frozenset(
     {"create_task", "create_future", "call_soon", "call_soon_threadsafe", "call_later", "call_at", "run_in_executor"}
 )
+# `asyncio.run()` takes coroutines only; these hand back futures (bound to whatever loop is current).
+FUTURE_MAKERS = frozenset(
+    {
+        "asyncio.gather",
+        "asyncio.ensure_future",
+        "asyncio.shield",
+        "asyncio.wrap_future",
+        "asyncio.create_task",
+        "asyncio.run_coroutine_threadsafe",
+        "asyncio.Future",
+        "asyncio.Task",
+    }
+)
+# `loop.run_until_complete(x)` or `(future=x)`: one awaitable, nothing else.
+ONE_AWAITABLE = m.Call(args=[m.Arg(keyword=None, star="") | m.Arg(keyword=m.Name("future"))])
 
 _ASSIGNS_A_CALL_TO_A_NAME = m.SimpleStatementLine(
     body=[m.Assign(targets=[m.AssignTarget(m.Name())], value=m.Call())]
@@ -282,7 +298,33 @@ def asyncio_attribute(
     return cst.Attribute(cst.Name("asyncio"), cst.Name(attribute)), (ImportSpec("asyncio"),)
 
 
+def asyncio_run_beside(
+    rule: Rule, factory: cst.BaseExpression, near: cst.CSTNode
+) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]] | None:
+    """`aio.run` where the loop came from `aio.<factory>()`; else `asyncio.run` (imported), or None
+    when the name `asyncio` means something else at `near`."""
+    if isinstance(factory, cst.Attribute):
+        return factory.with_changes(attr=cst.Name("run")), ()
+    return asyncio_attribute(rule, near, "run")
+
+
+def makes_a_future(rule: Rule, awaitable: cst.BaseExpression) -> bool:
+    """Whether `awaitable` is a call that hands back a future, which `asyncio.run()` refuses."""
+    return isinstance(awaitable, cst.Call) and calls(rule, awaitable, *FUTURE_MAKERS)
+
+
 Rewrite = Callable[[cst.CSTNode], cst.CSTNode]
+
+
+def running_with(reference: cst.BaseExpression) -> Rewrite:
+    """A `NodeEditor` rewrite of `loop.run_until_complete(x)` (or `future=x`) into `reference(x)`."""
+
+    def rewrite(updated: cst.CSTNode) -> cst.CSTNode:
+        call = cst.ensure_type(updated, cst.Call)
+        argument = call.args[0].with_changes(keyword=None, equal=cst.MaybeSentinel.DEFAULT)
+        return call.with_changes(func=reference, args=[argument])
+
+    return rewrite
 
 
 def awaiting(rule: Rule, call: cst.Call) -> Rewrite:
