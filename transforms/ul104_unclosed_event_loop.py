@@ -60,7 +60,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
-from unleak.knowledge.analysis import ancestors, calls, enclosing_function
+from unleak.knowledge.analysis import ancestors, enclosing_function
 from unleak.knowledge.loops import (
     NEW_EVENT_LOOP,
     ONE_AWAITABLE,
