@@ -9,6 +9,9 @@ decorators, signature and docstring and becomes `return asyncio.run(_<name>_asyn
 arguments>))`. A module-level loop moves into `async def _main()`, run once by
 `asyncio.run(_main())` where the loop stood. One event loop per call instead of one per item.
 Comprehensions are not statement loops: `[asyncio.run(f(x)) for x in xs]` alone is not flagged.
+Runs on the thread's implicit loop count as `asyncio.run` calls here: `asyncio.get_event_loop()
+.run_until_complete(x)`, and `loop.run_until_complete(x)` on a `loop = asyncio.get_event_loop()`
+used only for such runs and `close()` (those two lines go). A lone one is UL107's.
 
 ## Why is this bad?
 Every `asyncio.run()` creates a new event loop and closes it. Anything bound to the first loop
@@ -58,7 +61,8 @@ loop of its own (`asyncio.run`, `run_until_complete`) now fails, tasks a corouti
 keep running until the end of the call instead of being cancelled at the end of each item, and
 `asyncio.get_event_loop()` in the body returns the running loop. A module-level loop's names
 stay module globals (`global` in `_main`). Reported without a fix: generators, bodies that
-drive a loop by hand or hold a nested function, lambda or generator expression that calls
+drive a loop by hand (or mix `asyncio.run` with runs on the implicit loop, which
+`asyncio.run` leaves unset) or hold a nested function, lambda or generator expression that calls
 `asyncio.run`, `asyncio.run(..., debug=...)`, and a `staticmethod` of a nested class. Async
 functions are left to UL101.
 '''
@@ -79,8 +83,16 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function
-from unleak.knowledge.loops import NodeEditor, asyncio_attribute, awaiting
+from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function, import_binding
+from unleak.knowledge.loops import (
+    ImplicitRun,
+    NodeEditor,
+    asyncio_attribute,
+    asyncio_run_beside,
+    awaiting,
+    implicit_run,
+    runs_per_item,
+)
 from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 from unleak.settings import Settings
@@ -91,6 +103,9 @@ _DRIVES_A_LOOP = m.Call(func=m.Attribute(attr=m.Name("run_until_complete") | m.N
 _DOCSTRING = m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])
 _NO_SPACE = cst.SimpleWhitespace("")
 _BINDINGS = ("staticmethod", "classmethod")  # decorators the helper must share to be called the same way
+_BY_HAND = "it also drives an event loop by hand, which fails inside a running loop"
+_ASYNCIO_IS_TAKEN = "the name `asyncio` means something else here"
+_Reference = tuple[cst.BaseExpression, tuple[ImportSpec, ...]]  # how the fix calls `asyncio.run`, and its import
 
 
 class AsyncioRunInLoop(Rule):
@@ -98,13 +113,20 @@ class AsyncioRunInLoop(Rule):
     name = "asyncio-run-in-loop"
     safety = FixSafety.UNSAFE
     summary = "`asyncio.run()` per item starts a new event loop each time: run one loop around the whole job"
-    trigger = (rb"asyncio", rb"\brun\b")
+    trigger = (rb"asyncio", rb"\brun(?:_until_complete)?\b")
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        """`asyncio.run` in a loop, or more than once in one sync function."""
-        runs = quickscan.Callees(tree, "asyncio", {"run"})
+        """`asyncio.run` (or `run_until_complete` where `get_event_loop` is called) in a loop, or more
+        than once in one sync function."""
+        asyncio_run = quickscan.Callees(tree, "asyncio", {"run"})
+        get_loop = quickscan.Callees(tree, "asyncio", {"get_event_loop"})
+        implicit = any(map(get_loop, quickscan.of_type(tree, ast.Call)))
+
+        def runs(call: ast.Call) -> bool:
+            return asyncio_run(call) or (implicit and quickscan.called_name(call) == "run_until_complete")
+
         in_loop = any(quickscan.calls_in(loop, runs) for loop in quickscan.of_type(tree, ast.For, ast.While))
         functions = quickscan.of_type(tree, ast.FunctionDef)
         return in_loop or any(sum(map(runs, quickscan.own_calls(function))) > 1 for function in functions)
@@ -119,14 +141,15 @@ class AsyncioRunInLoop(Rule):
     @m.visit(m.FunctionDef(asynchronous=None))
     def flag_function(self, function: cst.FunctionDef) -> None:
         scan = _Scan.of(self, function.body)
-        repeated = any(_runs_per_item(self, run, function) for run in (*scan.runs, *scan.unfixable_runs))
+        repeated = any(runs_per_item(self, run, function) for run in (*scan.runs, *scan.unfixable_runs))
         if not repeated and len(scan.runs) + len(scan.unfixable_runs) < 2:
             return
         obstacle = scan.obstacle or self._method_obstacle(function)
-        if obstacle:
-            self.report(function, f"{self.summary} (fix by hand: {obstacle})")
+        reference = None if obstacle else self._run_reference(scan, function)
+        if reference is None:
+            self.report(function, f"{self.summary} (fix by hand: {obstacle or _ASYNCIO_IS_TAKEN})")
             return
-        self._split(function, scan.runs)
+        self._split(function, scan, reference)
 
     @m.visit(m.For())
     @m.visit(m.While())
@@ -135,12 +158,13 @@ class AsyncioRunInLoop(Rule):
         if not at_module_level or any(isinstance(parent, (cst.For, cst.While)) for parent in ancestors(self, loop)):
             return  # only the outermost loop of the module moves
         scan = _Scan.of(self, loop)
-        if not any(_runs_per_item(self, run, loop) for run in (*scan.runs, *scan.unfixable_runs)):
+        if not any(runs_per_item(self, run, loop) for run in (*scan.runs, *scan.unfixable_runs)):
             return
-        if scan.obstacle:
-            self.report(loop, f"{self.summary} (fix by hand: {scan.obstacle})")
+        reference = None if scan.obstacle else self._module_run_reference(scan, loop)
+        if reference is None:
+            self.report(loop, f"{self.summary} (fix by hand: {scan.obstacle or _ASYNCIO_IS_TAKEN})")
             return
-        self._hoist(loop, scan.runs)
+        self._hoist(loop, scan, reference)
 
     # --- a function: async helper + synchronous wrapper ------------------------------------------
 
@@ -156,10 +180,10 @@ class AsyncioRunInLoop(Rule):
             return "a method without a `self` parameter"
         return None
 
-    def _split(self, function: cst.FunctionDef, runs: list[cst.Call]) -> None:
+    def _split(self, function: cst.FunctionDef, scan: _Scan, reference: _Reference) -> None:
         helper_name = self._fresh_name(f"_{function.name.value}_async")
         docstring, body = _docstring_and_rest(function.body)
-        editor = NodeEditor({run: awaiting(self, run) for run in runs})
+        editor = scan.editor(self)
         prefix, comments = _split_leading_lines(function.leading_lines)
         owner = _owning_class(self, function)
         helper = cst.FunctionDef(
@@ -171,13 +195,14 @@ class AsyncioRunInLoop(Rule):
             asynchronous=cst.Asynchronous(),
             leading_lines=self._lines_above_new_def(function, prefix),
         )
-        reference, imports = self._run_reference(runs[0], function)
-        call = cst.Call(func=reference, args=[cst.Arg(self._helper_call(function, owner, helper_name))])
+        run, imports = reference
+        call = cst.Call(func=run, args=[cst.Arg(self._helper_call(function, owner, helper_name))])
         wrapper = function.with_changes(
             body=_returning(function.body, docstring, call),
             leading_lines=[*self._separation(function), *comments],
         )
-        self.report(function, fix=cst.FlattenSentinel([helper, wrapper]), imports=imports)
+        fix = cst.FlattenSentinel([helper, wrapper])
+        self.report(function, fix=fix, imports=imports, stale_imports=scan.stale_imports(self))
 
     def _helper_call(self, function: cst.FunctionDef, owner: cst.ClassDef | None, helper_name: str) -> cst.Call:
         """`_f_async(a, b, *args, k=k, **kwargs)`, through `self`/`cls` or the class for a method."""
@@ -191,11 +216,14 @@ class AsyncioRunInLoop(Rule):
             target = cst.Attribute(cst.Name(receiver.name.value), cst.Name(helper_name))
         return cst.Call(func=target, args=list(_forwarded(params, positional)))
 
-    def _run_reference(
-        self, run: cst.Call, frame: cst.FunctionDef
-    ) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]]:
+    def _run_reference(self, scan: _Scan, frame: cst.CSTNode) -> _Reference | None:
         """`asyncio.run` as the body spells it (`aio.run`, `run`), unless that name is local to the
-        function (a local import or a parameter): then `asyncio.run`, imported at module level."""
+        function (a local import or a parameter): then `asyncio.run`, imported at module level.
+        A body that only runs on the implicit loop gets `aio.run` for `aio.get_event_loop()`.
+        None when that needs the name `asyncio`, and it means something else."""
+        run = next((run for run in scan.runs if run not in scan.implicit), None)
+        if run is None:
+            return asyncio_run_beside(self, scan.implicit[scan.runs[0]].factory, frame)
         root = run.func
         while isinstance(root, cst.Attribute):
             root = root.value
@@ -209,11 +237,16 @@ class AsyncioRunInLoop(Rule):
 
     # --- a module-level loop: async def _main() + asyncio.run(_main()) -----------------------------
 
-    def _hoist(self, loop: cst.For | cst.While, runs: list[cst.Call]) -> None:
+    def _module_run_reference(self, scan: _Scan, loop: cst.For | cst.While) -> _Reference | None:
+        """`asyncio.run` as the loop's first run spells it (`aio.run` for `aio.get_event_loop()`)."""
+        first = scan.runs[0]
+        implicit = scan.implicit.get(first)
+        return asyncio_run_beside(self, implicit.factory, loop) if implicit else (first.func, ())
+
+    def _hoist(self, loop: cst.For | cst.While, scan: _Scan, reference: _Reference) -> None:
         main_name = self._fresh_name("_main", "_main_async")
         prefix, comments = _split_leading_lines(loop.leading_lines)
-        editor = NodeEditor({run: awaiting(self, run) for run in runs})
-        moved = cst.ensure_type(loop.visit(editor), cst.BaseStatement)
+        moved = cst.ensure_type(loop.visit(scan.editor(self)), cst.BaseStatement)
         globals_ = [cst.NameItem(cst.Name(name)) for name in self._bound_names(loop)]
         body = [cst.SimpleStatementLine([cst.Global(globals_)])] if globals_ else []
         body.append(moved.with_changes(leading_lines=comments))
@@ -224,11 +257,13 @@ class AsyncioRunInLoop(Rule):
             asynchronous=cst.Asynchronous(),
             leading_lines=self._lines_above_new_def(loop, prefix),
         )
+        run, imports = reference
         run_main = cst.SimpleStatementLine(
-            body=[cst.Expr(cst.Call(func=runs[0].func, args=[cst.Arg(cst.Call(cst.Name(main_name)))]))],
+            body=[cst.Expr(cst.Call(func=run, args=[cst.Arg(cst.Call(cst.Name(main_name)))]))],
             leading_lines=self._separation(loop),
         )
-        self.report(loop, fix=cst.FlattenSentinel([main, run_main]))
+        fix = cst.FlattenSentinel([main, run_main])
+        self.report(loop, fix=fix, imports=imports, stale_imports=scan.stale_imports(self))
 
     def _bound_names(self, loop: cst.For | cst.While) -> list[str]:
         """The module names the loop binds (or deletes), in order: they must stay module globals."""
@@ -469,6 +504,7 @@ class _Scan(cst.CSTVisitor):
         self._nested = 0  # depth of nested def / lambda / class
         self._generators = 0  # depth of generator expressions
         self.runs: list[cst.Call] = []
+        self.implicit: dict[cst.Call, ImplicitRun] = {}  # the runs on the thread's implicit loop
         self.unfixable_runs: list[cst.Call] = []
         self.obstacle: str | None = None
 
@@ -476,6 +512,8 @@ class _Scan(cst.CSTVisitor):
     def of(cls, rule: Rule, root: cst.CSTNode) -> _Scan:
         scan = cls(rule)
         root.visit(scan)
+        if scan.implicit and len(scan.implicit) < len(scan.runs) + len(scan.unfixable_runs):
+            scan._block(_BY_HAND)  # `asyncio.run` leaves no implicit loop behind on the main thread
         return scan
 
     def on_visit(self, node: cst.CSTNode) -> bool:
@@ -500,8 +538,11 @@ class _Scan(cst.CSTVisitor):
                 self.unfixable_runs.append(node)
             else:
                 self.runs.append(node)
+        elif not (self._nested or self._generators) and (implicit := implicit_run(self._rule, node)) is not None:
+            self.runs.append(node)
+            self.implicit[node] = implicit
         elif m.matches(node, _DRIVES_A_LOOP):
-            self._block("it also drives an event loop by hand, which fails inside a running loop")
+            self._block(_BY_HAND)
 
     def visit_Yield(self, node: cst.Yield) -> None:
         if not self._nested:
@@ -510,18 +551,15 @@ class _Scan(cst.CSTVisitor):
     def _block(self, reason: str) -> None:
         self.obstacle = self.obstacle or reason
 
+    def editor(self, rule: Rule) -> NodeEditor:
+        """Every run becomes `await x`; the implicit loops' `loop = get_event_loop()` and `close()` go."""
+        leftovers = [line for run in self.implicit.values() for line in run.leftovers()]
+        return NodeEditor({run: awaiting(rule, run) for run in self.runs}, leftovers)
 
-def _runs_per_item(rule: Rule, run: cst.Call, stop: cst.CSTNode) -> bool:
-    """Whether `run` is in the repeated part of a `for`/`while` statement inside `stop`."""
-    chain = [run, *ancestors(rule, run)]
-    for inner, outer in zip(chain, chain[1:]):
-        if isinstance(outer, cst.For) and inner is outer.body:
-            return True
-        if isinstance(outer, cst.While) and (inner is outer.body or inner is outer.test):
-            return True
-        if outer is stop:
-            return False
-    return False
+    def stale_imports(self, rule: Rule) -> tuple[ImportSpec, ...]:
+        """`from asyncio import get_event_loop`, which the implicit runs may leave unused."""
+        factories = [run.factory for run in self.implicit.values() if isinstance(run.factory, cst.Name)]
+        return tuple(dict.fromkeys(spec for factory in factories if (spec := import_binding(rule, factory))))
 
 
 def _owning_class(rule: Rule, function: cst.FunctionDef) -> cst.ClassDef | None:

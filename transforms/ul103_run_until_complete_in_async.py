@@ -57,6 +57,7 @@ from unleak.knowledge.analysis import ancestors, calls, enclosing_function, impo
 from unleak.knowledge.loops import (
     LOOP_FACTORIES,
     ONE_AWAITABLE,
+    RUN_UNTIL_COMPLETE,
     LoopUses,
     NodeEditor,
     awaited,
@@ -69,7 +70,6 @@ from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 from unleak.settings import Settings
 
-_RUN_UNTIL_COMPLETE = m.Call(func=m.Attribute(attr=m.Name("run_until_complete")))
 _NEST_ASYNCIO = m.ImportAlias(name=m.Name("nest_asyncio")) | m.ImportFrom(module=m.Name("nest_asyncio"))
 
 
@@ -95,7 +95,7 @@ class RunUntilCompleteInAsync(Rule):
     def visit_Module(self, node: cst.Module) -> None:
         self._patched_loops = bool(m.findall(node, _NEST_ASYNCIO))
 
-    @m.visit(_RUN_UNTIL_COMPLETE)
+    @m.visit(RUN_UNTIL_COMPLETE)
     def flag_run_until_complete(self, call: cst.Call) -> None:
         function = enclosing_function(self, call)
         if not (isinstance(function, cst.FunctionDef) and function.asynchronous is not None):

@@ -41,6 +41,7 @@ FUTURE_MAKERS = frozenset(
         "asyncio.Task",
     }
 )
+RUN_UNTIL_COMPLETE = m.Call(func=m.Attribute(attr=m.Name("run_until_complete")))
 # `loop.run_until_complete(x)` or `(future=x)`: one awaitable, nothing else.
 ONE_AWAITABLE = m.Call(args=[m.Arg(keyword=None, star="") | m.Arg(keyword=m.Name("future"))])
 
@@ -232,6 +233,58 @@ def _local_and_not_kept(rule: Rule, name: cst.Name, uses: LoopUses) -> bool:
         if not _same_frame(access.scope, scope) or not (asked_about or _run_by(rule, reference, uses)):
             return False
     return True
+
+
+@dataclass(frozen=True)
+class ImplicitRun:
+    """A coroutine run to completion on the thread's implicit loop, in one of two spellings:
+    `asyncio.get_event_loop().run_until_complete(x)`, or `loop.run_until_complete(x)` on a
+    `loop = asyncio.get_event_loop()` that is used for nothing but such runs and `loop.close()`."""
+
+    call: cst.Call  # the `run_until_complete(x)` call
+    factory: cst.BaseExpression  # `asyncio.get_event_loop` as the code spells it
+    uses: LoopUses | None  # the named loop's creation, runs and closes; None for the chained spelling
+
+    def leftovers(self) -> list[cst.SimpleStatementLine]:
+        """The statements that go once every run of the loop is made another way."""
+        return [self.uses.creation, *self.uses.closes] if self.uses is not None else []
+
+    def runs(self) -> list[cst.Call]:
+        """Every run on the same implicit loop (the chained spelling: this one)."""
+        return list(self.uses.runs) if self.uses is not None else [self.call]
+
+
+def implicit_run(rule: Rule, call: cst.Call) -> ImplicitRun | None:
+    """`call` as a run on the thread's implicit loop (see `ImplicitRun`), or None."""
+    if not m.matches(call, RUN_UNTIL_COMPLETE) or not m.matches(call, ONE_AWAITABLE):
+        return None
+    receiver = cst.ensure_type(call.func, cst.Attribute).value
+    if isinstance(receiver, cst.Call):
+        chained = not receiver.args and calls(rule, receiver, GET_EVENT_LOOP)
+        return ImplicitRun(call, receiver.func, None) if chained else None
+    creation = creation_of(rule, receiver) if isinstance(receiver, cst.Name) else None
+    if not isinstance(creation, cst.SimpleStatementLine) or loop_creation(rule, creation, (GET_EVENT_LOOP,)) is None:
+        return None
+    uses = loop_uses(rule, creation)
+    if uses is None or uses.methods or uses.escapes or uses.installs:
+        return None
+    if not all(m.matches(run, ONE_AWAITABLE) for run in uses.runs):
+        return None
+    factory = cst.ensure_type(cst.ensure_type(creation.body[0], cst.Assign).value, cst.Call).func
+    return ImplicitRun(call, factory, uses)
+
+
+def runs_per_item(rule: Rule, node: cst.CSTNode, stop: cst.CSTNode) -> bool:
+    """Whether `node` is in the repeated part of a `for`/`while` statement inside `stop`."""
+    chain = [node, *ancestors(rule, node)]
+    for inner, outer in zip(chain, chain[1:]):
+        if isinstance(outer, cst.For) and inner is outer.body:
+            return True
+        if isinstance(outer, cst.While) and (inner is outer.body or inner is outer.test):
+            return True
+        if outer is stop:
+            return False
+    return False
 
 
 def uninstalls(rule: Rule, root: cst.CSTNode) -> list[cst.SimpleStatementLine]:
