@@ -96,7 +96,7 @@ class ImplicitEventLoop(Rule):
         frame = enclosing_function(self, call)
         if isinstance(frame, cst.FunctionDef) and frame.asynchronous is not None:
             return  # a loop is running here: UL103 and UL105
-        root = frame if frame is not None else self._module(call)
+        root = frame if frame is not None else ancestors(self, call)[-1]
         repeated = any(runs_per_item(self, each, root) for each in run.runs())
         if repeated or len(run.runs()) > 1 or self._other_runs(root, run):
             if frame is None and not repeated:
@@ -150,12 +150,6 @@ class ImplicitEventLoop(Rule):
             if calls(self, call, _ASYNCIO_RUN) or implicit_run(self, call) is not None:
                 return True
         return False
-
-    def _module(self, node: cst.CSTNode) -> cst.Module:
-        current = node
-        while (parent := self.get_metadata(ParentNodeProvider, current, None)) is not None:
-            current = parent
-        return cst.ensure_type(current, cst.Module)
 
     VALID = (
         Valid(
