@@ -577,7 +577,12 @@ def test_generated_entry_points_close_every_loop_after_the_fix(code: str, fail: 
     assert policy.installed is None or not policy.installed.is_closed(), "no closed loop is left installed"
 
 
-MAKERS = ("loop.create_task(main())", "loop.create_future()", "loop.call_later(1, tick)", "loop.run_in_executor(None, work)")
+MAKERS = (
+    "loop.create_task(main())",
+    "loop.create_future()",
+    "loop.call_later(1, tick)",
+    "loop.run_in_executor(None, work)",
+)
 KEEPERS = {  # where the made object goes -> (line before the creation, statement keeping `{made}`)
     "a global": ("global made", "made = {made}"),
     "an attribute": ("", "self.made = {made}"),

@@ -67,6 +67,7 @@ from unleak.knowledge.loops import (
     LoopUses,
     NodeEditor,
     asyncio_run_beside,
+    creating_call,
     drop_statements,
     kept_results,
     loop_creation,
@@ -184,8 +185,7 @@ class UnclosedEventLoop(Rule):
             return None
         if uses.installs and [statement for statement in kept if statement not in uses.installs] != [holder]:
             return None  # a statement between creation and run could be using the installed loop
-        factory = cst.ensure_type(cst.ensure_type(uses.creation.body[0], cst.Assign).value, cst.Call).func
-        found = asyncio_run_beside(self, factory, uses.creation)
+        found = asyncio_run_beside(self, creating_call(uses.creation).func, uses.creation)
         if found is None:
             return None
         reference, imports = found

@@ -64,9 +64,11 @@ from unleak.knowledge.loops import (
     running_with,
     runs_per_item,
 )
-from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 _ASYNCIO_RUN = "asyncio.run"
+_MORE_THAN_ONE = "it runs more than one coroutine: run them in one `async def main()`"
+_PER_ELEMENT = "it runs once per element of a comprehension: gather them in one coroutine"
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 
 
@@ -100,10 +102,10 @@ class ImplicitEventLoop(Rule):
         repeated = any(runs_per_item(self, each, root) for each in run.runs())
         if repeated or len(run.runs()) > 1 or self._other_runs(root, run):
             if frame is None and not repeated:
-                self.report(call, f"{self.summary} (it runs more than one coroutine: run them in one `async def main()`)")
+                self.report(call, f"{self.summary} ({_MORE_THAN_ONE})")
             return  # in a function, or per item: UL102 runs one loop around the whole job
         if any(self._per_element(each, root) for each in run.runs()):
-            self.report(call, f"{self.summary} (it runs once per element of a comprehension: gather them in one coroutine)")
+            self.report(call, f"{self.summary} ({_PER_ELEMENT})")
             return
         self._fix(run)
 

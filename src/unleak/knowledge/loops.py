@@ -21,8 +21,9 @@ from unleak.rule import ImportSpec, Rule
 
 NEW_EVENT_LOOP = "asyncio.new_event_loop"
 GET_EVENT_LOOP = "asyncio.get_event_loop"
+GET_RUNNING_LOOP = "asyncio.get_running_loop"
 # Calls that hand back an asyncio event loop (a new one, or the thread's current/running one).
-LOOP_FACTORIES = frozenset({NEW_EVENT_LOOP, GET_EVENT_LOOP, "asyncio.get_running_loop"})
+LOOP_FACTORIES = frozenset({NEW_EVENT_LOOP, GET_EVENT_LOOP, GET_RUNNING_LOOP})
 SET_EVENT_LOOP = "asyncio.set_event_loop"
 # Loop methods that hand back a task, future or handle bound to the loop: dead once it is closed.
 LOOP_BOUND_MAKERS = frozenset(
@@ -114,6 +115,11 @@ def loop_creation(
     return cst.ensure_type(assign.targets[0].target, cst.Name)
 
 
+def creating_call(creation: cst.SimpleStatementLine) -> cst.Call:
+    """The call of a `NAME = <loop factory>()` line (see `loop_creation`)."""
+    return cst.ensure_type(cst.ensure_type(creation.body[0], cst.Assign).value, cst.Call)
+
+
 def creation_of(rule: Rule, name: cst.Name) -> cst.SimpleStatementLine | Assignment | None:
     """Where the loop `name` refers to comes from: its `NAME = <loop factory>()` statement, the
     single other assignment it has (a parameter, an import, a call of anything else), or None
@@ -141,15 +147,16 @@ def loop_uses(rule: Rule, creation: cst.SimpleStatementLine) -> LoopUses | None:
     uses = LoopUses(target.value, creation)
     for access in assignments[0].references:
         reference = cst.ensure_type(access.node, cst.Name)
-        if not _same_frame(access.scope, scope):
+        if not same_frame(access.scope, scope):
             uses.escapes.append(reference)
         else:
             _classify(rule, reference, uses)
     return uses
 
 
-def _same_frame(inner: object, outer: object) -> bool:
-    """Comprehensions run in place; any other nested scope may run later, elsewhere."""
+def same_frame(inner: object, outer: object) -> bool:
+    """Whether code in scope `inner` runs in the frame of scope `outer`: comprehensions run in
+    place; any other nested scope may run later, elsewhere."""
     while inner is not outer and isinstance(inner, ComprehensionScope):
         inner = inner.parent
     return inner is outer
@@ -230,7 +237,7 @@ def _local_and_not_kept(rule: Rule, name: cst.Name, uses: LoopUses) -> bool:
         reference = access.node
         parent = rule.get_metadata(ParentNodeProvider, reference)
         asked_about = isinstance(parent, cst.Attribute) and parent.value is reference
-        if not _same_frame(access.scope, scope) or not (asked_about or _run_by(rule, reference, uses)):
+        if not same_frame(access.scope, scope) or not (asked_about or _run_by(rule, reference, uses)):
             return False
     return True
 
@@ -270,8 +277,7 @@ def implicit_run(rule: Rule, call: cst.Call) -> ImplicitRun | None:
         return None
     if not all(m.matches(run, ONE_AWAITABLE) for run in uses.runs):
         return None
-    factory = cst.ensure_type(cst.ensure_type(creation.body[0], cst.Assign).value, cst.Call).func
-    return ImplicitRun(call, factory, uses)
+    return ImplicitRun(call, creating_call(creation).func, uses)
 
 
 def runs_per_item(rule: Rule, node: cst.CSTNode, stop: cst.CSTNode) -> bool:
