@@ -608,3 +608,181 @@ def test_generated_loops_that_keep_what_they_make_are_never_fixed(
     if not (installed and not closed):  # that one is reported as "maybe meant to stay"
         assert [(finding.rule, finding.fixable) for finding in result.findings] == [("UL104", False)], code
         assert "is kept beyond this code" in result.findings[0].message
+
+
+# --- a new loop per iteration, installed and never closed (issue 14, item 3): unsafe fix ----------
+
+PER_ITERATION = {
+    "an optimizer's rounds: one asyncio.run per round": (
+        """
+        import asyncio
+
+        def optimize(rounds):
+            best = None
+            for r in range(rounds):
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                best = loop.run_until_complete(step(r, best))
+            return best
+        """,
+        """
+        import asyncio
+
+        def optimize(rounds):
+            best = None
+            for r in range(rounds):
+                best = asyncio.run(step(r, best))
+            return best
+        """,
+    ),
+    "a while retry loop: each loop closed in finally": (
+        """
+        import asyncio
+
+        def fetch_with_retries():
+            attempts = 0
+            while attempts < 3:
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                try:
+                    return loop.run_until_complete(fetch())
+                except OSError:
+                    attempts += 1
+        """,
+        """
+        import asyncio
+
+        def fetch_with_retries():
+            attempts = 0
+            while attempts < 3:
+                loop = asyncio.new_event_loop()
+                try:
+                    asyncio.set_event_loop(loop)
+                    try:
+                        return loop.run_until_complete(fetch())
+                    except OSError:
+                        attempts += 1
+                finally:
+                    asyncio.set_event_loop(None)
+                    loop.close()
+        """,
+    ),
+    "the loop used for more than runs: each loop closed in finally": (
+        """
+        import asyncio
+
+        def poll(rounds):
+            for r in range(rounds):
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                loop.set_debug(True)
+                loop.run_until_complete(step(r))
+        """,
+        """
+        import asyncio
+
+        def poll(rounds):
+            for r in range(rounds):
+                loop = asyncio.new_event_loop()
+                try:
+                    asyncio.set_event_loop(loop)
+                    loop.set_debug(True)
+                    loop.run_until_complete(step(r))
+                finally:
+                    asyncio.set_event_loop(None)
+                    loop.close()
+        """,
+    ),
+}
+
+
+@pytest.mark.parametrize(("before", "after"), PER_ITERATION.values(), ids=PER_ITERATION.keys())
+def test_a_loop_installed_per_iteration_is_closed(before: str, after: str) -> None:
+    result = run_rules(textwrap.dedent(before), RULES)
+    assert result.fixed is None and [(f.rule, f.fixable) for f in result.findings] == [("UL104", True)]
+    assert "per iteration" in result.findings[0].message
+    assert fixed_text(run_rules(textwrap.dedent(before), RULES, unsafe=True)) == textwrap.dedent(after)
+
+
+def test_with_ul102_the_rounds_share_one_loop() -> None:
+    from unleak.transforms.ul102_asyncio_run_in_loop import AsyncioRunInLoop
+
+    before = PER_ITERATION["an optimizer's rounds: one asyncio.run per round"][0]
+    after = """\
+import asyncio
+
+
+async def _optimize_async(rounds):
+    best = None
+    for r in range(rounds):
+        best = await step(r, best)
+    return best
+
+
+def optimize(rounds):
+    return asyncio.run(_optimize_async(rounds))
+"""
+    both = (AsyncioRunInLoop, UnclosedEventLoop)
+    assert fixed_text(run_rules(textwrap.dedent(before).lstrip(), both, unsafe=True)) == after
+
+
+PER_ITERATION_UNTOUCHED = {
+    "closed in finally each round": """
+        import asyncio
+
+        def optimize(rounds):
+            for r in range(rounds):
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                try:
+                    loop.run_until_complete(step(r))
+                finally:
+                    asyncio.set_event_loop(None)
+                    loop.close()
+        """,
+    "a loop per round handed to a thread": """
+        import asyncio
+        import threading
+
+        def start_workers(count):
+            for _ in range(count):
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                threading.Thread(target=loop.run_forever, daemon=True).start()
+        """,
+}
+
+
+@pytest.mark.parametrize("code", PER_ITERATION_UNTOUCHED.values(), ids=PER_ITERATION_UNTOUCHED.keys())
+def test_per_iteration_loops_left_alone(code: str) -> None:
+    result = run_rules(textwrap.dedent(code), RULES, unsafe=True)
+    assert result.error is None and result.findings == [] and result.fixed is None
+
+
+@st.composite
+def rounds(draw: st.DrawFn) -> str:
+    """A sync `entry(fail)` that makes a loop per round, installs it, and never closes it."""
+    import_line = draw(st.sampled_from(sorted(IMPORTS)))
+    new, install = IMPORTS[import_line]
+    header = draw(st.sampled_from(("for r in range(3):", "while len(seen) < 3:")))
+    body = [f"loop = {new}()", f"{install}(loop)"]
+    body += ["loop.set_debug(False)"] if draw(st.booleans()) else []
+    body += ["seen.append(loop.run_until_complete(job(fail and len(seen) == 2, len(seen))))"]
+    lines = ["seen = []", header, *(f"    {line}" for line in body), "return seen"]
+    return f"{import_line}\n\n\ndef entry(fail):\n" + textwrap.indent("\n".join(lines), "    ") + "\n\n\nENTRY = entry\n"
+
+
+@settings(max_examples=30, deadline=None)
+@given(rounds(), st.booleans())
+def test_generated_rounds_close_every_loop_after_the_fix(code: str, fail: bool) -> None:
+    once = fixed_text(run_rules(code, RULES, unsafe=True))
+    twice = run_rules(once, RULES, unsafe=True)
+    assert twice.fixed is None and twice.error is None and twice.findings == [], "a second pass must change nothing"
+    expected, before = _run_entry(code, fail=fail)
+    outcome, after = _run_entry(once, fail=fail)
+    assert outcome == expected, "the fix must not change what the code returns or raises"
+    leaked = [loop for loop in before.created if not loop.is_closed()]
+    for loop in leaked:
+        loop.close()
+    assert len(before.created) == len(leaked) == 3, "the original leaks one loop a round"
+    assert len(after.created) == 3 and all(loop.is_closed() for loop in after.created), "every loop is closed"

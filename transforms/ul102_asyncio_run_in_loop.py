@@ -118,10 +118,11 @@ class AsyncioRunInLoop(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        """`asyncio.run` (or `run_until_complete` where `get_event_loop` is called) in a loop, or more
-        than once in one sync function."""
+        """`asyncio.run` in a loop, or more than once in one sync function; `run_until_complete` counts
+        where the file gets or creates a loop (runs on the implicit loop are this rule's, and UL104
+        turns a loop created per item into `asyncio.run` for this rule's next pass)."""
         asyncio_run = quickscan.Callees(tree, "asyncio", {"run"})
-        get_loop = quickscan.Callees(tree, "asyncio", {"get_event_loop"})
+        get_loop = quickscan.Callees(tree, "asyncio", {"get_event_loop", "new_event_loop"})
         implicit = any(map(get_loop, quickscan.of_type(tree, ast.Call)))
 
         def runs(call: ast.Call) -> bool:

@@ -47,7 +47,9 @@ reported without a fix. So is a loop that makes a task, future or handle (`creat
 `call_later`, `run_in_executor`, ...) which something keeps beyond the code -- a global, an
 attribute, a container, a return value, a nested function: closing the loop would leave it
 dead. A task the loop itself runs, or that the code only asks about (`task.result()`), is not
-kept.
+kept. A loop created and installed per iteration of a `for` or `while` and never closed leaks
+one loop a round: that one is fixed, classed unsafe, since the last round's loop no longer
+stays installed after the loop ends (UL102 then runs the rounds' `asyncio.run` calls in one loop).
 '''
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from unleak.knowledge.loops import (
     loop_uses,
     makes_a_future,
     running_with,
+    runs_per_item,
     uninstalls,
 )
 from unleak.knowledge import quickscan
@@ -114,7 +117,7 @@ class UnclosedEventLoop(Rule):
         if closes_in_finally:
             if uses.installs and not any(_in_finally(self, teardown, frame) for teardown in teardowns):
                 self._uninstall_before(closes_in_finally[0], uses)
-        elif uses.installs and not uses.closes:
+        elif uses.installs and not uses.closes and not runs_per_item(self, line, frame):
             self.report(line, self._message(uses, _MAYBE_MEANT_TO_STAY))
         elif kept := kept_results(self, uses):
             self.report(line, self._message(uses, self._keeps(kept[0])))
@@ -163,15 +166,20 @@ class UnclosedEventLoop(Rule):
         problem = "is never closed"
         if uses.closes:
             problem = f"is not closed when the code before `{uses.name}.close()` raises"
+        # Installed per iteration and never closed: the last one stayed installed, and no longer does.
+        safety = FixSafety.UNSAFE if uses.installs and not uses.closes else self.safety
+        if safety is FixSafety.UNSAFE:
+            problem = "is created and installed per iteration and never closed: one loop leaks per iteration"
         collapsed = self._collapsed(uses, span)
         if collapsed is not None:
             fixed, imports = collapsed
-            self.report(span.block, self._message(uses, f"{problem}: use `asyncio.run()`"), fix=fixed, imports=imports)
+            message = self._message(uses, f"{problem}: use `asyncio.run()`")
+            self.report(span.block, message, fix=fixed, imports=imports, safety=safety)
         else:
             guarded = _guarded(uses, *drop_statements(span.statements(), span.teardown))
             statements = span.block.body
             fixed = span.block.with_changes(body=[*statements[: span.start], guarded, *statements[span.end :]])
-            self.report(span.block, self._message(uses, f"{problem}: close it in `finally`"), fix=fixed)
+            self.report(span.block, self._message(uses, f"{problem}: close it in `finally`"), fix=fixed, safety=safety)
 
     def _collapsed(self, uses: LoopUses, span: _Span) -> tuple[Block, tuple[ImportSpec, ...]] | None:
         """`x = asyncio.run(coro)` for a loop that only runs `coro` (plus set/close), or None."""
