@@ -277,12 +277,17 @@ def test_leaves_alone(code: str) -> None:
 
 
 REPORTED_ONLY = {
-    "a generator": """
+    "a generator on one line": """
+        import asyncio
+
+        def stream(): yield asyncio.run(load(1)); yield asyncio.run(load(2))
+        """,
+    "a generator whose run is given options": """
         import asyncio
 
         def stream(ids):
             for item_id in ids:
-                yield asyncio.run(load(item_id))
+                yield asyncio.run(load(item_id), debug=True)
         """,
     "drives a loop by hand as well": """
         import asyncio
@@ -337,6 +342,93 @@ def test_reports_without_a_fix(code: str) -> None:
     result = run_rules(textwrap.dedent(code), RULES, unsafe=True)
     assert result.error is None and result.fixed is None
     assert [(finding.rule, finding.fixable) for finding in result.findings] == [("UL102", False)]
+
+
+# --- a generator: one loop for all of it (issue 14, item 4) ----------------------------------------
+
+GENERATORS = {
+    "a generator (once reported without a fix)": (
+        """
+        import asyncio
+
+        def stream(ids):
+            for item_id in ids:
+                yield asyncio.run(load(item_id))
+        """,
+        """
+        import asyncio
+
+        def stream(ids):
+            loop = asyncio.new_event_loop()
+            try:
+                for item_id in ids:
+                    yield loop.run_until_complete(load(item_id))
+            finally:
+                loop.close()
+        """,
+    ),
+    "a document loader's lazy_load: docstring, comment, `loop` taken, from-import": (
+        '''
+        from asyncio import run
+
+
+        class Loader(BaseLoader):
+            def lazy_load(self):
+                """One document per path."""
+                # in order
+                loop = self.loop
+                for path in self.paths:
+                    yield run(self._aload(path, loop))
+                yield from self.extra()
+        ''',
+        '''
+        from asyncio import run
+        import asyncio
+
+
+        class Loader(BaseLoader):
+            def lazy_load(self):
+                """One document per path."""
+                # in order
+                event_loop = asyncio.new_event_loop()
+                try:
+                    loop = self.loop
+                    for path in self.paths:
+                        yield event_loop.run_until_complete(self._aload(path, loop))
+                    yield from self.extra()
+                finally:
+                    event_loop.close()
+        ''',
+    ),
+    "runs on the implicit loop, an aliased module": (
+        """
+        import asyncio as aio
+
+        def pages(urls):
+            loop = aio.get_event_loop()
+            for url in urls:
+                page = loop.run_until_complete(fetch(url))
+                yield page
+        """,
+        """
+        import asyncio as aio
+
+        def pages(urls):
+            event_loop = aio.new_event_loop()
+            try:
+                for url in urls:
+                    page = event_loop.run_until_complete(fetch(url))
+                    yield page
+            finally:
+                event_loop.close()
+        """,
+    ),
+}
+
+
+@pytest.mark.parametrize(("before", "after"), GENERATORS.values(), ids=GENERATORS.keys())
+def test_a_generator_runs_one_loop(before: str, after: str) -> None:
+    assert _fix(before) == textwrap.dedent(after)
 
 
 # --- generated variants: the wrapper passes on exactly what it received ----------------------------
@@ -521,3 +613,37 @@ def test_generated_wrappers_forward_exactly_what_they_receive(variant: Variant) 
     for comment in ("# a comment before the loop", "# a comment after the loop"):
         assert once.count(comment) == variant.code.count(comment)
     assert _call(once, variant) == _call(variant.code, variant)
+
+
+@st.composite
+def generators(draw: st.DrawFn) -> tuple[str, str]:
+    """A sync generator that yields once per `asyncio.run`; returns (code, how it spells asyncio.run)."""
+    import_line = draw(st.sampled_from(sorted(ALIASES)))
+    run = ALIASES[import_line]
+    lines = ['"""Yields one record per item."""'] if draw(st.booleans()) else []
+    lines += ["loop = 'taken'"] if draw(st.booleans()) else []
+    if draw(st.booleans()):
+        lines += ["for item in items:", f"    yield {run}(record(item))"]
+    else:
+        lines += ["while items:", f"    got = {run}(record(items.pop(0)))", "    yield got"]
+    lines += [f"yield {run}(record(-1))"] if draw(st.booleans()) else []
+    body = textwrap.indent("\n".join(lines), "    ")
+    return f"{import_line}\n\n\ndef entry(items):\n{body}\n", run
+
+
+def _drain(code: str) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    namespace: dict[str, Any] = {"record": record}
+    exec(compile(code, "example.py", "exec"), namespace)
+    RECORDED.clear()
+    return list(namespace["entry"]([1, 2, 3])), list(RECORDED)
+
+
+@settings(max_examples=40, deadline=None)
+@given(generators())
+def test_generated_generators_yield_the_same_from_one_loop(case: tuple[str, str]) -> None:
+    code, run = case
+    once = fixed_text(run_rules(code, RULES, unsafe=True))
+    assert f"{run}(" not in once.split("def entry", 1)[1], "no asyncio.run is left in the generator"
+    twice = run_rules(once, RULES, unsafe=True)
+    assert twice.fixed is None and twice.error is None and twice.findings == [], "a second pass must change nothing"
+    assert _drain(once) == _drain(code)

@@ -12,6 +12,10 @@ Comprehensions are not statement loops: `[asyncio.run(f(x)) for x in xs]` alone 
 Runs on the thread's implicit loop count as `asyncio.run` calls here: `asyncio.get_event_loop()
 .run_until_complete(x)`, and `loop.run_until_complete(x)` on a `loop = asyncio.get_event_loop()`
 used only for such runs and `close()` (those two lines go). A lone one is UL107's.
+A generator cannot become a coroutine (its callers iterate it): it keeps its body, run around
+one loop of its own -- `loop = asyncio.new_event_loop()`, the body in `try:` with
+`loop.run_until_complete(x)` for each run, and `loop.close()` in `finally:`, which runs when the
+generator is exhausted, closed or collected.
 
 ## Why is this bad?
 Every `asyncio.run()` creates a new event loop and closes it. Anything bound to the first loop
@@ -60,7 +64,10 @@ that the whole body now runs inside one running event loop: a function it calls 
 loop of its own (`asyncio.run`, `run_until_complete`) now fails, tasks a coroutine leaves behind
 keep running until the end of the call instead of being cancelled at the end of each item, and
 `asyncio.get_event_loop()` in the body returns the running loop. A module-level loop's names
-stay module globals (`global` in `_main`). Reported without a fix: generators, bodies that
+stay module globals (`global` in `_main`). In a generator the items' coroutines share the loop:
+tasks one leaves behind are no longer cancelled before the next item (they are destroyed with
+the loop at the end). `asyncio.Runner` (3.11+) would do the same with its cleanup; the fix
+uses a plain loop, which every Python runs. Reported without a fix: bodies that
 drive a loop by hand (or mix `asyncio.run` with runs on the implicit loop, which
 `asyncio.run` leaves unset) or hold a nested function, lambda or generator expression that calls
 `asyncio.run`, `asyncio.run(..., debug=...)`, and a `staticmethod` of a nested class. Async
@@ -69,7 +76,8 @@ functions are left to UL101.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 import ast
 
@@ -87,10 +95,12 @@ from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_
 from unleak.knowledge.loops import (
     ImplicitRun,
     NodeEditor,
+    Rewrite,
     asyncio_attribute,
     asyncio_run_beside,
     awaiting,
     implicit_run,
+    running_with,
     runs_per_item,
 )
 from unleak.knowledge import quickscan
@@ -145,12 +155,14 @@ class AsyncioRunInLoop(Rule):
         repeated = any(runs_per_item(self, run, function) for run in (*scan.runs, *scan.unfixable_runs))
         if not repeated and len(scan.runs) + len(scan.unfixable_runs) < 2:
             return
-        obstacle = scan.obstacle or self._method_obstacle(function)
+        obstacle = scan.obstacle or (None if scan.generator else self._method_obstacle(function))
         reference = None if obstacle else self._run_reference(scan, function)
         if reference is None:
             self.report(function, f"{self.summary} (fix by hand: {obstacle or _ASYNCIO_IS_TAKEN})")
-            return
-        self._split(function, scan, reference)
+        elif scan.generator:
+            self._one_loop_for_the_generator(function, scan, reference)
+        else:
+            self._split(function, scan, reference)
 
     @m.visit(m.For())
     @m.visit(m.While())
@@ -184,7 +196,7 @@ class AsyncioRunInLoop(Rule):
     def _split(self, function: cst.FunctionDef, scan: _Scan, reference: _Reference) -> None:
         helper_name = self._fresh_name(f"_{function.name.value}_async")
         docstring, body = _docstring_and_rest(function.body)
-        editor = scan.editor(self)
+        editor = scan.editor(partial(awaiting, self))
         prefix, comments = _split_leading_lines(function.leading_lines)
         owner = _owning_class(self, function)
         helper = cst.FunctionDef(
@@ -236,6 +248,41 @@ class AsyncioRunInLoop(Rule):
         found = asyncio_attribute(self, frame, "run")
         return found if found is not None else (run.func, ())
 
+    # --- a generator: one loop, run per item, closed when the generator ends ----------------------
+
+    def _one_loop_for_the_generator(self, function: cst.FunctionDef, scan: _Scan, reference: _Reference) -> None:
+        """`loop = asyncio.new_event_loop()`, then the body in `try:` with `loop.run_until_complete(x)`
+        for each `asyncio.run(x)`, and `loop.close()` in `finally:` (run when the generator is
+        exhausted, closed or collected)."""
+        factory = self._asyncio_function(reference, function, "new_event_loop")
+        docstring, body = _docstring_and_rest(function.body)
+        if factory is None or not isinstance(body, cst.IndentedBlock):
+            problem = _ASYNCIO_IS_TAKEN if factory is None else "a generator on one line"
+            self.report(function, f"{self.summary} (fix by hand: {problem})")
+            return
+        used = {node.value for node in m.findall(function, m.Name())}
+        name = next(name for name in _candidates(("loop", "event_loop")) if name not in used)
+        run = cst.Attribute(cst.Name(name), cst.Name("run_until_complete"))
+        first, *rest = cst.ensure_type(body.visit(scan.editor(lambda _: running_with(run))), cst.IndentedBlock).body
+        creation = cst.SimpleStatementLine(
+            [cst.Assign([cst.AssignTarget(cst.Name(name))], cst.Call(factory[0]))], leading_lines=first.leading_lines
+        )
+        close = cst.SimpleStatementLine([cst.Expr(cst.Call(cst.Attribute(cst.Name(name), cst.Name("close"))))])
+        guarded = cst.Try(
+            body=cst.IndentedBlock(body=[first.with_changes(leading_lines=()), *rest]),
+            finalbody=cst.Finally(body=cst.IndentedBlock(body=[close])),
+        )
+        fixed = body.with_changes(body=[*docstring, creation, guarded])
+        message = f"{self.summary} (a generator: one loop for all of it, closed when it ends)"
+        self.report(function.body, message, fix=fixed, imports=factory[1], stale_imports=scan.stale_imports(self))
+
+    def _asyncio_function(self, reference: _Reference, near: cst.CSTNode, name: str) -> _Reference | None:
+        """`asyncio.<name>` spelled as the fix spells `asyncio.run` (`aio.<name>` for `aio.run`)."""
+        run, imports = reference
+        if isinstance(run, cst.Attribute):
+            return run.with_changes(attr=cst.Name(name)), imports
+        return asyncio_attribute(self, near, name)
+
     # --- a module-level loop: async def _main() + asyncio.run(_main()) -----------------------------
 
     def _module_run_reference(self, scan: _Scan, loop: cst.For | cst.While) -> _Reference | None:
@@ -247,7 +294,7 @@ class AsyncioRunInLoop(Rule):
     def _hoist(self, loop: cst.For | cst.While, scan: _Scan, reference: _Reference) -> None:
         main_name = self._fresh_name("_main", "_main_async")
         prefix, comments = _split_leading_lines(loop.leading_lines)
-        moved = cst.ensure_type(loop.visit(scan.editor(self)), cst.BaseStatement)
+        moved = cst.ensure_type(loop.visit(scan.editor(partial(awaiting, self))), cst.BaseStatement)
         globals_ = [cst.NameItem(cst.Name(name)) for name in self._bound_names(loop)]
         body = [cst.SimpleStatementLine([cst.Global(globals_)])] if globals_ else []
         body.append(moved.with_changes(leading_lines=comments))
@@ -480,7 +527,19 @@ class AsyncioRunInLoop(Rule):
             def stream(ids):
                 for item_id in ids:
                     yield asyncio.run(load(item_id))
+            """,
             """
+            import asyncio
+
+            def stream(ids):
+                loop = asyncio.new_event_loop()
+                try:
+                    for item_id in ids:
+                        yield loop.run_until_complete(load(item_id))
+                finally:
+                    loop.close()
+            """,
+            unsafe=True,
         ),
         Invalid(
             """
@@ -508,6 +567,7 @@ class _Scan(cst.CSTVisitor):
         self.implicit: dict[cst.Call, ImplicitRun] = {}  # the runs on the thread's implicit loop
         self.unfixable_runs: list[cst.Call] = []
         self.obstacle: str | None = None
+        self.generator = False  # the body yields: it stays a generator, around one loop
 
     @classmethod
     def of(cls, rule: Rule, root: cst.CSTNode) -> _Scan:
@@ -546,16 +606,16 @@ class _Scan(cst.CSTVisitor):
             self._block(_BY_HAND)
 
     def visit_Yield(self, node: cst.Yield) -> None:
-        if not self._nested:
-            self._block("it is a generator")
+        self.generator = self.generator or not self._nested
 
     def _block(self, reason: str) -> None:
         self.obstacle = self.obstacle or reason
 
-    def editor(self, rule: Rule) -> NodeEditor:
-        """Every run becomes `await x`; the implicit loops' `loop = get_event_loop()` and `close()` go."""
+    def editor(self, rewrite: Callable[[cst.Call], Rewrite]) -> NodeEditor:
+        """Every run is rewritten by `rewrite(run)`; the implicit loops' `loop = get_event_loop()`
+        and `close()` lines go."""
         leftovers = [line for run in self.implicit.values() for line in run.leftovers()]
-        return NodeEditor({run: awaiting(rule, run) for run in self.runs}, leftovers)
+        return NodeEditor({run: rewrite(run) for run in self.runs}, leftovers)
 
     def stale_imports(self, rule: Rule) -> tuple[ImportSpec, ...]:
         """`from asyncio import get_event_loop`, which the implicit runs may leave unused."""
