@@ -168,6 +168,37 @@ CHANGED = {
             return await (await factory())
         """,
     ),
+    "an `await` already there is the one meant; one over an attribute is not (issue 14, item 6)": (
+        """
+        import asyncio
+        from asyncio import run as arun
+
+        async def handler(x):
+            first = await asyncio.run(fetch(x))
+            second = await arun(primary() or fallback())
+            third = await (arun(fetch(x))).body
+            return first, second, third
+        """,
+        """
+        async def handler(x):
+            first = await fetch(x)
+            second = await (primary() or fallback())
+            third = await (await fetch(x)).body
+            return first, second, third
+        """,
+    ),
+    "an `await` over nested calls settles in one pass": (
+        """
+        import asyncio
+
+        async def main():
+            return await asyncio.run(asyncio.run(asyncio.run(factory())))
+        """,
+        """
+        async def main():
+            return await (await (await factory()))
+        """,
+    ),
     "async def inside a sync def, methods, decorators": (
         """
         import asyncio

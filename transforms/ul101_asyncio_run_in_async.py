@@ -32,7 +32,9 @@ async def crawl(urls):
 Safe: the call could only raise, and `await` runs the coroutine where it was meant to run. The
 surroundings are kept; parentheses are added only where the grammar needs them
 (`(await fetch(url)).text`, `await (primary or fallback())`, or to keep a comment inside the call).
-The import of `asyncio` (or of `run`) goes when nothing else uses it any more.
+The import of `asyncio` (or of `run`) goes when nothing else uses it any more. Where the code
+already wrote `await asyncio.run(coro)`, that `await` is the one meant: it becomes `await coro`
+(not `await (await coro)`), and `asyncio.run(asyncio.run(f()))` settles in one pass.
 Only the function's own body counts: a nested `def`, `lambda` or class body, and the `async def`'s
 decorators, defaults and annotations, do not run on its loop. Reported without a fix: a call with
 keyword arguments (`debug=`, `loop_factory=` have no `await` equivalent), a call without exactly
@@ -81,7 +83,32 @@ class AsyncioRunInAsync(Rule):
             self.report(node, f"{self.summary} ({reason}: fix by hand)")
         else:
             stale = analysis.import_binding(self, node.func)
-            self.report(node, fix=self._awaited(node, node.args[0]), stale_imports=(stale,) if stale else ())
+            self.report(node, fix=self._replacement(node), stale_imports=(stale,) if stale else ())
+
+    def _replacement(self, call: cst.Call) -> cst.BaseExpression:
+        """`await coro` for `asyncio.run(coro)`; under an `await` already (`await asyncio.run(coro)`),
+        that `await` is the one meant, and the call becomes `coro`."""
+        operand = self._coroutine(call)
+        parent = self.get_metadata(ParentNodeProvider, call)
+        if isinstance(parent, cst.Await) and parent.expression is call:
+            return operand.with_changes(lpar=[*call.lpar, *operand.lpar], rpar=[*operand.rpar, *call.rpar])
+        lpar, rpar = call.lpar, call.rpar
+        if not lpar and self._is_operand_of_primary(call):
+            lpar, rpar = [cst.LeftParen()], [cst.RightParen()]
+        return cst.Await(expression=operand, lpar=lpar, rpar=rpar)
+
+    def _coroutine(self, call: cst.Call) -> cst.BaseExpression:
+        """What `await` takes for `asyncio.run(coro)`: `coro`, parenthesized where needed. An
+        `asyncio.run(...)` that is the whole argument becomes `(await ...)` in the same fix, so that
+        no `await asyncio.run(...)` is left for the next pass to take for one the code wrote."""
+        argument = call.args[0]
+        inner = argument.value
+        if isinstance(inner, cst.Call) and self._is_fixable_run(inner):
+            argument = argument.with_changes(value=cst.Await(self._coroutine(inner), lpar=inner.lpar, rpar=inner.rpar))
+        return _operand(call, argument)
+
+    def _is_fixable_run(self, call: cst.Call) -> bool:
+        return analysis.calls(self, call, "asyncio.run") and self._why_not_fixable(call) is None
 
     def _why_not_fixable(self, node: cst.Call) -> str | None:
         if any(argument.keyword is not None for argument in node.args):
@@ -100,21 +127,12 @@ class AsyncioRunInAsync(Rule):
                 return True
         return False
 
-    def _awaited(self, call: cst.Call, argument: cst.Arg) -> cst.Await:
-        """`await <argument>` in the call's place, parenthesized where the grammar needs it."""
-        lpar, rpar = call.lpar, call.rpar
-        if not lpar and self._is_operand_of_primary(call):
-            lpar, rpar = [cst.LeftParen()], [cst.RightParen()]
-        return cst.Await(expression=_operand(call, argument), lpar=lpar, rpar=rpar)
-
     def _is_operand_of_primary(self, node: cst.Call) -> bool:
-        """`run(x).attr`, `run(x)[0]`, `run(x)()` and `await run(x)` need `(await x)`."""
+        """`run(x).attr`, `run(x)[0]` and `run(x)()` need `(await x)`."""
         parent = self.get_metadata(ParentNodeProvider, node)
         if isinstance(parent, (cst.Attribute, cst.Subscript)):
             return parent.value is node
-        if isinstance(parent, cst.Call):
-            return parent.func is node
-        return isinstance(parent, cst.Await)
+        return isinstance(parent, cst.Call) and parent.func is node
 
     VALID = (
         Valid(
