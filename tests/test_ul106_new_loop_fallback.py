@@ -354,6 +354,15 @@ DETECT_ONLY = {
             loop.run_until_complete(first)
             return loop.run_until_complete(second)
         """,
+    "the run is per item: one asyncio.run each would be a loop each": """
+        def run_all(coros):
+            try:
+                loop = asyncio.get_event_loop()
+            except RuntimeError:
+                loop = asyncio.new_event_loop()
+            for coro in coros:
+                loop.run_until_complete(coro)
+        """,
     "a future, which asyncio.run refuses": """
         def run(first, second):
             try:

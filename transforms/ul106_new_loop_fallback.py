@@ -85,6 +85,7 @@ from unleak.knowledge.loops import (
     loop_creation,
     makes_a_future,
     running_with,
+    runs_per_item,
     same_frame,
 )
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
@@ -340,7 +341,9 @@ class _Fallback:
         if method != "run_until_complete" or self.run is not None or not m.matches(call, ONE_AWAITABLE):
             return False
         self.run = call
-        return not makes_a_future(self.rule, call.args[0].value)
+        frame = analysis.enclosing_function(self.rule, call) or analysis.ancestors(self.rule, call)[-1]
+        per_item = runs_per_item(self.rule, call, frame)  # one `asyncio.run` each would make a loop each
+        return not per_item and not makes_a_future(self.rule, call.args[0].value)
 
     def _called_on(self, reference: cst.Name) -> cst.Call | None:
         """`loop.method(...)` for this use of `loop` as the receiver, else None."""

@@ -69,6 +69,7 @@ from unleak.rule import FixSafety, Invalid, Rule, Valid
 _ASYNCIO_RUN = "asyncio.run"
 _MORE_THAN_ONE = "it runs more than one coroutine: run them in one `async def main()`"
 _PER_ELEMENT = "it runs once per element of a comprehension: gather them in one coroutine"
+_RUN_LIKE = m.Call(func=m.Name() | m.Attribute(attr=m.Name("run") | m.Name("run_until_complete")))
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 
 
@@ -145,7 +146,7 @@ class ImplicitEventLoop(Rule):
         """Whether the frame of `root` runs another coroutine to completion (`asyncio.run`, or a run
         on an implicit loop)."""
         mine = set(run.runs())
-        for call in m.findall(root, m.Call()):
+        for call in m.findall(root, _RUN_LIKE):
             call = cst.ensure_type(call, cst.Call)
             if call in mine or enclosing_function(self, call) is not enclosing_function(self, run.call):
                 continue
