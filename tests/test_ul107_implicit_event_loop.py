@@ -434,3 +434,63 @@ def test_generated_implicit_runs_keep_their_results(code: str) -> None:
     twice = run_rules(once, LOOP_RULES, unsafe=True)
     assert twice.fixed is None and twice.error is None and twice.findings == [], "a second pass must change nothing"
     assert _run_in_a_thread_with_a_loop(once) == _run_in_a_thread_with_a_loop(code)
+
+
+# --- every rule together leaves correct event-loop code alone ---------------------------------------
+
+CORRECT = {
+    "asyncio.run in `if __name__ == '__main__':`": """
+        import asyncio
+
+        async def main():
+            await asyncio.sleep(0)
+
+        if __name__ == "__main__":
+            asyncio.run(main())
+        """,
+    "a thread's own loop, closed and uninstalled in finally": """
+        import asyncio
+
+        def run_in_thread(coro):
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                return loop.run_until_complete(coro)
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+        """,
+    "a running-loop check without a fallback loop": """
+        import asyncio
+
+        def run_sync(coro):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(coro)
+            raise RuntimeError("run_sync() called from async code: await the coroutine instead")
+        """,
+    "asyncio.Runner across a generator": """
+        import asyncio
+
+        def pages(urls):
+            with asyncio.Runner() as runner:
+                for url in urls:
+                    yield runner.run(fetch(url))
+        """,
+    "a background loop handed to a thread": """
+        import asyncio
+        import threading
+
+        def start_background_loop():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, daemon=True).start()
+            return loop
+        """,
+}
+
+
+@pytest.mark.parametrize("code", CORRECT.values(), ids=CORRECT.keys())
+def test_every_rule_leaves_correct_loop_code_alone(code: str) -> None:
+    result = run_rules(textwrap.dedent(code), None, unsafe=True)
+    assert result.error is None and result.findings == [] and result.fixed is None
