@@ -446,6 +446,12 @@ DETECT_ONLY = {
             busy = loop.is_running()
             return loop.run_until_complete(coro)
         """,
+    "a one-line try and handler": """
+        def run(coro):
+            try: loop = asyncio.get_event_loop()
+            except RuntimeError: loop = asyncio.new_event_loop()
+            return loop.run_until_complete(coro)
+        """,
     "async code": """
         async def run(coro):
             try:

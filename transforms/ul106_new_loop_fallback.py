@@ -118,7 +118,7 @@ class NewLoopFallback(Rule):
         if not (self._catches_runtime_error(node) and self._creates_event_loop(node)):
             return
         fallback = _Fallback.of(self, node) if isinstance(node, cst.ExceptHandler) else None
-        fix = fallback.fix(self) if fallback is not None else None
+        fix = fallback.fix() if fallback is not None else None
         if fallback is None or fix is None:
             self.report(node, f"{self.summary}: {_ADVICE}")
             return
@@ -129,7 +129,7 @@ class NewLoopFallback(Rule):
             f"{self.summary} (line {line}): {_ADVICE}",
             fix=block,
             imports=imports,
-            stale_imports=fallback.stale_imports(self),
+            stale_imports=fallback.stale_imports(),
         )
 
     def _catches_runtime_error(self, handler: cst.ExceptHandler | cst.ExceptStarHandler) -> bool:
@@ -307,7 +307,9 @@ class _Fallback:
             return None  # in async code a loop is running: `get_event_loop()` never fails there
         if isinstance(analysis.enclosing_function(rule, try_), cst.ClassDef):
             return None
-        (first, *rest) = cst.ensure_type(try_.body, cst.IndentedBlock).body
+        if not isinstance(try_.body, cst.IndentedBlock) or not isinstance(handler.body, cst.IndentedBlock):
+            return None  # `try: loop = ...` on one line: rare, and left to a human
+        (first, *rest) = try_.body.body
         target = loop_creation(rule, first, (GET_EVENT_LOOP, GET_RUNNING_LOOP))
         if rest or target is None or not _creates_and_installs(rule, handler, target.value):
             return None
@@ -385,17 +387,17 @@ class _Fallback:
 
     # --- the fix --------------------------------------------------------------------------------
 
-    def fix(self, rule: Rule) -> tuple[cst.CSTNode, tuple[ImportSpec, ...]] | None:
+    def fix(self) -> tuple[cst.CSTNode, tuple[ImportSpec, ...]] | None:
         """The block with `asyncio.run(coro)` for the run and, where a branch asks whether the loop
         runs, `get_running_loop()` (None when none runs) for the get-or-create; else without it."""
-        found = asyncio_run_beside(rule, self.getter.func, self.try_)
+        found = asyncio_run_beside(self.rule, self.getter.func, self.try_)
         if found is None:
             return None
         reference, imports = found
         rewrites: dict[cst.CSTNode, Rewrite] = {cst.ensure_type(self.run, cst.Call): running_with(reference)}
         if not self.tests:
             return self.block.visit(NodeEditor(rewrites, [self.try_])), imports
-        running_loop = self._running_loop_getter(rule)
+        running_loop = self._running_loop_getter()
         if running_loop is None:
             return None
         getter, getter_imports = running_loop
@@ -405,16 +407,16 @@ class _Fallback:
             rewrites[test] = _none_check(self.name, isinstance(test, cst.UnaryOperation))
         return self.block.visit(NodeEditor(rewrites)), (*imports, *getter_imports)
 
-    def _running_loop_getter(self, rule: Rule) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]] | None:
+    def _running_loop_getter(self) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]] | None:
         func = self.getter.func
         if isinstance(func, cst.Attribute):
             return func.with_changes(attr=cst.Name("get_running_loop")), ()
-        return asyncio_attribute(rule, self.try_, "get_running_loop")
+        return asyncio_attribute(self.rule, self.try_, "get_running_loop")
 
-    def stale_imports(self, rule: Rule) -> tuple[ImportSpec, ...]:
+    def stale_imports(self) -> tuple[ImportSpec, ...]:
         """`from asyncio import get_event_loop, new_event_loop, set_event_loop`, which the fix may leave unused."""
         callees = [call.func for call in m.findall(self.try_, _CALL_BY_NAME) if isinstance(call, cst.Call)]
-        specs = (analysis.import_binding(rule, callee) for callee in callees if isinstance(callee, cst.Name))
+        specs = (analysis.import_binding(self.rule, callee) for callee in callees if isinstance(callee, cst.Name))
         return tuple(dict.fromkeys(spec for spec in specs if spec is not None))
 
 
