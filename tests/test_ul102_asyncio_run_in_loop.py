@@ -347,26 +347,6 @@ def test_reports_without_a_fix(code: str) -> None:
 # --- a generator: one loop for all of it (issue 14, item 4) ----------------------------------------
 
 GENERATORS = {
-    "a generator (once reported without a fix)": (
-        """
-        import asyncio
-
-        def stream(ids):
-            for item_id in ids:
-                yield asyncio.run(load(item_id))
-        """,
-        """
-        import asyncio
-
-        def stream(ids):
-            loop = asyncio.new_event_loop()
-            try:
-                for item_id in ids:
-                    yield loop.run_until_complete(load(item_id))
-            finally:
-                loop.close()
-        """,
-    ),
     "a document loader's lazy_load: docstring, comment, `loop` taken, from-import": (
         '''
         from asyncio import run

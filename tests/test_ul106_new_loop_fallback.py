@@ -243,7 +243,7 @@ FIXED = {
                 return result
         """,
     ),
-    "an `if loop.is_running():` branch is kept": (
+    "an `if loop.is_running():` branch is kept, an aliased module": (
         """
         import asyncio as aio
 
@@ -254,7 +254,8 @@ FIXED = {
                 loop = aio.new_event_loop()
                 aio.set_event_loop(loop)
             if loop.is_running():
-                return aio.run_coroutine_threadsafe(coro, loop)
+                with ThreadPoolExecutor(max_workers=1) as pool:  # its own loop, in its own thread
+                    return pool.submit(aio.run, coro).result()
             return loop.run_until_complete(coro)
         """,
         """
@@ -266,7 +267,8 @@ FIXED = {
             except RuntimeError:
                 loop = None
             if loop is not None:
-                return aio.run_coroutine_threadsafe(coro, loop)
+                with ThreadPoolExecutor(max_workers=1) as pool:  # its own loop, in its own thread
+                    return pool.submit(aio.run, coro).result()
             return aio.run(coro)
         """,
     ),
@@ -335,61 +337,92 @@ def test_fixes_the_fallback_exactly(before: str, after: str) -> None:
     assert run_rules(textwrap.dedent(before), RULES).fixed is None, "the fix is unsafe: it waits for --unsafe"
 
 
+# The plain get-or-create fallback in a function, then what the function does with the loop.
+FALLBACK = """
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+"""
+LOOP_USED_OTHERWISE = {  # case -> (the function's header, what follows the fallback)
+    "the loop is used for call_soon_threadsafe": (
+        "def run(coro, callback):",
+        """
+        loop.call_soon_threadsafe(callback)
+        return loop.run_until_complete(coro)
+        """,
+    ),
+    "two runs": (
+        "def run(first, second):",
+        """
+        loop.run_until_complete(first)
+        return loop.run_until_complete(second)
+        """,
+    ),
+    "the run is per item: one asyncio.run each would be a loop each": (
+        "def run_all(coros):",
+        """
+        for coro in coros:
+            loop.run_until_complete(coro)
+        """,
+    ),
+    "a future, which asyncio.run refuses": (
+        "def run(first, second):",
+        """
+        return loop.run_until_complete(asyncio.gather(first, second))
+        """,
+    ),
+    "the loop is returned": (
+        "def get_loop():",
+        """
+        loop.run_until_complete(warm_up())
+        return loop
+        """,
+    ),
+    "the loop is used by a nested function": (
+        "def run(coro):",
+        """
+        if loop.is_running():
+            return lambda: loop.stop()
+        return loop.run_until_complete(coro)
+        """,
+    ),
+    "a third assignment": (
+        "def run(coro):",
+        """
+        if loop.is_closed():
+            loop = asyncio.new_event_loop()
+        return loop.run_until_complete(coro)
+        """,
+    ),
+    "the run is inside the running branch only": (
+        "def run(coro):",
+        """
+        if loop.is_running():
+            return loop.run_until_complete(coro)
+        """,
+    ),
+    "a handler with an else clause": (
+        "def run(coro):",
+        """
+        else:
+            log.info("reusing")
+        return loop.run_until_complete(coro)
+        """,
+    ),
+    "is_running() used as a value": (
+        "def run(coro):",
+        """
+        busy = loop.is_running()
+        return loop.run_until_complete(coro)
+        """,
+    ),
+}
 DETECT_ONLY = {
-    "the loop is used for call_soon_threadsafe": """
-        def run(coro, callback):
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            loop.call_soon_threadsafe(callback)
-            return loop.run_until_complete(coro)
-        """,
-    "two runs": """
-        def run(first, second):
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            loop.run_until_complete(first)
-            return loop.run_until_complete(second)
-        """,
-    "the run is per item: one asyncio.run each would be a loop each": """
-        def run_all(coros):
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            for coro in coros:
-                loop.run_until_complete(coro)
-        """,
-    "a future, which asyncio.run refuses": """
-        def run(first, second):
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            return loop.run_until_complete(asyncio.gather(first, second))
-        """,
-    "the loop is returned": """
-        def get_loop():
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            loop.run_until_complete(warm_up())
-            return loop
-        """,
-    "the loop is used by a nested function": """
-        def run(coro):
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            if loop.is_running():
-                return lambda: loop.stop()
-            return loop.run_until_complete(coro)
-        """,
+    **{
+        case: header + FALLBACK + textwrap.indent(textwrap.dedent(after).lstrip("\n"), "    ")
+        for case, (header, after) in LOOP_USED_OTHERWISE.items()
+    },
     "the handler does more": """
         def run(coro):
             try:
@@ -406,44 +439,6 @@ DETECT_ONLY = {
                 loop = asyncio.get_event_loop()
             except RuntimeError:
                 loop = asyncio.new_event_loop()
-            return loop.run_until_complete(coro)
-        """,
-    "a third assignment": """
-        def run(coro):
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            if loop.is_closed():
-                loop = asyncio.new_event_loop()
-            return loop.run_until_complete(coro)
-        """,
-    "the run is inside the running branch only": """
-        def run(coro):
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            if loop.is_running():
-                return loop.run_until_complete(coro)
-        """,
-    "a handler with an else clause": """
-        def run(coro):
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            else:
-                log.info("reusing")
-            return loop.run_until_complete(coro)
-        """,
-    "is_running() used as a value": """
-        def run(coro):
-            try:
-                loop = asyncio.get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-            busy = loop.is_running()
             return loop.run_until_complete(coro)
         """,
     "a one-line try and handler": """
