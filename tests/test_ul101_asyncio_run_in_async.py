@@ -541,3 +541,77 @@ def test_a_removed_import_on_the_first_line_leaves_no_blank_line_on_top() -> Non
     assert fixed_text(run_rules(code, RULES)) == "async def main():\n    return await work()\n"
     commented = "# app\nimport asyncio\n\nasync def main():\n    return asyncio.run(work())\n"
     assert fixed_text(run_rules(commented, RULES)) == "# app\n\nasync def main():\n    return await work()\n"
+
+
+# --- asyncio.run reached through a module's helper (issue 14, item 6) -------------------------------
+
+HELPER = '''\
+import asyncio
+
+
+def run_sync(coro):
+    """Run a coroutine from sync code."""
+    return asyncio.run(coro)
+
+
+'''
+
+
+def test_a_helper_that_only_runs_its_argument_is_awaited_through() -> None:
+    code = HELPER + "async def handler(x):\n    page = run_sync(fetch(x))\n    return await run_sync(parse(page))\n"
+    found = run_rules(code, RULES, fixing=False).findings
+    assert [(finding.line, finding.fixable) for finding in found] == [(10, True), (11, True)]
+    assert all(finding.message.startswith("`run_sync()` runs `asyncio.run()`") for finding in found)
+    result = run_rules(code, RULES)
+    fixed = "async def handler(x):\n    page = await fetch(x)\n    return await parse(page)\n"
+    assert fixed_text(result) == HELPER + fixed
+    assert run_rules(fixed_text(result), RULES).fixed is None
+
+
+HELPERS_LEFT_ALONE = {
+    "a helper that runs the coroutine in a thread of its own": """
+        def run_sync(coro):
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                return pool.submit(asyncio.run, coro).result()
+        """,
+    "a helper that does more": """
+        def run_sync(coro):
+            log.debug("running")
+            return asyncio.run(coro)
+        """,
+    "a helper with options": """
+        def run_sync(coro, debug=False):
+            return asyncio.run(coro, debug=debug)
+        """,
+    "a decorated helper": """
+        @functools.cache
+        def run_sync(coro):
+            return asyncio.run(coro)
+        """,
+    "a helper bound twice": """
+        def run_sync(coro):
+            return asyncio.run(coro)
+
+        run_sync = other_runner
+        """,
+    "a helper running something else": """
+        def run_sync(coro):
+            return asyncio.run(main())
+        """,
+}
+
+
+@pytest.mark.parametrize("helper", HELPERS_LEFT_ALONE.values(), ids=HELPERS_LEFT_ALONE.keys())
+def test_other_helpers_are_left_alone(helper: str) -> None:
+    code = "import asyncio\n" + textwrap.dedent(helper) + "\n\nasync def handler(x):\n    return run_sync(fetch(x))\n"
+    result = run_rules(code, RULES)
+    assert result.findings == [] and result.fixed is None and result.error is None
+
+
+def test_a_helper_called_from_sync_code_or_shadowed_is_left_alone() -> None:
+    code = HELPER + (
+        "def sync_caller(x):\n    return run_sync(fetch(x))\n\n\n"
+        "async def handler(run_sync, x):\n    return run_sync(fetch(x))\n"
+    )
+    result = run_rules(code, RULES)
+    assert result.findings == [] and result.fixed is None and result.error is None

@@ -35,6 +35,9 @@ surroundings are kept; parentheses are added only where the grammar needs them
 The import of `asyncio` (or of `run`) goes when nothing else uses it any more. Where the code
 already wrote `await asyncio.run(coro)`, that `await` is the one meant: it becomes `await coro`
 (not `await (await coro)`), and `asyncio.run(asyncio.run(f()))` settles in one pass.
+A module-level helper that only runs its argument (`def run_sync(coro): return asyncio.run(coro)`,
+undecorated, bound once) raises the same way when an async function calls it: `run_sync(x)` there
+becomes `await x` too (the helper stays for its synchronous callers).
 Only the function's own body counts: a nested `def`, `lambda` or class body, and the `async def`'s
 decorators, defaults and annotations, do not run on its loop. Reported without a fix: a call with
 keyword arguments (`debug=`, `loop_factory=` have no `await` equivalent), a call without exactly
@@ -52,7 +55,9 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 
 from unleak.knowledge import analysis, quickscan
 from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.settings import Settings
 
+_DOCSTRING = m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])
 # Expressions `await` can take as they are; anything else (`a or b`, `x if c else y`, a bare
 # generator expression, a walrus, another `await`) needs parentheses to stay one operand.
 _PRIMARY = (
@@ -70,20 +75,69 @@ class AsyncioRunInAsync(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        """An `async def` that calls `run` (or what it is imported as)."""
+        """An `async def` that calls `run` (or what it is imported as), or a module-level function that does."""
         callees = quickscan.Callees(tree, "asyncio", {"run"})
-        return any(quickscan.calls_in(function, callees) for function in quickscan.of_type(tree, ast.AsyncFunctionDef))
+        functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+        helpers = {function.name for function in functions if quickscan.calls_in(function, callees)}
+
+        def runs(call: ast.Call) -> bool:
+            return callees(call) or (isinstance(call.func, ast.Name) and call.func.id in helpers)
+
+        return any(quickscan.calls_in(function, runs) for function in quickscan.of_type(tree, ast.AsyncFunctionDef))
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._helpers: dict[str, cst.FunctionDef] = {}  # module-level `def f(coro): return asyncio.run(coro)`
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._helpers = {
+            statement.name.value: statement
+            for statement in node.body
+            if isinstance(statement, cst.FunctionDef) and self._only_runs_its_argument(statement)
+        }
 
     @m.visit(m.Call())
     def flag_asyncio_run(self, node: cst.Call) -> None:
-        if not (analysis.calls(self, node, "asyncio.run") and analysis.in_async_function(self, node)):
+        helper = self._helper_called(node)
+        if not (helper or analysis.calls(self, node, "asyncio.run")) or not analysis.in_async_function(self, node):
             return
+        summary = self.summary
+        if helper is not None:
+            summary = f"`{helper.name.value}()` runs `asyncio.run()`, which raises inside an async function: `await` it"
         reason = self._why_not_fixable(node)
         if reason:
-            self.report(node, f"{self.summary} ({reason}: fix by hand)")
+            self.report(node, f"{summary} ({reason}: fix by hand)")
         else:
-            stale = analysis.import_binding(self, node.func)
-            self.report(node, fix=self._replacement(node), stale_imports=(stale,) if stale else ())
+            stale = analysis.import_binding(self, node.func) if helper is None else None
+            self.report(node, summary, fix=self._replacement(node), stale_imports=(stale,) if stale else ())
+
+    def _only_runs_its_argument(self, function: cst.FunctionDef) -> bool:
+        """`def f(coro): return asyncio.run(coro)` (a docstring allowed), undecorated and synchronous."""
+        params = function.params
+        if function.asynchronous or function.decorators or len(params.params) != 1 or params.posonly_params:
+            return False
+        if isinstance(params.star_arg, cst.CSTNode) or params.kwonly_params or params.star_kwarg:
+            return False
+        if params.params[0].default is not None:
+            return False
+        body = function.body
+        statements = list(body.body) if isinstance(body, cst.IndentedBlock) else []
+        if statements and m.matches(statements[0], _DOCSTRING):
+            statements = statements[1:]
+        parameter = params.params[0].name.value
+        returned = m.Return(m.Call(args=[m.Arg(m.Name(parameter), keyword=None, star="")]))
+        if len(statements) != 1 or not m.matches(statements[0], m.SimpleStatementLine([returned])):
+            return False
+        run = cst.ensure_type(cst.ensure_type(statements[0], cst.SimpleStatementLine).body[0], cst.Return).value
+        return analysis.calls(self, cst.ensure_type(run, cst.Call), "asyncio.run")
+
+    def _helper_called(self, call: cst.Call) -> cst.FunctionDef | None:
+        """The module's helper that `call` calls, when that name means nothing else where it is called."""
+        if not isinstance(call.func, cst.Name) or call.func.value not in self._helpers:
+            return None
+        helper = self._helpers[call.func.value]
+        assignments = list(self.get_metadata(ScopeProvider, call)[call.func.value])
+        return helper if len(assignments) == 1 and assignments[0].node is helper else None
 
     def _replacement(self, call: cst.Call) -> cst.BaseExpression:
         """`await coro` for `asyncio.run(coro)`; under an `await` already (`await asyncio.run(coro)`),
