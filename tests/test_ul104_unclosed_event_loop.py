@@ -189,6 +189,33 @@ CHANGED = {
             aio.run(Job().work())
         """,
     ),
+    "a future ensure_future makes on the installed loop and the loop runs is not kept": (
+        """
+        import asyncio
+
+        def report(day):
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            pending = asyncio.ensure_future(summarize(day))
+            loop.run_until_complete(pending)
+            loop.close()
+            return pending.result()
+        """,
+        """
+        import asyncio
+
+        def report(day):
+            loop = asyncio.new_event_loop()
+            try:
+                asyncio.set_event_loop(loop)
+                pending = asyncio.ensure_future(summarize(day))
+                loop.run_until_complete(pending)
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+            return pending.result()
+        """,
+    ),
     "a local task the loop runs and the code only asks about is not kept": (
         """
         import asyncio
@@ -429,6 +456,18 @@ KEEPS_WHAT_IT_MAKES = {
             task = loop.create_task(main())
             register(lambda: task.cancel())
             loop.run_until_complete(job())
+        """,
+    "a future ensure_future makes on the installed loop, kept on self": """
+        import asyncio
+        from asyncio import ensure_future
+
+        class Poller:
+            def start(self):
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                self.pending = ensure_future(self.poll())
+                loop.run_until_complete(asyncio.sleep(0))
+                loop.close()
         """,
 }
 REPORTED_ONLY.update(KEEPS_WHAT_IT_MAKES)

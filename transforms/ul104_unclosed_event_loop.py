@@ -138,7 +138,8 @@ class UnclosedEventLoop(Rule):
         return f"Event loop `{uses.name}` (line {line}) {problem}"
 
     def _keeps(self, kept: cst.Call) -> str:
-        made = cst.ensure_type(kept.func, cst.Attribute).attr.value
+        func = kept.func
+        made = func.attr.value if isinstance(func, cst.Attribute) else cst.ensure_type(func, cst.Name).value
         line = self.get_metadata(PositionProvider, kept).start.line
         return (
             f"is not closed on every path, but what `{made}()` makes on it (line {line}) is kept beyond this code, "

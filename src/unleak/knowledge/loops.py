@@ -16,7 +16,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment, ComprehensionScope, GlobalScope, ParentNodeProvider, ScopeProvider
 
-from unleak.knowledge.analysis import FunctionLike, ancestors, calls
+from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function
 from unleak.rule import ImportSpec, Rule
 
 NEW_EVENT_LOOP = "asyncio.new_event_loop"
@@ -190,12 +190,20 @@ def kept_results(rule: Rule, uses: LoopUses) -> list[cst.Call]:
     """The calls on the loop that make a task, future or handle something keeps beyond the loop's
     own runs: stored in a global, an attribute or a container, returned, yielded or passed on.
     Closing the loop would leave those dead; a result that is dropped, run by the loop
-    (`loop.run_until_complete(task)`) or only asked about (`task.result()`) is not kept."""
-    return [
-        call
-        for call in uses.methods
-        if cst.ensure_type(call.func, cst.Attribute).attr.value in LOOP_BOUND_MAKERS and _is_kept(rule, call, uses)
-    ]
+    (`loop.run_until_complete(task)`) or only asked about (`task.result()`) is not kept. Once the
+    loop is installed, `asyncio.ensure_future(...)` and the like make their futures on it too.
+    Needs `QualifiedNameProvider` as well."""
+    methods = [(call, cst.ensure_type(call.func, cst.Attribute).attr.value) for call in uses.methods]
+    makers = [call for call, method in methods if method in LOOP_BOUND_MAKERS]
+    if uses.installs:
+        frame = enclosing_function(rule, uses.creation)
+        root = frame if frame is not None else ancestors(rule, uses.creation)[-1]
+        makers += [
+            call
+            for call in m.findall(root, m.Call(func=m.Name() | m.Attribute()))
+            if calls(rule, cst.ensure_type(call, cst.Call), *FUTURE_MAKERS) and enclosing_function(rule, call) is frame
+        ]
+    return [call for call in makers if _is_kept(rule, call, uses)]
 
 
 def _is_kept(rule: Rule, call: cst.Call, uses: LoopUses) -> bool:
