@@ -50,7 +50,7 @@ import ast
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import ancestors, calls, enclosing_function, import_binding, within
@@ -140,7 +140,9 @@ class ImplicitEventLoop(Rule):
             self.report(run.call, f"{self.summary} (the loop is used outside the block that gets it: fix by hand)")
             return
         editor = NodeEditor({run.call: running_with(reference)}, run.leftovers())
-        self.report(block, fix=block.visit(editor), imports=imports, stale_imports=stale_imports)
+        line = self.get_metadata(PositionProvider, run.call).start.line
+        message = f"{self.summary} (line {line}; the loop's own lines go)"
+        self.report(block, message, fix=block.visit(editor), imports=imports, stale_imports=stale_imports)
 
     def _other_runs(self, root: cst.CSTNode, run: ImplicitRun) -> bool:
         """Whether the frame of `root` runs another coroutine to completion (`asyncio.run`, or a run
