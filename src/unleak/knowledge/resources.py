@@ -190,3 +190,24 @@ def _binding_holds(rule: Rule, node: cst.CSTNode, depth: int) -> str | None:
 
 def _is_path_type(rule: Rule, annotation: cst.BaseExpression) -> bool:
     return isinstance(annotation, (cst.Name, cst.Attribute)) and "pathlib.Path" in qualified_names(rule, annotation)
+
+
+# Files and streams code reads or writes in one expression: `open(p).read()`, `json.load(open(p))`.
+ONE_SHOT = (
+    "builtins.open",
+    "io.open",
+    "codecs.open",
+    "gzip.open",
+    "bz2.open",
+    "lzma.open",
+    "tarfile.open",
+    "zipfile.ZipFile",
+    "urllib.request.urlopen",
+)
+
+
+def opens_one_shot(rule: Rule, call: cst.Call) -> bool:
+    """`open(p)`, `gzip.open(p)`, `urlopen(url)`, `path.open()` on a `pathlib.Path`, ... (see `ONE_SHOT`)."""
+    if calls(rule, call, *ONE_SHOT):
+        return True
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "open" and holds(rule, call.func.value) == "path"
