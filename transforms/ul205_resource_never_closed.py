@@ -98,6 +98,7 @@ class ResourceNeverClosed(Rule):
     summary = "File opened and used in one expression is never closed: use `with`"
     trigger = (rb"(?:open|ZipFile)\s*\(",)
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    _taken: set[str]  # every name the module uses, set by `visit_Module`
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
