@@ -1093,3 +1093,35 @@ def test_generated_variants_compile_are_idempotent_and_keep_order(code: str) -> 
     assert "with " in fixed and ".close()" not in fixed and ".aclose()" not in fixed
     assert _statement_calls(fixed) == _statement_calls(code)
     assert fixed_text(run_rules(fixed, RULES)) == fixed
+
+
+TRY_FINALLY_KINDS_GENERATED = {
+    "sqlite3.connect(path)": ("import sqlite3\n\n", "close()"),
+    "ftplib.FTP(path)": ("import ftplib\n\n", "quit()"),
+    "concurrent.futures.ThreadPoolExecutor()": ("import concurrent.futures\n\n", "shutdown(wait=False)"),
+}
+
+
+@st.composite
+def try_finally_programs(draw: st.DrawFn) -> str:
+    acquire = draw(st.sampled_from(sorted(TRY_FINALLY_KINDS_GENERATED)))
+    header, release = TRY_FINALLY_KINDS_GENERATED[acquire]
+    uses = [f"step{i}(res.attr{i})" for i in range(draw(st.integers(1, 3)))]
+    if draw(st.booleans()):
+        uses.insert(draw(st.integers(0, len(uses))), "# a comment between statements")
+    if draw(st.booleans()):
+        uses.append("lend(res)")
+    body = "\n".join([f"res = {acquire}", *uses, f"res.{release}", "return 0"])
+    for level in range(draw(st.integers(0, 2))):
+        body = f"if flag{level}:\n" + textwrap.indent(body, "    ")
+    return f"{header}def work(path, flag0, flag1):\n" + textwrap.indent(body, "    ") + "\n"
+
+
+@settings(max_examples=30, deadline=None)
+@given(try_finally_programs())
+def test_generated_try_finally_variants_compile_are_idempotent_and_keep_order(code: str) -> None:
+    fixed = fixed_text(run_rules(code, RULES))
+    compile(fixed, "generated.py", "exec")
+    assert "finally:" in fixed and "with " not in fixed
+    assert _statement_calls(fixed) == _statement_calls(code)
+    assert fixed_text(run_rules(fixed, RULES)) == fixed
