@@ -737,6 +737,15 @@ def test_files_archives_and_shelves_become_with(module: str, call: str, use: str
 
 
 ESCAPES = {
+    "returned on one path before its close": """
+        def source(path, raw):
+            handle = open(path)
+            if raw:
+                return handle
+            data = handle.read()
+            handle.close()
+            return data
+        """,
     "returned before its close, wrapped by a call": """
         import csv
 
