@@ -170,9 +170,9 @@ def test_unsafe_fixes_need_the_flag(before: str, after: str, why: str) -> None:
     "code",
     [
         "import csv\n\ndef rows(p):\n    reader = csv.reader(open(p))\n    return list(reader)\n",
-        "import csv\n\ndef rows(p):\n    return csv.reader(open(p))\n",
+        "import csv\n\ndef rows(p):\n    reader: object = csv.reader(open(p))\n    return list(reader)\n",
     ],
-    ids=["kept in a name", "returned"],
+    ids=["kept in a name", "kept in an annotated name"],
 )
 def test_a_statement_that_keeps_what_was_made_of_the_file_is_reported_without_a_fix(code: str) -> None:
     result = run_rules(code, RULES, unsafe=True)
@@ -196,6 +196,10 @@ UNTOUCHED = {
     "an open that is not a file": "from webbrowser import open\n\ndef f(url):\n    open(url).bit_length()\n",
     "a method named open on something unknown": "def f(storage):\n    return storage.open('x').read()\n",
     "os.open returns a descriptor": "import os\n\ndef f(p):\n    os.write(os.open(p, os.O_WRONLY), b'x')\n",
+    "returned wrapped: the caller owns it": "import csv\n\ndef rows(p):\n    return csv.reader(open(p))\n",
+    "stored wrapped on self: the object owns it": (
+        "import csv\n\nclass Rows:\n    def __init__(self, p):\n        self.reader = csv.reader(open(p))\n"
+    ),
     "a with item": "def f(p):\n    with open(p) as fh, open(fh.read()) as g:\n        pass\n",
 }
 

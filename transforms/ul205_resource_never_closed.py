@@ -45,9 +45,11 @@ call that may keep the file (`reader = csv.reader(open(path))` reads nothing onc
 has closed it), a method that may return an object tied to it (`zipfile.ZipFile(p).open(name)`),
 a statement that calls something else before the file is opened (the `with` opens it first,
 so an error from either now surfaces in the other order), or a `yield` (the file stays open
-while the generator waits). When such a statement also keeps what the call made of the file (`reader =
-csv.reader(open(path))`, `return csv.reader(open(path))`), no `with` around it can be right:
-that is reported without a fix. The statement must stand on a line of its own in a block of a
+while the generator waits). When such a statement binds what the call made of the file to a name (`reader =
+csv.reader(open(path))`), no `with` around it can be right: that is reported without a fix.
+When it returns it or stores it on an object (`return addinfourl(open(path), headers, url)`,
+`self.reader = csv.reader(open(path))`), the file is handed over with it, and whoever gets it
+closes it: that is not reported. The statement must stand on a line of its own in a block of a
 function or module (in a class body the `with` would add a class attribute); files opened
 under a condition (`x if c else open(p).read()`, `a or open(p)`), in a lambda or a
 comprehension are left alone, as are files bound to a name (UL202's) or returned.
@@ -122,7 +124,8 @@ class ResourceNeverClosed(Rule):
         opened = ", ".join(f"`{_code(opening.func)}(...)`" for opening in openings)
         kept = next(filter(None, map(self._kept_by, openings)), None)
         if kept is not None and _outlives_the_statement(statement):
-            self.report(statement, f"{opened} is never closed, and {kept} past this statement: close it by hand")
+            if not _hands_over(statement):
+                self.report(statement, f"{opened} is never closed, and {kept} past this statement: close it by hand")
             return
         names = [name for name in _NAMES if name not in self._taken][: len(openings)]
         unsafe = kept or self._order_changes(region, openings)
@@ -287,6 +290,19 @@ class ResourceNeverClosed(Rule):
 def _outlives_the_statement(statement: cst.SimpleStatementLine | cst.For) -> bool:
     """Whether the statement keeps what it computes (binds or returns it), beyond the `with`."""
     return isinstance(statement, cst.SimpleStatementLine) and not isinstance(statement.body[0], cst.Expr)
+
+
+def _hands_over(statement: cst.SimpleStatementLine | cst.For) -> bool:
+    """Whether the statement returns what it computes or stores it on an object or in a
+    container: whoever gets it owns the file (`return addinfourl(open(path), headers, url)`)."""
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    small = statement.body[0]
+    if isinstance(small, cst.Return):
+        return True
+    if isinstance(small, cst.Assign):
+        return any(not isinstance(target.target, cst.Name) for target in small.targets)
+    return isinstance(small, cst.AnnAssign) and not isinstance(small.target, cst.Name)
 
 
 def _managed(statement: cst.SimpleStatementLine | cst.For, openings: Sequence[cst.Call], names: Sequence[str]) -> cst.With:
