@@ -200,6 +200,10 @@ UNTOUCHED = {
     "stored wrapped on self: the object owns it": (
         "import csv\n\nclass Rows:\n    def __init__(self, p):\n        self.reader = csv.reader(open(p))\n"
     ),
+    "taken over by an exit stack": (
+        "import contextlib\n\ndef f(p):\n    with contextlib.ExitStack() as stack:\n"
+        "        fh = stack.enter_context(open(p, 'rb'))\n        return fh.read()\n"
+    ),
     "a with item": "def f(p):\n    with open(p) as fh, open(fh.read()) as g:\n        pass\n",
 }
 

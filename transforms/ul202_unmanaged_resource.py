@@ -113,7 +113,7 @@ from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, within
 from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.loops import drop_statements
-from unleak.knowledge.resources import BUILT_IN, METHOD_NAMES, Kind, creation_kind
+from unleak.knowledge.resources import BUILT_IN, METHOD_NAMES, TAKE_OVER_METHODS, Kind, creation_kind
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 from unleak.knowledge.project import ProjectView
 from unleak.knowledge.sessions import SESSION_FACTORIES, SessionCall, factory_session, project_session_maker
@@ -135,7 +135,8 @@ _STARTED_BY = {
 # Calls that keep what they are given past the call: `bag.append(handle)`, `stack.enter_context(handle)`.
 _STORING_METHODS = frozenset(
     {"append", "appendleft", "add", "extend", "extendleft", "insert", "put", "put_nowait", "setdefault",
-     "update", "push", "enter_context", "enter_async_context", "register"}
+     "update", "push", "register"}
+    | TAKE_OVER_METHODS
 )
 _STORING_FUNCTIONS = frozenset({"builtins.setattr", "weakref.finalize", "atexit.register"})
 _STARTED = m.Call(func=m.Attribute(value=m.Call(), attr=m.Name("start")), args=[])

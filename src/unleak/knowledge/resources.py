@@ -192,6 +192,9 @@ def _is_path_type(rule: Rule, annotation: cst.BaseExpression) -> bool:
     return isinstance(annotation, (cst.Name, cst.Attribute)) and "pathlib.Path" in qualified_names(rule, annotation)
 
 
+# Methods that take a resource over and close it later themselves: `stack.enter_context(open(p))`.
+TAKE_OVER_METHODS = frozenset({"enter_context", "enter_async_context"})
+
 # Files and streams code reads or writes in one expression: `open(p).read()`, `json.load(open(p))`.
 ONE_SHOT = (
     "builtins.open",
