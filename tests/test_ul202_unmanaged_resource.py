@@ -1063,26 +1063,35 @@ KINDS = {
 }
 
 
+def _uses(draw: st.DrawFn, name: str, optional_last: str) -> list[str]:
+    """One to three uses of `name`, maybe a comment among them, maybe `optional_last` after them."""
+    uses = [f"step{i}({name}.attr{i})" for i in range(draw(st.integers(1, 3)))]
+    if draw(st.booleans()):
+        uses.insert(draw(st.integers(0, len(uses))), "# a comment between statements")
+    if draw(st.booleans()):
+        uses.append(optional_last)
+    return uses
+
+
+def _function(draw: st.DrawFn, header: str, prefix: str, body: list[str]) -> str:
+    """`body` nested in zero to two `if`s, in `work(path, flag0, flag1)`."""
+    nested = "\n".join(body)
+    for level in range(draw(st.integers(0, 2))):
+        nested = f"if flag{level}:\n" + textwrap.indent(nested, "    ")
+    return f"{header}{prefix} work(path, flag0, flag1):\n" + textwrap.indent(nested, "    ") + "\n"
+
+
 @st.composite
 def programs(draw: st.DrawFn) -> str:
     acquire = draw(st.sampled_from(sorted(KINDS)))
     header, close, asynchronous = KINDS[acquire]
     name = draw(st.sampled_from(("f", "handle", "client")))
-    uses = [f"step{i}({name}.attr{i})" for i in range(draw(st.integers(1, 3)))]
-    if draw(st.booleans()):
-        uses.insert(draw(st.integers(0, len(uses))), "# a comment between statements")
-    if draw(st.booleans()):
-        uses.append(f"for item in {name}:\n    handle_item(item)")
+    uses = _uses(draw, name, f"for item in {name}:\n    handle_item(item)")
     before = [f"before{i}()" for i in range(draw(st.integers(0, 2)))]
     after = [f"after{i}()" for i in range(draw(st.integers(0, 2)))]
     closing = f"await {name}.{close}()" if asynchronous else f"{name}.{close}()"
     body = [*before, f"{name} = {acquire}", *uses, closing, *after, "return 0"]
-    depth = draw(st.integers(0, 2))
-    nested = "\n".join(body)
-    for level in range(depth):
-        nested = f"if flag{level}:\n" + textwrap.indent(nested, "    ")
-    prefix = "async def" if asynchronous else "def"
-    return f"{header}{prefix} work(path, flag0, flag1):\n" + textwrap.indent(nested, "    ") + "\n"
+    return _function(draw, header, "async def" if asynchronous else "def", body)
 
 
 def _statement_calls(code: str) -> list[str]:
@@ -1115,15 +1124,8 @@ TRY_FINALLY_KINDS_GENERATED = {
 def try_finally_programs(draw: st.DrawFn) -> str:
     acquire = draw(st.sampled_from(sorted(TRY_FINALLY_KINDS_GENERATED)))
     header, release = TRY_FINALLY_KINDS_GENERATED[acquire]
-    uses = [f"step{i}(res.attr{i})" for i in range(draw(st.integers(1, 3)))]
-    if draw(st.booleans()):
-        uses.insert(draw(st.integers(0, len(uses))), "# a comment between statements")
-    if draw(st.booleans()):
-        uses.append("lend(res)")
-    body = "\n".join([f"res = {acquire}", *uses, f"res.{release}", "return 0"])
-    for level in range(draw(st.integers(0, 2))):
-        body = f"if flag{level}:\n" + textwrap.indent(body, "    ")
-    return f"{header}def work(path, flag0, flag1):\n" + textwrap.indent(body, "    ") + "\n"
+    uses = _uses(draw, "res", "lend(res)")
+    return _function(draw, header, "def", [f"res = {acquire}", *uses, f"res.{release}", "return 0"])
 
 
 @settings(max_examples=30, deadline=None)
