@@ -831,6 +831,17 @@ ESCAPES = {
             fh.read()
             fh.close()
         """,
+    "a helper named like a release gets it on another path": """
+        import smtplib
+
+        def send(host, msg):
+            server = smtplib.SMTP(host)
+            if not msg:
+                safe_quit(server)
+                return
+            server.send_message(msg)
+            server.quit()
+        """,
     "configured release called on another path": """
         async def scrape(manager, url):
             ctx = await manager.get_browser()

@@ -78,8 +78,8 @@ before the close, stored on `self` or in a container (`bag.append(handle)`,
 `self.writer = csv.writer(handle)`, `stack.enter_context(handle)`, `Thread(args=(handle,))`),
 assigned to another name, used by a nested function, lambda or a generator that leaves the
 frame -- since then someone else may still need them open; closes in another method; a second
-close on another path (`if bad: f.close(); return`), since closing twice is not harmless for
-every kind; session factories imported from another module (their kind is unknown). A resource
+close on another path (`if bad: f.close(); return`, or a helper named like a release:
+`safe_close(f)`, `cleanup(session)`), since closing twice is not harmless for every kind; session factories imported from another module (their kind is unknown). A resource
 still used after its close (or outside the block that creates it) is reported without a fix.
 Async resources are rewritten only inside an `async def`.
 
@@ -139,6 +139,8 @@ _STORING_METHODS = frozenset(
     | TAKE_OVER_METHODS
 )
 _STORING_FUNCTIONS = frozenset({"builtins.setattr", "weakref.finalize", "atexit.register"})
+# A helper named like a release (`safe_close(f)`, `cleanup(session)`) may close it on its path.
+_RELEASE_LIKE = re.compile(r"close|release|clean_?up|dispose|shutdown|quit|stop|teardown|finali[sz]e", re.IGNORECASE)
 _STARTED = m.Call(func=m.Attribute(value=m.Call(), attr=m.Name("start")), args=[])
 
 
@@ -499,7 +501,9 @@ class UnmanagedResource(Rule):
             return self._comprehension_stays(parent)
         if isinstance(parent, cst.Arg) and parent.value is reference:
             call = cst.ensure_type(self.get_metadata(ParentNodeProvider, parent), cst.Call)
-            return not (self._configured_release_of(resource, call) or self._stores(call)) and self._stays_in_frame(call)
+            if self._configured_release_of(resource, call) or _may_release(call) or self._stores(call):
+                return False
+            return self._stays_in_frame(call)
         return False
 
     def _comprehension_stays(self, loop: cst.CompFor) -> bool:
@@ -546,6 +550,12 @@ def _runs_in(inner: Scope, scope: Scope) -> bool:
     while isinstance(inner, ComprehensionScope) and not isinstance(inner.node, cst.GeneratorExp):
         inner = inner.parent
     return inner is scope
+
+
+def _may_release(call: cst.Call) -> bool:
+    func = call.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    return _RELEASE_LIKE.search(name) is not None
 
 
 def _bound_to_names(statement: cst.CSTNode, value: cst.BaseExpression) -> bool:
