@@ -395,6 +395,45 @@ class UnmanagedResource(Rule):
         ),
         Invalid(
             """
+            import json
+
+            def save(path, data):
+                handle = open(path, "w")
+                json.dump(data, handle)  # lent to a call: still closed here
+                handle.close()
+            """,
+            """
+            import json
+
+            def save(path, data):
+                with open(path, "w") as handle:
+                    json.dump(data, handle)  # lent to a call: still closed here
+            """,
+        ),
+        Invalid(
+            """
+            import sqlite3
+
+            def count(path):
+                conn = sqlite3.connect(path)
+                total = conn.execute("select count(*) from jobs").fetchone()[0]
+                conn.close()
+                return total
+            """,
+            """
+            import sqlite3
+
+            def count(path):
+                conn = sqlite3.connect(path)
+                try:
+                    total = conn.execute("select count(*) from jobs").fetchone()[0]
+                finally:
+                    conn.close()
+                return total
+            """,
+        ),
+        Invalid(
+            """
             def count_lines(path):
                 handle = open(path)
                 total = sum(1 for _ in handle.readlines())
