@@ -204,6 +204,8 @@ UNTOUCHED = {
         "import contextlib\n\ndef f(p):\n    with contextlib.ExitStack() as stack:\n"
         "        fh = stack.enter_context(open(p, 'rb'))\n        return fh.read()\n"
     ),
+    "stored in a list": "def f(paths, files):\n    for p in paths:\n        files.append(open(p))\n",
+    "closed at once (creates the file)": "import os\n\ndef touch(p):\n    open(os.path.join(p, 'x'), 'w').close()\n",
     "a with item": "def f(p):\n    with open(p) as fh, open(fh.read()) as g:\n        pass\n",
 }
 

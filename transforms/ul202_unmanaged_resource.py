@@ -113,7 +113,7 @@ from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, within
 from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.loops import drop_statements
-from unleak.knowledge.resources import BUILT_IN, METHOD_NAMES, TAKE_OVER_METHODS, Kind, creation_kind
+from unleak.knowledge.resources import BUILT_IN, METHOD_NAMES, Kind, creation_kind, stores
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 from unleak.knowledge.project import ProjectView
 from unleak.knowledge.sessions import SESSION_FACTORIES, SessionCall, factory_session, project_session_maker
@@ -132,13 +132,6 @@ _STARTED_BY = {
     "playwright.async_api.async_playwright": Kind(("stop",), asynchronous=True),
     "playwright.sync_api.sync_playwright": Kind(("stop",)),
 }
-# Calls that keep what they are given past the call: `bag.append(handle)`, `stack.enter_context(handle)`.
-_STORING_METHODS = frozenset(
-    {"append", "appendleft", "add", "extend", "extendleft", "insert", "put", "put_nowait", "setdefault",
-     "update", "push", "register"}
-    | TAKE_OVER_METHODS
-)
-_STORING_FUNCTIONS = frozenset({"builtins.setattr", "weakref.finalize", "atexit.register"})
 # A helper named like a release (`safe_close(f)`, `cleanup(session)`) may close it on its path.
 _RELEASE_LIKE = re.compile(r"close|release|clean_?up|dispose|shutdown|quit|stop|teardown|finali[sz]e", re.IGNORECASE)
 _STARTED = m.Call(func=m.Attribute(value=m.Call(), attr=m.Name("start")), args=[])
@@ -540,10 +533,14 @@ class UnmanagedResource(Rule):
             return self._comprehension_stays(parent)
         if isinstance(parent, cst.Arg) and parent.value is reference:
             call = cst.ensure_type(self.get_metadata(ParentNodeProvider, parent), cst.Call)
-            if self._configured_release_of(resource, call) or _may_release(call) or self._stores(call):
+            if self._configured_release_of(resource, call) or _may_release(call) or stores(self, call):
                 return False
             return self._stays_in_frame(call)
         return False
+
+    def _outside(self, reference: cst.Name, span: list[cst.BaseStatement]) -> bool:
+        """Whether `reference` stands outside the statements from the creation to the close."""
+        return not any(within(self, reference, statement) for statement in span)
 
     def _comprehension_stays(self, loop: cst.CompFor) -> bool:
         """`[line for line in name]` runs at once; a generator over it only as long as it stays here."""
@@ -567,15 +564,6 @@ class UnmanagedResource(Rule):
             return parent.iter is result
         return isinstance(parent, cst.Expr) or _bound_to_names(parent, result)
 
-    def _stores(self, call: cst.Call) -> bool:
-        """`bag.append(x)`, `stack.enter_context(x)`, `setattr(obj, "x", x)`: x outlives the call."""
-        if isinstance(call.func, cst.Attribute) and call.func.attr.value in _STORING_METHODS:
-            return True
-        return calls(self, call, *_STORING_FUNCTIONS)
-
-    def _outside(self, reference: cst.Name, span: list[cst.BaseStatement]) -> bool:
-        """Whether `reference` stands outside the statements from the creation to the close."""
-        return not any(within(self, reference, statement) for statement in span)
 
 
 def _session_kind(session: SessionCall | None) -> Kind | None:

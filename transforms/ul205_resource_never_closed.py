@@ -49,8 +49,8 @@ while the generator waits). When such a statement binds what the call made of th
 csv.reader(open(path))`), no `with` around it can be right: that is reported without a fix.
 When it returns it or stores it on an object (`return addinfourl(open(path), headers, url)`,
 `self.reader = csv.reader(open(path))`), the file is handed over with it, and whoever gets it
-closes it: that is not reported, nor is a file an exit stack takes over
-(`stack.enter_context(open(path))`). The statement must stand on a line of its own in a block of a
+closes it: that is not reported, nor is a file the statement stores (`files.append(open(path))`,
+`stack.enter_context(open(path))`) or closes (`open(path, "w").close()`, which creates a file). The statement must stand on a line of its own in a block of a
 function or module (in a class body the `with` would add a class attribute); files opened
 under a condition (`x if c else open(p).read()`, `a or open(p)`), in a lambda or a
 comprehension are left alone, as are files bound to a name (UL202's) or returned.
@@ -72,7 +72,7 @@ from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameP
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import calls, enclosing_function, within
-from unleak.knowledge.resources import ONE_SHOT, TAKE_OVER_METHODS, opens_one_shot
+from unleak.knowledge.resources import ONE_SHOT, opens_one_shot, stores
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 # Methods of a file, an archive or a response that return data, not something tied to the object.
@@ -142,16 +142,19 @@ class ResourceNeverClosed(Rule):
         """The files opened in `region`, used there and nowhere else, in source order; an opening
         inside another one's arguments waits for the next pass."""
         found = [call for call in _calls_now(region) if opens_one_shot(self, call) and self._use(call) is not None]
-        found = [call for call in found if not self._taken_over(call)]
+        found = [call for call in found if not self._handed_over(call)]
         return [call for call in found if not any(other is not call and within(self, other, call) for other in found)]
 
-    def _taken_over(self, opening: cst.Call) -> bool:
-        """`stack.enter_context(open(p))`: the exit stack closes it."""
+    def _handed_over(self, opening: cst.Call) -> bool:
+        """Closed or kept by the statement itself: `open(p, "w").close()`, `files.append(open(p))`,
+        `stack.enter_context(open(p))` (the exit stack closes it)."""
         use = self._use(opening)
-        if use is None or use[0] != "argument":
+        if use is None or use[0] == "loop":
             return False
-        func = cst.ensure_type(use[1], cst.Call).func
-        return isinstance(func, cst.Attribute) and func.attr.value in TAKE_OVER_METHODS
+        user = cst.ensure_type(use[1], cst.Call)
+        if use[0] == "method":
+            return cst.ensure_type(user.func, cst.Attribute).attr.value == "close"
+        return stores(self, user)
 
     def _use(self, opening: cst.Call) -> tuple[str, cst.CSTNode] | None:
         """How the statement uses the file: ("method", its call), ("argument", the call it is

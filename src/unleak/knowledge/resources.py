@@ -192,8 +192,20 @@ def _is_path_type(rule: Rule, annotation: cst.BaseExpression) -> bool:
     return isinstance(annotation, (cst.Name, cst.Attribute)) and "pathlib.Path" in qualified_names(rule, annotation)
 
 
-# Methods that take a resource over and close it later themselves: `stack.enter_context(open(p))`.
-TAKE_OVER_METHODS = frozenset({"enter_context", "enter_async_context"})
+# Calls that keep what they are given past the call: `bag.append(handle)`, `setattr(obj, "f", handle)`,
+# `stack.enter_context(handle)` (which closes it later itself).
+_STORING_METHODS = frozenset(
+    {"append", "appendleft", "add", "extend", "extendleft", "insert", "put", "put_nowait", "setdefault",
+     "update", "push", "register", "enter_context", "enter_async_context"}
+)
+_STORING_FUNCTIONS = ("builtins.setattr", "weakref.finalize", "atexit.register")
+
+
+def stores(rule: Rule, call: cst.Call) -> bool:
+    """Whether `call` keeps its arguments past the call (see `_STORING_METHODS`)."""
+    if isinstance(call.func, cst.Attribute) and call.func.attr.value in _STORING_METHODS:
+        return True
+    return calls(rule, call, *_STORING_FUNCTIONS)
 
 # Files and streams code reads or writes in one expression: `open(p).read()`, `json.load(open(p))`.
 ONE_SHOT = (
