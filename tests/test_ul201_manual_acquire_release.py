@@ -302,6 +302,21 @@ def test_fixes_exactly(before: str, after: str) -> None:
     assert _fix(before) == textwrap.dedent(after)
 
 
+GUARD = """
+import threading
+
+class Guard:
+    def __init__(self):
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        {exit_body}
+{other}"""
+
 UNTOUCHED = {
     "already async with": """
         import asyncio
@@ -370,6 +385,23 @@ UNTOUCHED = {
                 lock.release()
                 log("released")
         """,
+    "acquired in __enter__, released in __exit__: the class is the context manager": GUARD.format(
+        exit_body="self._lock.release()", other=""
+    ),
+    "acquired in __aenter__, released in __aexit__": """
+        import asyncio
+
+        class Limited:
+            def __init__(self):
+                self._slots = asyncio.Semaphore(3)
+
+            async def __aenter__(self):
+                await self._slots.acquire()
+                return self
+
+            async def __aexit__(self, *exc):
+                self._slots.release()
+        """,
 }
 
 
@@ -433,6 +465,9 @@ REPORTED_ONLY = {
             apply(x)
             lock.release()
         """,
+    "acquired in __enter__ but released in another method than __exit__": GUARD.format(
+        exit_body="pass", other="\n    def done(self):\n        self._lock.release()\n"
+    ),
 }
 
 

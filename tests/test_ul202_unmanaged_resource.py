@@ -230,6 +230,350 @@ CHANGED = {
 }
 
 
+LENT_TO_CALLS = {
+    "passed to json.dump": (
+        """
+        import json
+
+        def dump(path, data):
+            handle = open(path, "w")
+            json.dump(data, handle)
+            handle.close()
+        """,
+        """
+        import json
+
+        def dump(path, data):
+            with open(path, "w") as handle:
+                json.dump(data, handle)
+        """,
+    ),
+    "wrapped by csv.writer, the writer a local": (
+        """
+        import csv
+
+        def export(path, rows):
+            fh = open(path, "w", newline="")
+            writer = csv.writer(fh)
+            for row in rows:
+                writer.writerow(row)
+            fh.close()
+        """,
+        """
+        import csv
+
+        def export(path, rows):
+            with open(path, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                for row in rows:
+                    writer.writerow(row)
+        """,
+    ),
+    "session passed by keyword to an awaited method, its result kept in a list": (
+        """
+        import aiohttp
+
+        class Scraper:
+            async def crawl(self, urls):
+                session = aiohttp.ClientSession()
+                results = []
+                for url in urls:
+                    results.append(await self.run(url, session=session))
+                await session.close()
+                return results
+        """,
+        """
+        import aiohttp
+
+        class Scraper:
+            async def crawl(self, urls):
+                async with aiohttp.ClientSession() as session:
+                    results = []
+                    for url in urls:
+                        results.append(await self.run(url, session=session))
+                return results
+        """,
+    ),
+    "iterated by comprehensions and a generator consumed here": (
+        """
+        def count(path):
+            fh = open(path)
+            lines = [line.strip() for line in fh]
+            total = sum(1 for _ in fh)
+            fh.close()
+            return lines, total
+        """,
+        """
+        def count(path):
+            with open(path) as fh:
+                lines = [line.strip() for line in fh]
+                total = sum(1 for _ in fh)
+            return lines, total
+        """,
+    ),
+}
+
+KINDS_BY_QUALIFIED_NAME = {
+    "Path.open on a parameter annotated Path, derived with /": (
+        """
+        from pathlib import Path
+
+        def read(root: Path):
+            f = (root / "a.txt").open()
+            data = f.read()
+            f.close()
+            return data
+        """,
+        """
+        from pathlib import Path
+
+        def read(root: Path):
+            with (root / "a.txt").open() as f:
+                data = f.read()
+            return data
+        """,
+    ),
+    "Path.open on a name bound to a derived Path": (
+        """
+        import pathlib
+
+        def write(name):
+            p = pathlib.Path(name).with_suffix(".txt")
+            f = p.open("w")
+            f.write("x")
+            f.close()
+        """,
+        """
+        import pathlib
+
+        def write(name):
+            p = pathlib.Path(name).with_suffix(".txt")
+            with p.open("w") as f:
+                f.write("x")
+        """,
+    ),
+    "connections and urlopen": (
+        """
+        import socket
+        from urllib.request import urlopen
+
+        def fetch(host):
+            conn = socket.create_connection((host, 80))
+            conn.sendall(b"x")
+            conn.close()
+            resp = urlopen(host)
+            body = resp.read()
+            resp.close()
+            return body
+        """,
+        """
+        import socket
+        from urllib.request import urlopen
+
+        def fetch(host):
+            with socket.create_connection((host, 80)) as conn:
+                conn.sendall(b"x")
+            with urlopen(host) as resp:
+                body = resp.read()
+            return body
+        """,
+    ),
+    "executor shut down plainly: with": (
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run_all(jobs):
+            pool = ThreadPoolExecutor(4)
+            futures = [pool.submit(job) for job in jobs]
+            pool.shutdown()
+            return futures
+        """,
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run_all(jobs):
+            with ThreadPoolExecutor(4) as pool:
+                futures = [pool.submit(job) for job in jobs]
+            return futures
+        """,
+    ),
+}
+
+TRY_FINALLY_KINDS = {
+    "executor shut down without waiting: with would wait": (
+        """
+        import concurrent.futures
+
+        def fire(job):
+            pool = concurrent.futures.ProcessPoolExecutor()
+            pool.submit(job)
+            pool.shutdown(wait=False)
+        """,
+        """
+        import concurrent.futures
+
+        def fire(job):
+            pool = concurrent.futures.ProcessPoolExecutor()
+            try:
+                pool.submit(job)
+            finally:
+                pool.shutdown(wait=False)
+        """,
+    ),
+    "sqlite3 connection and cursor: with would not close them": (
+        """
+        import sqlite3
+
+        def rows(path):
+            conn = sqlite3.connect(path)
+            cur = conn.cursor()
+            cur.execute("select 1")  # the query
+            # fetched
+            rows = cur.fetchall()
+            cur.close()  # the cursor
+            conn.close()
+            return rows
+        """,
+        """
+        import sqlite3
+
+        def rows(path):
+            conn = sqlite3.connect(path)
+            try:
+                cur = conn.cursor()
+                try:
+                    cur.execute("select 1")  # the query
+                    # fetched
+                    rows = cur.fetchall()
+                finally:
+                    cur.close()  # the cursor
+            finally:
+                conn.close()
+            return rows
+        """,
+    ),
+    "cursor of a connection opened by with": (
+        """
+        import sqlite3
+
+        def insert(path, row):
+            with sqlite3.connect(path) as conn:
+                cur = conn.cursor()
+                cur.execute("insert into t values (?)", row)
+                cur.close()
+        """,
+        """
+        import sqlite3
+
+        def insert(path, row):
+            with sqlite3.connect(path) as conn:
+                cur = conn.cursor()
+                try:
+                    cur.execute("insert into t values (?)", row)
+                finally:
+                    cur.close()
+        """,
+    ),
+    "smtp quit and ftp close keep their own release": (
+        """
+        import ftplib
+        from smtplib import SMTP
+
+        def send(host, msg):
+            server = SMTP(host)
+            server.send_message(msg)
+            server.quit()
+            ftp = ftplib.FTP(host)
+            ftp.login()
+            ftp.close()
+        """,
+        """
+        import ftplib
+        from smtplib import SMTP
+
+        def send(host, msg):
+            server = SMTP(host)
+            try:
+                server.send_message(msg)
+            finally:
+                server.quit()
+            ftp = ftplib.FTP(host)
+            try:
+                ftp.login()
+            finally:
+                ftp.close()
+        """,
+    ),
+    "playwright browser, context and page": (
+        """
+        from playwright.async_api import async_playwright
+
+        async def shot(url):
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(headless=True)
+                context = await browser.new_context()
+                page = await context.new_page()
+                await page.goto(url)
+                await page.close()
+                await context.close()
+                await browser.close()
+        """,
+        """
+        from playwright.async_api import async_playwright
+
+        async def shot(url):
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(headless=True)
+                try:
+                    context = await browser.new_context()
+                    try:
+                        page = await context.new_page()
+                        try:
+                            await page.goto(url)
+                        finally:
+                            await page.close()
+                    finally:
+                        await context.close()
+                finally:
+                    await browser.close()
+        """,
+    ),
+    "sync playwright browser from a started manager": (
+        """
+        from playwright.sync_api import sync_playwright
+
+        def shot(url):
+            p = sync_playwright().start()
+            browser = p.firefox.launch()
+            browser.new_page().goto(url)
+            browser.close()
+        """,
+        """
+        from playwright.sync_api import sync_playwright
+
+        def shot(url):
+            p = sync_playwright().start()
+            browser = p.firefox.launch()
+            try:
+                browser.new_page().goto(url)
+            finally:
+                browser.close()
+        """,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [*LENT_TO_CALLS.values(), *KINDS_BY_QUALIFIED_NAME.values(), *TRY_FINALLY_KINDS.values()],
+    ids=[*LENT_TO_CALLS, *KINDS_BY_QUALIFIED_NAME, *TRY_FINALLY_KINDS],
+)
+def test_lent_resources_and_new_kinds(before: str, after: str) -> None:
+    fixed = _fix(before)
+    assert fixed == textwrap.dedent(after)
+    assert _fix(fixed) == fixed
+
+
 @pytest.mark.parametrize(("before", "after"), CHANGED.values(), ids=CHANGED.keys())
 def test_fixes_exactly(before: str, after: str) -> None:
     assert _fix(before) == textwrap.dedent(after)
@@ -259,12 +603,6 @@ UNTOUCHED = {
         def keep(path, bag):
             handle = open(path)
             bag = [handle]
-            handle.close()
-        """,
-    "passed to a call": """
-        def dump(path, data):
-            handle = open(path, "w")
-            json.dump(data, handle)
             handle.close()
         """,
     "already in finally": """
@@ -323,7 +661,7 @@ UNTOUCHED = {
             client.aclose()
         """,
     "look-alike open from another module": """
-        from gzip import open
+        from storage.backends import open
 
         def read(path):
             handle = open(path)
@@ -378,6 +716,187 @@ UNTOUCHED = {
             return handle.read()
         """,
 }
+
+
+@pytest.mark.parametrize(
+    ("module", "call", "use"),
+    [
+        ("gzip", "gzip.open(p)", "read()"),
+        ("bz2", "bz2.open(p)", "read()"),
+        ("lzma", "lzma.open(p)", "read()"),
+        ("io", "io.open(p)", "read()"),
+        ("codecs", 'codecs.open(p, encoding="utf-8")', "read()"),
+        ("zipfile", "zipfile.ZipFile(p)", "namelist()"),
+        ("tarfile", "tarfile.open(p)", "getnames()"),
+        ("shelve", "shelve.open(p)", "sync()"),
+    ],
+)
+def test_files_archives_and_shelves_become_with(module: str, call: str, use: str) -> None:
+    before = f"import {module}\n\ndef work(p):\n    r = {call}\n    r.{use}\n    r.close()\n"
+    assert _fix(before) == f"import {module}\n\ndef work(p):\n    with {call} as r:\n        r.{use}\n"
+
+
+ESCAPES = {
+    "returned on one path before its close": """
+        def source(path, raw):
+            handle = open(path)
+            if raw:
+                return handle
+            data = handle.read()
+            handle.close()
+            return data
+        """,
+    "returned before its close, wrapped by a call": """
+        import csv
+
+        def rows(path, flag):
+            fh = open(path)
+            if flag:
+                return csv.reader(fh)
+            fh.read()
+            fh.close()
+        """,
+    "a generator over it returned before its close": """
+        def lines(path, flag):
+            fh = open(path)
+            if flag:
+                return (line for line in fh)
+            fh.close()
+        """,
+    "yielded inside what a call made of it": """
+        def parsed(path):
+            fh = open(path)
+            yield parse(fh)
+            fh.close()
+        """,
+    "what a call made of it stored on self": """
+        import csv
+
+        class Export:
+            def start(self, path):
+                fh = open(path, "w")
+                self.writer = csv.writer(fh)
+                self.writer.writerow(["a"])
+                fh.close()
+        """,
+    "stored in a container by a method": """
+        def keep(path, readers):
+            fh = open(path)
+            readers.append(fh)
+            fh.close()
+        """,
+    "handed to an exit stack": """
+        def stacked(path, stack):
+            fh = open(path)
+            stack.enter_context(fh)
+            fh.close()
+        """,
+    "stored by setattr": """
+        def attach(path, target):
+            fh = open(path)
+            setattr(target, "log", fh)
+            fh.close()
+        """,
+    "assigned to another name": """
+        def alias(path):
+            fh = open(path)
+            other = fh
+            other.read()
+            fh.close()
+        """,
+    "in a tuple handed to a thread": """
+        import threading
+
+        def spawn(path):
+            fh = open(path)
+            threading.Thread(target=work, args=(fh,)).start()
+            fh.close()
+        """,
+    "captured by a nested function": """
+        def closure(path):
+            fh = open(path)
+
+            def later():
+                return fh.read()
+
+            run(later)
+            fh.close()
+        """,
+    "its close passed on another path": """
+        def closed_elsewhere(path):
+            fh = open(path)
+            if not check(fh):
+                cleanup(fh.close)
+                return
+            fh.read()
+            fh.close()
+        """,
+    "a helper named like a release gets it on another path": """
+        import smtplib
+
+        def send(host, msg):
+            server = smtplib.SMTP(host)
+            if not msg:
+                safe_quit(server)
+                return
+            server.send_message(msg)
+            server.quit()
+        """,
+    "configured release called on another path": """
+        async def scrape(manager, url):
+            ctx = await manager.get_browser()
+            if not url:
+                await manager.cleanup(ctx)
+                return
+            await ctx.go(url)
+            await manager.cleanup(ctx)
+        """,
+    "sqlite connection used by with only (commits, never closes)": """
+        import sqlite3
+
+        def save(path):
+            conn = sqlite3.connect(path)
+            with conn:
+                conn.execute("insert into t values (1)")
+        """,
+    "open() on something not known to be a Path": """
+        def read(storage, name):
+            f = storage.open(name)
+            data = f.read()
+            f.close()
+            return data
+        """,
+    "cursor() of something not known to be a sqlite3 connection": """
+        def rows(conn):
+            cur = conn.cursor()
+            cur.execute("select 1")
+            cur.close()
+        """,
+    "launch() on something that is not playwright": """
+        async def go(rocket):
+            ship = await rocket.chromium.launch()
+            await ship.fly()
+            await ship.close()
+        """,
+    "executor shut down on another path too": """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run(jobs):
+            pool = ThreadPoolExecutor()
+            if not jobs:
+                pool.shutdown()
+                return
+            pool.map(print, jobs)
+            pool.shutdown()
+        """,
+}
+
+
+@pytest.mark.parametrize("code", ESCAPES.values(), ids=ESCAPES.keys())
+def test_escaping_resources_and_look_alike_kinds_are_left_alone(code: str) -> None:
+    result = _run(code, BROWSER)
+    assert result.fixed is None
+    assert not result.findings
 
 
 @pytest.mark.parametrize("code", UNTOUCHED.values(), ids=UNTOUCHED.keys())
@@ -555,26 +1074,35 @@ KINDS = {
 }
 
 
+def _uses(draw: st.DrawFn, name: str, optional_last: str) -> list[str]:
+    """One to three uses of `name`, maybe a comment among them, maybe `optional_last` after them."""
+    uses = [f"step{i}({name}.attr{i})" for i in range(draw(st.integers(1, 3)))]
+    if draw(st.booleans()):
+        uses.insert(draw(st.integers(0, len(uses))), "# a comment between statements")
+    if draw(st.booleans()):
+        uses.append(optional_last)
+    return uses
+
+
+def _function(draw: st.DrawFn, header: str, prefix: str, body: list[str]) -> str:
+    """`body` nested in zero to two `if`s, in `work(path, flag0, flag1)`."""
+    nested = "\n".join(body)
+    for level in range(draw(st.integers(0, 2))):
+        nested = f"if flag{level}:\n" + textwrap.indent(nested, "    ")
+    return f"{header}{prefix} work(path, flag0, flag1):\n" + textwrap.indent(nested, "    ") + "\n"
+
+
 @st.composite
 def programs(draw: st.DrawFn) -> str:
     acquire = draw(st.sampled_from(sorted(KINDS)))
     header, close, asynchronous = KINDS[acquire]
     name = draw(st.sampled_from(("f", "handle", "client")))
-    uses = [f"step{i}({name}.attr{i})" for i in range(draw(st.integers(1, 3)))]
-    if draw(st.booleans()):
-        uses.insert(draw(st.integers(0, len(uses))), "# a comment between statements")
-    if draw(st.booleans()):
-        uses.append(f"for item in {name}:\n    handle_item(item)")
+    uses = _uses(draw, name, f"for item in {name}:\n    handle_item(item)")
     before = [f"before{i}()" for i in range(draw(st.integers(0, 2)))]
     after = [f"after{i}()" for i in range(draw(st.integers(0, 2)))]
     closing = f"await {name}.{close}()" if asynchronous else f"{name}.{close}()"
     body = [*before, f"{name} = {acquire}", *uses, closing, *after, "return 0"]
-    depth = draw(st.integers(0, 2))
-    nested = "\n".join(body)
-    for level in range(depth):
-        nested = f"if flag{level}:\n" + textwrap.indent(nested, "    ")
-    prefix = "async def" if asynchronous else "def"
-    return f"{header}{prefix} work(path, flag0, flag1):\n" + textwrap.indent(nested, "    ") + "\n"
+    return _function(draw, header, "async def" if asynchronous else "def", body)
 
 
 def _statement_calls(code: str) -> list[str]:
@@ -592,5 +1120,30 @@ def test_generated_variants_compile_are_idempotent_and_keep_order(code: str) -> 
     assert fixed != code
     compile(fixed, "generated.py", "exec")
     assert "with " in fixed and ".close()" not in fixed and ".aclose()" not in fixed
+    assert _statement_calls(fixed) == _statement_calls(code)
+    assert fixed_text(run_rules(fixed, RULES)) == fixed
+
+
+TRY_FINALLY_KINDS_GENERATED = {
+    "sqlite3.connect(path)": ("import sqlite3\n\n", "close()"),
+    "ftplib.FTP(path)": ("import ftplib\n\n", "quit()"),
+    "concurrent.futures.ThreadPoolExecutor()": ("import concurrent.futures\n\n", "shutdown(wait=False)"),
+}
+
+
+@st.composite
+def try_finally_programs(draw: st.DrawFn) -> str:
+    acquire = draw(st.sampled_from(sorted(TRY_FINALLY_KINDS_GENERATED)))
+    header, release = TRY_FINALLY_KINDS_GENERATED[acquire]
+    uses = _uses(draw, "res", "lend(res)")
+    return _function(draw, header, "def", [f"res = {acquire}", *uses, f"res.{release}", "return 0"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(try_finally_programs())
+def test_generated_try_finally_variants_compile_are_idempotent_and_keep_order(code: str) -> None:
+    fixed = fixed_text(run_rules(code, RULES))
+    compile(fixed, "generated.py", "exec")
+    assert "finally:" in fixed and "with " not in fixed
     assert _statement_calls(fixed) == _statement_calls(code)
     assert fixed_text(run_rules(fixed, RULES)) == fixed

@@ -356,3 +356,29 @@ def test_with_bare_except_both_fixes_apply() -> None:
 )
 def test_could_fire_needs_a_receiver_that_may_be_a_logger(code: str, possible: bool) -> None:
     assert ErrorLogWithoutTraceback.could_fire(ast.parse(code)) is possible
+
+
+@pytest.mark.parametrize(
+    "call, after",
+    [
+        pytest.param("logger.error('x', exc_info=None)", "logger.exception('x')", id="error"),
+        pytest.param("logger.error('x %s', e, exc_info=None, stack_info=True)",
+                     "logger.exception('x %s', e, stack_info=True)", id="error-not-last"),
+        pytest.param("logger.critical('x', exc_info=None)", "logger.critical('x', exc_info=True)", id="critical"),
+        pytest.param("logger.error(exc_info=None, msg='x')", "logger.exception(msg='x')", id="error-first"),
+    ],
+)
+def test_exc_info_none_is_the_default_not_an_opt_out(call: str, after: str) -> None:
+    assert fixed(in_handler(call)) == in_handler(after)
+
+
+def test_exc_info_none_passes_the_cheap_check() -> None:
+    assert ErrorLogWithoutTraceback.could_fire(ast.parse(in_handler("logger.error('x', exc_info=None)")))
+    assert not ErrorLogWithoutTraceback.could_fire(ast.parse(in_handler("logger.error('x', exc_info=False)")))
+
+
+def test_exc_info_none_removed_from_a_call_laid_out_one_argument_a_line() -> None:
+    before = 'try:\n    w()\nexcept E:\n    logger.error(\n        "x",  # why\n        exc_info=None{comma}\n    )\n'
+    after = 'try:\n    w()\nexcept E:\n    logger.exception(\n        "x"{comma}  # why\n    )\n'
+    for comma in (",", ""):
+        assert fixed(before.format(comma=comma)) == after.format(comma=comma)

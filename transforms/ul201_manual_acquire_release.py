@@ -37,7 +37,8 @@ or timed acquire whose result is used (`if lock.acquire(timeout=1):`) and an `ac
 returns something (`conn = await pool.acquire()`) are not this pattern. When the slot is released
 only in an `except` handler, in another function, or not in the same block, it is meant to outlive
 the call or leaks on the normal path: that is reported without a fix (it needs a context-manager
-API, not a rewrite).
+API, not a rewrite). A slot taken in `__enter__` (`__aenter__`) and given back in the same class's
+`__exit__` (`__aexit__`) is left alone: that class is the context-manager API.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ class ManualAcquireRelease(Rule):
             return
         if isinstance(block, (cst.IndentedBlock, cst.Module)) and self._fix_in_block(acquire, kind, block):
             return
-        if not self._released_in_finally(acquire, block):
+        if not self._released_in_finally(acquire, block) and not self._entered_and_exited(acquire):
             self.report(line, self._message(acquire, kind, fixable=False))
 
     # --- which kind of lock -------------------------------------------------------------------
@@ -278,6 +279,22 @@ class ManualAcquireRelease(Rule):
             if isinstance(parent, cst.FunctionDef):
                 return False
         return False
+
+    def _entered_and_exited(self, acquire: _Acquire) -> bool:
+        """Acquired in `__enter__` and released in the same class's `__exit__` (or the async pair):
+        the class already is the context manager that releases on every path."""
+        method = enclosing_function(self, acquire.line)
+        if not isinstance(method, cst.FunctionDef) or method.name.value not in _EXIT_OF:
+            return False
+        cls = enclosing_function(self, method)
+        if not isinstance(cls, cst.ClassDef):
+            return False
+        exits = [
+            statement
+            for statement in cls.body.body
+            if isinstance(statement, cst.FunctionDef) and statement.name.value == _EXIT_OF[method.name.value]
+        ]
+        return acquire.touched_in(exits)
 
     def _message(self, acquire: _Acquire, kind: Kind, *, fixable: bool = True) -> str:
         line = self.get_metadata(PositionProvider, acquire.line).start.line
@@ -411,6 +428,7 @@ class ManualAcquireRelease(Rule):
     )
 
 
+_EXIT_OF = {"__enter__": "__exit__", "__aenter__": "__aexit__"}
 _HELD_PAST_THE_BLOCK = (
     "is not released in the same block on the normal path (only on error, in another function, or held past "
     "the call): give the resource a context-manager API and use `async with`/`with`"

@@ -5,14 +5,28 @@ Finds a resource assigned to a name and closed by hand later in the same block, 
 is not in a `finally`: `f = open(path)` ... `f.close()`. The statements from the creation to the
 close go into `with open(path) as f:` (`async with` for async resources), and the close call goes.
 
-Built-in kinds, resolved by qualified name (aliases and from-imports followed): `open()`
-(`close`), `httpx.Client` (`close`), `httpx.AsyncClient` (`await aclose()`, `async with`),
-`requests.Session` (`close`), `aiohttp.ClientSession` (`await close()`, `async with`),
-`tempfile.NamedTemporaryFile`/`TemporaryFile`, `socket.socket`, SQLAlchemy's `Session(...)`
-and the sessions of a `sessionmaker(...)` this module assigns once (`db = SessionLocal()`; the
-async ones: `AsyncSession`, `async_sessionmaker`), and playwright's
-`pw = await async_playwright().start()` ... `await pw.stop()` (`async with async_playwright() as
-pw:`; `sync_playwright` alike). Project pairs come from `[[tool.unleak.resources]]` in
+Built-in kinds, resolved by qualified name (aliases and from-imports followed): `open()`,
+`io.open`, `codecs.open`, `gzip`/`bz2`/`lzma.open` (and their `GzipFile`/`BZ2File`/`LZMAFile`),
+`tarfile.open`, `zipfile.ZipFile`, `shelve.open`, `tempfile.NamedTemporaryFile`/`TemporaryFile`/
+`SpooledTemporaryFile`, `socket.socket`, `socket.create_connection`, `urllib.request.urlopen`,
+`httpx.Client`, `requests.Session` (all `close`), `httpx.AsyncClient` (`await aclose()`, `async
+with`), `aiohttp.ClientSession` (`await close()`, `async with`), `concurrent.futures` executors
+(`shutdown()`), SQLAlchemy's `Session(...)` and the sessions of a `sessionmaker(...)` this module
+assigns once (`db = SessionLocal()`; the async ones: `AsyncSession`, `async_sessionmaker`), and
+playwright's `pw = await async_playwright().start()` ... `await pw.stop()` (`async with
+async_playwright() as pw:`; `sync_playwright` alike). Objects made by a method are known by what
+their receiver holds: `path.open()` on a `pathlib.Path` (built, derived with `/`, `.parent`,
+`with_suffix()`..., or a parameter annotated `Path`).
+
+Some kinds are released by a `try:` ... `finally:` that keeps the release call as written, since
+`with` would not do the same thing: a `sqlite3.connect(...)` connection and its `cursor()`s (a
+connection's `with` commits or rolls back and leaves it open; a cursor has no `with`),
+`ftplib.FTP` and `smtplib.SMTP` (their `with` sends QUIT and treats the reply otherwise than
+`quit()`; `close()` sends nothing), playwright's browsers, contexts and pages
+(`browser = await p.chromium.launch()`, `browser.new_context()`, `context.new_page()`: closed with
+`close()`, and `with` support depends on the version), and an executor shut down with arguments
+(`pool.shutdown(wait=False)`: `with` waits).
+Project pairs come from `[[tool.unleak.resources]]` in
 `pyproject.toml`:
 
 ```toml
@@ -52,17 +66,24 @@ def first_line(path):
 
 ## Fix safety
 Safe. The fix is made only when the name is assigned once, the close is a statement of its own
-in the block that creates the resource, and every other use of the name between the two is an
-attribute access (`handle.read()`, `handle.name`) or the iterable of a `for`. Left alone: code
-that closes in a `finally` or already uses `with`; resources that escape -- returned, yielded,
-stored on `self` or in a container, passed to any call, used by a nested function, lambda or
-comprehension -- since then someone else may still need them open; closes in another method;
-a second close on another path (`if bad: f.close(); return`), since closing twice is not
-harmless for every kind; session factories imported from another module (their kind is unknown).
-A resource still used after its close (or outside the block that creates it) is reported
-without a fix. Async resources are rewritten only inside an `async def`.
+in the block that creates the resource, and nothing can use the resource after the close that
+could not before: the close runs at the same point on the normal path, and now also when
+something raises. So every other use of the name between the two must be an attribute access
+(`handle.read()`, `handle.name`), the iterable of a `for` or of a comprehension, or an argument
+of a call (`json.dump(data, handle)`, `writer = csv.writer(handle)`,
+`await self.run(url, session=session)`) whose result is used, passed on or bound to a plain
+name. Left alone: code that closes in a `finally` or already uses `with`; resources that
+escape -- returned or yielded (also inside what a call made of them: `return csv.reader(handle)`)
+before the close, stored on `self` or in a container (`bag.append(handle)`,
+`self.writer = csv.writer(handle)`, `stack.enter_context(handle)`, `Thread(args=(handle,))`),
+assigned to another name, used by a nested function, lambda or a generator that leaves the
+frame -- since then someone else may still need them open; closes in another method; a second
+close on another path (`if bad: f.close(); return`, or a helper named like a release:
+`safe_close(f)`, `cleanup(session)`), since closing twice is not harmless for every kind; session factories imported from another module (their kind is unknown). A resource
+still used after its close (or outside the block that creates it) is reported without a fix.
+Async resources are rewritten only inside an `async def`.
 
-The byte trigger is a call of `.close(`, `.aclose(` or `.stop(`; with configured pairs it also
+The byte trigger is a call of `.close(`, `.aclose(`, `.stop(`, `.quit(` or `.shutdown(`; with configured pairs it also
 accepts a call of one of their release names (`trigger_for`). `could_fire` then keeps only files
 with an assignment from a call followed, in the same block, by a statement that calls one of
 those names on the assigned name (`f.close()`) or with it (`manager.cleanup(ctx)`).
@@ -78,12 +99,21 @@ from typing import cast
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import Assignment, ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
+from libcst.metadata import (
+    Assignment,
+    ComprehensionScope,
+    ParentNodeProvider,
+    PositionProvider,
+    QualifiedNameProvider,
+    Scope,
+    ScopeProvider,
+)
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, within
 from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.loops import drop_statements
+from unleak.knowledge.resources import BUILT_IN, METHOD_NAMES, Kind, creation_kind, stores
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 from unleak.knowledge.project import ProjectView
 from unleak.knowledge.sessions import SESSION_FACTORIES, SessionCall, factory_session, project_session_maker
@@ -97,34 +127,13 @@ _ASSIGNS_TO_A_NAME = m.SimpleStatementLine(
 _CALL_STATEMENT = m.SimpleStatementLine(body=[m.Expr(m.Call() | m.Await(m.Call()))])
 
 
-@dataclass(frozen=True)
-class _Kind:
-    """How one kind of resource is released, and whether it is an async context manager."""
-
-    close: str
-    asynchronous: bool = False
-
-
-_BUILT_IN = {
-    "builtins.open": _Kind("close"),
-    "io.open": _Kind("close"),
-    "httpx.Client": _Kind("close"),
-    "httpx.AsyncClient": _Kind("aclose", asynchronous=True),
-    "requests.Session": _Kind("close"),
-    "requests.session": _Kind("close"),
-    "aiohttp.ClientSession": _Kind("close", asynchronous=True),
-    "tempfile.NamedTemporaryFile": _Kind("close"),
-    "tempfile.TemporaryFile": _Kind("close"),
-    "socket.socket": _Kind("close"),
-    "sqlalchemy.orm.Session": _Kind("close"),
-    "sqlalchemy.orm.session.Session": _Kind("close"),
-    "sqlalchemy.ext.asyncio.AsyncSession": _Kind("close", asynchronous=True),
-}
 # `pw = await async_playwright().start()` ... `await pw.stop()`: the manager is the inner call.
 _STARTED_BY = {
-    "playwright.async_api.async_playwright": _Kind("stop", asynchronous=True),
-    "playwright.sync_api.sync_playwright": _Kind("stop"),
+    "playwright.async_api.async_playwright": Kind(("stop",), asynchronous=True),
+    "playwright.sync_api.sync_playwright": Kind(("stop",)),
 }
+# A helper named like a release (`safe_close(f)`, `cleanup(session)`) may close it on its path.
+_RELEASE_LIKE = re.compile(r"close|release|clean_?up|dispose|shutdown|quit|stop|teardown|finali[sz]e", re.IGNORECASE)
 _STARTED = m.Call(func=m.Attribute(value=m.Call(), attr=m.Name("start")), args=[])
 
 
@@ -138,14 +147,22 @@ class _Resource:
     asynchronous: bool
     acquired_by: cst.BaseExpression  # the callee of the creation (`manager.get_browser`)
     pair: ResourcePair | None  # None: a built-in kind
-    kind: _Kind | None  # None: a configured pair
+    kind: Kind | None  # None: a configured pair
 
     @property
-    def closed_by(self) -> str:
-        """The method name that releases it when called on it."""
+    def releases(self) -> tuple[str, ...]:
+        """The method names that release it when called on it."""
         if self.kind is not None:
-            return self.kind.close
-        return cst.ensure_type(self.pair, ResourcePair).release.rsplit(".", 1)[-1]
+            return self.kind.releases
+        return (cst.ensure_type(self.pair, ResourcePair).release.rsplit(".", 1)[-1],)
+
+    def closes_by_with(self, release: cst.Call) -> bool:
+        """Whether leaving a `with` does what `release` does: a configured pair, or a kind's own
+        close without arguments (`executor.shutdown(wait=False)` is not `with`'s shutdown)."""
+        if self.kind is None:
+            return True
+        method = cst.ensure_type(release.func, cst.Attribute).attr.value
+        return self.kind.managed and method == self.kind.close and not release.args
 
 
 class UnmanagedResource(Rule):
@@ -153,7 +170,7 @@ class UnmanagedResource(Rule):
     name = "unmanaged-resource"
     safety = FixSafety.SAFE
     summary = "Resource closed by hand, not on every path: use `with` (or `async with`)"
-    trigger = (rb"\.(?:a?close|stop)\s*\(",)
+    trigger = (rb"\.(?:a?close|stop|quit|shutdown)\s*\(",)
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
     uses_project = True
 
@@ -173,7 +190,8 @@ class UnmanagedResource(Rule):
     @classmethod
     def could_fire_under(cls, tree: ast.Module, settings: Settings) -> bool:
         """An assignment from a call, then in the same block `NAME.close()` or `release(NAME)` as a statement."""
-        closers = {kind.close for kind in (*_BUILT_IN.values(), *_STARTED_BY.values())} | _release_names(settings)
+        closers = {release for kind in (*BUILT_IN.values(), *_STARTED_BY.values()) for release in kind.releases}
+        closers |= _release_names(settings)
         makers = _possible_makers(tree, settings)
         return any(_creation_then_release(body, closers, makers) for body in quickscan.statement_lists(tree))
 
@@ -206,13 +224,16 @@ class UnmanagedResource(Rule):
             self.report(line, f"`{resource.name}` is closed by hand and used after its close: use `with` by hand")
             return
         others = [reference for reference in references if not within(self, reference, close)]
-        if not all(self._kept_inside(reference, resource) for reference in others):
+        if not all(self._stays_here(reference, resource) for reference in others):
             return  # escapes (someone else may need it open), or is closed on another path too
         undefined = self._undefined_context(resource)
         if undefined is not None:
             self.report(line, f"`{resource.name}` is closed by hand: use `with {undefined}(...)` (import it first)")
             return
-        self._wrap_in_with(resource, block, start, end)
+        if resource.closes_by_with(_release_call(close)):
+            self._wrap_in_with(resource, block, start, end)
+        else:
+            self._wrap_in_try(resource, block, start, end)
 
     def _undefined_context(self, resource: _Resource) -> str | None:
         """A configured context manager that is not a method on the acquire's receiver and whose
@@ -233,9 +254,24 @@ class UnmanagedResource(Rule):
             return  # nothing runs between creation and close
         managed = _with_statement(resource, kept, leftover)
         fixed = block.with_changes(body=[*statements[:start], managed, *statements[end + 1 :]])
+        self.report(block, f"{self._not_closed(resource)}: use `with`", fix=fixed)
+
+    def _wrap_in_try(self, resource: _Resource, block: Block, start: int, end: int) -> None:
+        """Report the block with the statements after the creation in a `try:` whose `finally:`
+        is the release (for kinds whose `with` would not release them the same way)."""
+        statements = list(block.body)
+        close = cst.ensure_type(statements[end], cst.SimpleStatementLine)
+        kept, leftover = drop_statements(statements[start + 1 : end + 1], [close])
+        if not kept:
+            return
+        guarded = _try_finally(kept, leftover, close)
+        fixed = block.with_changes(body=[*statements[: start + 1], guarded, *statements[end + 1 :]])
+        release = cst.Module([]).code_for_node(cst.ensure_type(close.body[0], cst.Expr).value)
+        self.report(block, f"{self._not_closed(resource)}: use `try:` ... `finally: {release}`", fix=fixed)
+
+    def _not_closed(self, resource: _Resource) -> str:
         where = self.get_metadata(PositionProvider, resource.creation).start.line
-        message = f"`{resource.name}` (line {where}) is not closed when the code before its close raises"
-        self.report(block, f"{message}: use `with`", fix=fixed)
+        return f"`{resource.name}` (line {where}) is not closed when the code before its close raises"
 
     VALID = (
         Valid(
@@ -352,6 +388,45 @@ class UnmanagedResource(Rule):
         ),
         Invalid(
             """
+            import json
+
+            def save(path, data):
+                handle = open(path, "w")
+                json.dump(data, handle)  # lent to a call: still closed here
+                handle.close()
+            """,
+            """
+            import json
+
+            def save(path, data):
+                with open(path, "w") as handle:
+                    json.dump(data, handle)  # lent to a call: still closed here
+            """,
+        ),
+        Invalid(
+            """
+            import sqlite3
+
+            def count(path):
+                conn = sqlite3.connect(path)
+                total = conn.execute("select count(*) from jobs").fetchone()[0]
+                conn.close()
+                return total
+            """,
+            """
+            import sqlite3
+
+            def count(path):
+                conn = sqlite3.connect(path)
+                try:
+                    total = conn.execute("select count(*) from jobs").fetchone()[0]
+                finally:
+                    conn.close()
+                return total
+            """,
+        ),
+        Invalid(
+            """
             def count_lines(path):
                 handle = open(path)
                 total = sum(1 for _ in handle.readlines())
@@ -379,16 +454,15 @@ class UnmanagedResource(Rule):
         context = call.with_changes(func=_context_function(call.func, pair.context))
         return _Resource(name, line, context, awaited, call.func, pair, None)
 
-    def _built_in(self, call: cst.Call, awaited: bool) -> tuple[cst.Call, _Kind] | None:
+    def _built_in(self, call: cst.Call, awaited: bool) -> tuple[cst.Call, Kind] | None:
         """What goes after `with` for a built-in kind, and how it is closed; None for other calls."""
         if m.matches(call, _STARTED):
             manager = cst.ensure_type(cst.ensure_type(call.func, cst.Attribute).value, cst.Call)
             kind = next((kind for name, kind in _STARTED_BY.items() if calls(self, manager, name)), None)
             return (manager, kind) if kind is not None and kind.asynchronous == awaited else None
-        if awaited:
-            return None
-        kind = next((kind for name, kind in _BUILT_IN.items() if calls(self, call, name)), None)
-        kind = kind or _session_kind(factory_session(self, call))
+        kind = creation_kind(self, call, awaited)
+        if kind is None and not awaited:
+            kind = _session_kind(factory_session(self, call))
         return (call, kind) if kind is not None else None
 
     # --- how the name is used --------------------------------------------------------------------
@@ -404,8 +478,8 @@ class UnmanagedResource(Rule):
         if assignments[0].node is not target:
             return None
         accesses = list(assignments[0].references)
-        if any(access.scope is not scope for access in accesses):
-            return None  # a nested function, lambda or comprehension may use it later, elsewhere
+        if not all(_runs_in(access.scope, scope) for access in accesses):
+            return None  # a nested function, lambda or generator may use it later, elsewhere
         return [cst.ensure_type(access.node, cst.Name) for access in accesses]
 
     def _close_in_block(
@@ -420,40 +494,107 @@ class UnmanagedResource(Rule):
         return None
 
     def _releases(self, resource: _Resource, statement: cst.BaseStatement) -> bool:
-        """`name.close()` (awaited for async kinds), or a configured `receiver.release(name)`/`name.release()`."""
+        """`name.close()` (awaited for async kinds; `shutdown(wait=False)` and the like keep their
+        arguments), or a configured `receiver.release(name)`/`name.release()`."""
         if not m.matches(statement, _CALL_STATEMENT):
             return False
         value = cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.Expr).value
         call = cst.ensure_type(_unawaited(value), cst.Call)
         if resource.kind is not None:
-            method = m.Attribute(value=m.Name(resource.name), attr=m.Name(resource.kind.close))
+            method = m.Attribute(value=m.Name(resource.name), attr=m.OneOf(*map(m.Name, resource.kind.releases)))
             awaited = isinstance(value, cst.Await)
-            return m.matches(call, m.Call(func=method, args=[])) and awaited == resource.kind.asynchronous
-        release = cst.ensure_type(resource.pair, ResourcePair).release
+            return m.matches(call, m.Call(func=method)) and awaited == resource.kind.asynchronous
         if m.matches(call, m.Call(func=m.Attribute(value=m.Name(resource.name)), args=[])):
-            return _names_function(call.func, resource.closed_by)
+            return _names_function(call.func, resource.releases[0])
+        return self._configured_release_of(resource, call)
+
+    def _configured_release_of(self, resource: _Resource, call: cst.Call) -> bool:
+        """`receiver.release(name)` for a configured pair, on the acquire's receiver."""
+        if resource.pair is None:
+            return False
         return (
             m.matches(call, m.Call(args=[m.Arg(value=m.Name(resource.name), keyword=None, star="")]))
-            and _names_function(call.func, release)
+            and _names_function(call.func, resource.pair.release)
             and _receiver_code(call.func) == _receiver_code(resource.acquired_by)
         )
 
-    def _kept_inside(self, reference: cst.Name, resource: _Resource) -> bool:
-        """`name.attribute` (method calls included, but not another close: closing twice is not
-        harmless for every kind) or `for ... in name`: the resource stays here."""
+    def _stays_here(self, reference: cst.Name, resource: _Resource) -> bool:
+        """Whether nothing can use the resource through `reference` after its close that could
+        not before: `name.attribute` (method calls included, but not another release: closing
+        twice is not harmless for every kind), `for ... in name`, or an argument of a call
+        (`json.dump(data, name)`, `csv.writer(name)`) that does not store it, and whose result
+        is not returned, yielded or stored on an attribute either."""
         parent = self.get_metadata(ParentNodeProvider, reference)
         if isinstance(parent, cst.Attribute):
-            return parent.value is reference and parent.attr.value != resource.closed_by
-        return isinstance(parent, cst.For) and parent.iter is reference
+            return parent.value is reference and parent.attr.value not in resource.releases
+        if isinstance(parent, cst.For):
+            return parent.iter is reference
+        if isinstance(parent, cst.CompFor) and parent.iter is reference:
+            return self._comprehension_stays(parent)
+        if isinstance(parent, cst.Arg) and parent.value is reference:
+            call = cst.ensure_type(self.get_metadata(ParentNodeProvider, parent), cst.Call)
+            if self._configured_release_of(resource, call) or _may_release(call) or stores(self, call):
+                return False
+            return self._stays_in_frame(call)
+        return False
 
     def _outside(self, reference: cst.Name, span: list[cst.BaseStatement]) -> bool:
         """Whether `reference` stands outside the statements from the creation to the close."""
         return not any(within(self, reference, statement) for statement in span)
 
+    def _comprehension_stays(self, loop: cst.CompFor) -> bool:
+        """`[line for line in name]` runs at once; a generator over it only as long as it stays here."""
+        comprehension = self.get_metadata(ParentNodeProvider, loop)
+        if isinstance(comprehension, cst.GeneratorExp):
+            return self._stays_in_frame(comprehension)
+        return isinstance(comprehension, (cst.ListComp, cst.SetComp, cst.DictComp))
 
-def _session_kind(session: SessionCall | None) -> _Kind | None:
+    def _stays_in_frame(self, result: cst.BaseExpression) -> bool:
+        """Whether the value of `result` (which may hold the resource: `csv.writer(handle)`) stays
+        in this frame: used, passed on, or bound to a plain name, but not returned, yielded, or
+        put on an attribute, in a subscript or in a literal."""
+        parent = self.get_metadata(ParentNodeProvider, result)
+        if isinstance(parent, cst.Await):
+            return self._stays_in_frame(parent)
+        if isinstance(parent, cst.Arg) and parent.value is result:
+            return self._stays_in_frame(cst.ensure_type(self.get_metadata(ParentNodeProvider, parent), cst.Call))
+        if isinstance(parent, cst.Attribute):  # `csv.writer(handle).writerow(row)`
+            return parent.value is result
+        if isinstance(parent, cst.For):
+            return parent.iter is result
+        return isinstance(parent, cst.Expr) or _bound_to_names(parent, result)
+
+
+
+def _session_kind(session: SessionCall | None) -> Kind | None:
     """A session of a module's `sessionmaker(...)` (`async_sessionmaker`: an async one)."""
-    return None if session is None else _Kind("close", asynchronous=bool(session.asynchronous))
+    return None if session is None else Kind(("close",), asynchronous=bool(session.asynchronous))
+
+
+def _runs_in(inner: Scope, scope: Scope) -> bool:
+    """Whether code in `inner` runs right where it stands in `scope`: `scope` itself, or list, set
+    and dict comprehensions in it (a generator expression runs whenever it is consumed)."""
+    while isinstance(inner, ComprehensionScope) and not isinstance(inner.node, cst.GeneratorExp):
+        inner = inner.parent
+    return inner is scope
+
+
+def _may_release(call: cst.Call) -> bool:
+    func = call.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    return _RELEASE_LIKE.search(name) is not None
+
+
+def _bound_to_names(statement: cst.CSTNode, value: cst.BaseExpression) -> bool:
+    """`writer = value` (plain names only): a local that dies with the frame, not an attribute,
+    a subscript or an unpacking."""
+    if isinstance(statement, cst.Assign):
+        return statement.value is value and all(isinstance(target.target, cst.Name) for target in statement.targets)
+    return isinstance(statement, cst.AnnAssign) and statement.value is value and isinstance(statement.target, cst.Name)
+
+
+def _release_call(close: cst.SimpleStatementLine) -> cst.Call:
+    return cst.ensure_type(_unawaited(cst.ensure_type(close.body[0], cst.Expr).value), cst.Call)
 
 
 def _unawaited(value: cst.BaseExpression) -> cst.BaseExpression:
@@ -495,6 +636,20 @@ def _context_function(func: cst.BaseExpression, context: str) -> cst.BaseExpress
     return cst.parse_expression(context)
 
 
+def _try_finally(kept: list[cst.BaseStatement], leftover: list[cst.EmptyLine], close: cst.SimpleStatementLine) -> cst.Try:
+    """`try:` over `kept`, `finally:` the release (its end-of-line comment kept, the lines above it
+    left at the end of the `try:` body, where they stood)."""
+    first, *rest = kept
+    return cst.Try(
+        body=cst.IndentedBlock(
+            body=[first.with_changes(leading_lines=without_leading_blanks(first.leading_lines)), *rest],
+            footer=leftover,
+        ),
+        finalbody=cst.Finally(body=cst.IndentedBlock(body=[close.with_changes(leading_lines=())])),
+        leading_lines=(),
+    )
+
+
 def _with_statement(resource: _Resource, kept: list[cst.BaseStatement], leftover: list[cst.EmptyLine]) -> cst.With:
     first, *rest = kept
     return cst.With(
@@ -528,7 +683,7 @@ def _possible_makers(tree: ast.Module, settings: Settings) -> Callable[[ast.Call
     for node in quickscan.of_type(tree, ast.ImportFrom):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _RESOURCE_PACKAGES:
             names |= {alias.asname or alias.name for alias in node.names}
-    through_modules = [quickscan.Callees(tree, module, {name}) for module, name in map(_split_qualified, _BUILT_IN)]
+    through_modules = [quickscan.Callees(tree, module, {name}) for module, name in map(_split_qualified, BUILT_IN)]
     imported_modules = {
         alias.asname or alias.name.split(".")[0]
         for node in quickscan.of_type(tree, ast.Import)
@@ -543,6 +698,8 @@ def _possible_makers(tree: ast.Module, settings: Settings) -> Callable[[ast.Call
             return False
         if func.attr == "start" or func.attr in acquires:  # `<manager>.start()`, `manager.get_browser()`
             return True
+        if func.attr in _PLAYWRIGHT_METHODS or (func.attr in METHOD_NAMES and not isinstance(func.value, ast.Attribute)):
+            return True  # `path.open()`, `conn.cursor()`, `p.chromium.launch()`, `browser.new_page()`
         if func.attr not in _BUILT_IN_LAST_NAMES:
             return False
         if not isinstance(func.value, ast.Name):  # `sqlalchemy.orm.Session()`, but not `self.storage.open()`
@@ -565,9 +722,10 @@ def _split_qualified(qualified: str) -> tuple[str, str]:
 
 
 _RESOURCE_PACKAGES = frozenset(
-    qualified.split(".")[0] for qualified in (*_BUILT_IN, *SESSION_FACTORIES, *_STARTED_BY)
+    qualified.split(".")[0] for qualified in (*BUILT_IN, *SESSION_FACTORIES, *_STARTED_BY)
 )
-_BUILT_IN_LAST_NAMES = frozenset(_split_qualified(qualified)[1] for qualified in _BUILT_IN)
+_BUILT_IN_LAST_NAMES = frozenset(_split_qualified(qualified)[1] for qualified in BUILT_IN)
+_PLAYWRIGHT_METHODS = METHOD_NAMES - {"open", "cursor"}
 
 
 def _creation_then_release(

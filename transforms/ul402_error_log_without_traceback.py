@@ -33,14 +33,17 @@ except Exception as e:
 Safe. The same message is logged at the same level, with the traceback added. Only the method
 name changes, or one keyword argument is appended: `.critical()` keeps its level
 (`exception()` logs at ERROR), and `error()` imported from `logging` keeps its name (no new
-import). A call that passes `exc_info=` or `**kwargs` already decides, and is left alone, as is
-a handler that logs the traceback elsewhere (`.exception()` or `exc_info=` in another call: pip
-shows the message at error level and the traceback at debug level). So are calls in nested
+import). A call that passes `exc_info=` or `**kwargs` already decides, and is left alone
+(`exc_info=False` too), as is a handler that logs the traceback elsewhere (`.exception()` or
+`exc_info=` in another call: pip shows the message at error level and the traceback at debug
+level). So are calls in nested
 functions, lambdas and classes (they run after the handler), `else:` and `finally:` blocks, and
 `.error()` on anything that is not a logger (`messages.error(request, ...)`, `parser.error(...)`).
 A loguru `logger.critical()` is reported without a fix: loguru formats the message with its
 keyword arguments, so `exc_info=True` would not add a traceback and could break a message with
-braces in it.
+braces in it. `exc_info=None` is the default and logs no traceback, so it decides nothing: the
+call is fixed as if it were not there (`.error(..., exc_info=None)` becomes `.exception(...)`
+without it, since `exception()` would pass the `None` on; elsewhere it becomes `exc_info=True`).
 """
 
 from __future__ import annotations
@@ -82,7 +85,15 @@ _LOGGING_EXCEPTION = m.Name(metadata=_resolving_to({"logging.exception"}))
 _ERROR_LEVEL_CALL = m.Call(
     func=m.Attribute(attr=m.Name("error") | m.Name("critical")) | m.Name(metadata=_resolving_to(_LOGGING_FUNCTIONS))
 )
-_DECIDES_EXC_INFO = m.Call(args=[m.ZeroOrMore(), m.Arg(keyword=m.Name("exc_info")) | m.Arg(star="**"), m.ZeroOrMore()])
+# `exc_info=None` is the default (no traceback): it decides nothing.
+_EXC_INFO_NONE = m.Arg(keyword=m.Name("exc_info"), value=m.Name("None"))
+_DECIDES_EXC_INFO = m.Call(
+    args=[
+        m.ZeroOrMore(),
+        m.Arg(keyword=m.Name("exc_info"), value=~m.Name("None")) | m.Arg(star="**"),
+        m.ZeroOrMore(),
+    ]
+)
 _PASSES_EXC_INFO = m.Call(
     args=[m.ZeroOrMore(), m.Arg(keyword=m.Name("exc_info"), value=~(m.Name("False") | m.Name("None"))), m.ZeroOrMore()]
 )
@@ -115,7 +126,7 @@ class ErrorLogWithoutTraceback(Rule):
         loguru_names = quickscan.Callees(tree, "loguru", {"logger"}).function_names
 
         def may_log_error(call: ast.Call) -> bool:
-            if any(keyword.arg in ("exc_info", None) for keyword in call.keywords):
+            if any(_decides_exc_info(keyword) for keyword in call.keywords):
                 return False
             if logging_functions(call):
                 return True
@@ -148,7 +159,7 @@ class ErrorLogWithoutTraceback(Rule):
         if func.attr.value == "error":
             exception = func.with_changes(attr=cst.Name("exception"))
             message = f"{_drops_traceback(func)}; use `{_code(exception)}()`"
-            self.report(node, message, fix=node.with_changes(func=exception))
+            self.report(node, message, fix=_without_exc_info_none(node).with_changes(func=exception))
         elif self.matches(func.value, _LOGURU):
             self.report(node, f"{_drops_traceback(func)}; use `{_code(func.value)}.opt(exception=True).critical()`")
         else:
@@ -421,8 +432,46 @@ def _drops_traceback(func: cst.BaseExpression) -> str:
     return f"`{_code(func)}()` in an exception handler drops the traceback"
 
 
+def _decides_exc_info(keyword: ast.keyword) -> bool:
+    """`exc_info=<anything but None>` or `**kwargs`: the call decides about the traceback itself."""
+    if keyword.arg is None:
+        return True
+    return keyword.arg == "exc_info" and not (isinstance(keyword.value, ast.Constant) and keyword.value.value is None)
+
+
+def _without_exc_info_none(call: cst.Call) -> cst.Call:
+    """`call` without its `exc_info=None` (`exception()` would pass it on and log no traceback)."""
+    kept = [arg for arg in call.args if not m.matches(arg, _EXC_INFO_NONE)]
+    if len(kept) == len(call.args):
+        return call
+    if kept and m.matches(call.args[-1], _EXC_INFO_NONE):  # the last one went: the new last ends the call
+        kept[-1] = _ending_the_call(kept[-1], call.args[-1])
+    return call.with_changes(args=kept)
+
+
+def _ending_the_call(last: cst.Arg, removed: cst.Arg) -> cst.Arg:
+    """`last` followed by what followed `removed` (its trailing comma, the whitespace before `)`),
+    keeping the end-of-line comment that stood after `last`."""
+    between = last.comma.whitespace_after if isinstance(last.comma, cst.Comma) else None
+    closing = removed.comma.whitespace_after if isinstance(removed.comma, cst.Comma) else removed.whitespace_after_arg
+    if isinstance(between, cst.ParenthesizedWhitespace) and between.first_line.comment is not None:
+        if isinstance(closing, cst.ParenthesizedWhitespace):
+            closing = closing.with_changes(first_line=between.first_line)
+        else:
+            closing = cst.ParenthesizedWhitespace(first_line=between.first_line, indent=True)
+    if isinstance(removed.comma, cst.Comma):
+        return last.with_changes(comma=removed.comma.with_changes(whitespace_after=closing))
+    return last.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=closing)
+
+
 def _with_exc_info(call: cst.Call) -> cst.Call:
-    """`call` with `exc_info=True` appended, laid out like the arguments already there."""
+    """`call` with `exc_info=True` appended (or put in place of `exc_info=None`), laid out like the
+    arguments already there."""
+    if any(m.matches(arg, _EXC_INFO_NONE) for arg in call.args):
+        true = cst.Name("True")
+        return call.with_changes(
+            args=[arg.with_changes(value=true) if m.matches(arg, _EXC_INFO_NONE) else arg for arg in call.args]
+        )
     if not call.args:
         return call.with_changes(args=[_EXC_INFO_TRUE])
     *before, last = call.args
