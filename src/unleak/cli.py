@@ -300,10 +300,21 @@ def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+class DocFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+DocFormatOpt = Annotated[DocFormat, typer.Option("--format", help="text, or json for editors and CI.")]
+
+
 @app.command("rules")
-def rules_command() -> None:
+def rules_command(output_format: DocFormatOpt = DocFormat.TEXT) -> None:
     """List every rule: code, name, fix safety, summary."""
-    typer.echo(explaining.rules_table(registry.all_rules()))
+    if output_format == DocFormat.JSON:
+        typer.echo(json.dumps([explaining.rule_json(rule) for rule in registry.all_rules()], indent=2))
+    else:
+        typer.echo(explaining.rules_table(registry.all_rules()))
 
 
 @app.command("clean")
@@ -314,13 +325,19 @@ def clean_command(paths: PathsArg = None) -> None:
 
 
 @app.command("explain")
-def explain_command(rule: Annotated[str, typer.Argument(help="A rule code (UL401) or name (bare-except).")]) -> None:
+def explain_command(
+    rule: Annotated[str, typer.Argument(help="A rule code (UL401) or name (bare-except).")],
+    output_format: DocFormatOpt = DocFormat.TEXT,
+) -> None:
     """Show a rule's documentation with its examples."""
     found = registry.find_rule(rule)
     if found is None:
         typer.echo(f"{rule}: error: no such rule (see `unleak rules`)", err=True)
         raise typer.Exit(EXIT_ERROR)
-    typer.echo(explaining.explanation(found))
+    if output_format == DocFormat.JSON:
+        typer.echo(json.dumps(explaining.explanation_json(found), indent=2))
+    else:
+        typer.echo(explaining.explanation(found))
 
 
 def main() -> None:
