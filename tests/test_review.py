@@ -153,6 +153,19 @@ def test_quit_in_the_middle_keeps_earlier_files_and_writes_nothing_further() -> 
     assert "1 files written; fixes: UL101 1, UL401 2 (quit)" in tail
 
 
+def test_ctrl_c_at_a_question_exits_130_naming_the_files_written() -> None:
+    write("a.py", THREE_FIXES)
+    write("b.py", THREE_FIXES)
+    session = Session(".")
+    session.answer("a")
+    session.child.expect_exact(PROMPT)
+    session.child.sendintr()
+    status, tail = session.finish()
+    assert status == 130
+    assert "unleak: interrupted; 1 files written:\r\n  a.py\r\n" in tail
+    assert read("a.py") != THREE_FIXES and read("b.py") == THREE_FIXES
+
+
 def test_all_and_done_act_on_the_rest_of_the_file_only() -> None:
     write("a.py", THREE_FIXES)
     write("b.py", THREE_FIXES)
