@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from unleak.cli import app
 from unleak.engine.findings import Edit, FileResult, Finding
 from unleak.output import review
+from tests.test_output_formats import NESTED  # UL202's fix contains UL401's
 
 PROMPT = "Apply? [y]es, [n]o, [a]ll in this file, [d]one with this file, [q]uit, [?] help "
 
@@ -202,6 +203,20 @@ def test_accepting_every_fix_writes_what_apply_writes() -> None:
     session = Session("a.py")
     session.answer("y", "y")
     assert session.finish()[0] == 0
+    assert CliRunner().invoke(app, ["apply", "b.py"]).exit_code == 0
+    assert read("a.py") == read("b.py")
+
+
+def test_a_fix_nested_in_another_comes_with_it_and_is_named() -> None:
+    write("a.py", NESTED)
+    write("b.py", NESTED)
+    session = Session("a.py")
+    session.answer("y")
+    status, tail = session.finish()
+    assert status == 0 and len(session.seen) == 1, "one question: the inner fix has no edits of its own"
+    assert "a.py:2:5: UL202 unmanaged-resource: " in session.seen[0]
+    assert "  also fixes UL401 bare-except at line 5 (nested in this fix)" in session.seen[0]
+    assert "fixes: UL202 1, UL401 1" in tail
     assert CliRunner().invoke(app, ["apply", "b.py"]).exit_code == 0
     assert read("a.py") == read("b.py")
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 from unleak.engine import source
-from unleak.engine.edits import applied, overlaps
+from unleak.engine.edits import applied, lines, overlaps
 from unleak.engine.findings import Edit, FileResult, Finding
 from unleak.engine.runner import Interrupted, holds_fixed, write_result
 from unleak.engine.verify import VerificationError, Verifier, compile_error
@@ -152,16 +152,16 @@ def _encloses(outer: Finding, inner: Finding) -> bool:
 
 def _header(fix: Fix, number: int, total: int) -> str:
     finding = fix.finding
-    lines = [f"\n{finding.path}:{finding.line}:{finding.column}: {finding.rule} {finding.name}: {finding.message}"]
-    lines += [f"  with {inner.rule} {inner.name} at line {inner.line}, whose fix it contains" for inner in fix.riders]
-    lines.append(f"(fix {number}/{total} in this file)")
-    return "\n".join(lines) + "\n"
+    parts = [f"\n{finding.path}:{finding.line}:{finding.column}: {finding.rule} {finding.name}: {finding.message}"]
+    parts += [f"  also fixes {inner.rule} {inner.name} at line {inner.line} (nested in this fix)" for inner in fix.riders]
+    parts.append(f"(fix {number}/{total} in this file)")
+    return "\n".join(parts) + "\n"
 
 
 def _hunk(text: str, fix: Fix, colour: bool) -> str:
     """The fix's edits as unified-diff hunks (without the file header lines)."""
-    old = [line.rstrip("\r\n") + "\n" for line in text.splitlines(keepends=True)]
-    new = [line.rstrip("\r\n") + "\n" for line in applied(text, list(fix.edits)).splitlines(keepends=True)]
+    old = [line.rstrip("\r\n") + "\n" for line in lines(text)]
+    new = [line.rstrip("\r\n") + "\n" for line in lines(applied(text, list(fix.edits)))]
     hunks = "".join(list(difflib.unified_diff(old, new, n=3))[2:])
     return colourize(hunks.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape") if colour else hunks
 
