@@ -242,9 +242,8 @@ def _output_review(invocation: Invocation, outcome: RunResult) -> int:
     for line in done.errors:
         typer.echo(line, err=True)
     if not invocation.quiet:
-        per_rule = ", ".join(f"{code} {count}" for code, count in sorted(done.fixes.items())) or "none"
         ending = " (quit)" if done.quit else ""
-        typer.echo(f"unleak: {len(done.written)} files written; fixes: {per_rule}{ending}", err=True)
+        typer.echo(f"unleak: {len(done.written)} files written; fixes: {report.per_rule(done.fixes)}{ending}", err=True)
     return EXIT_ERROR if outcome.errors or done.errors else EXIT_OK
 
 

@@ -116,24 +116,32 @@ def review(results: list[FileResult], terminal: Terminal) -> Review:
 def _review_file(result: FileResult, terminal: Terminal, done: Review) -> None:
     fixes = fixes_of(result.findings)
     text = source.decode(result.original, result.display).text
+    accepted = _ask(fixes, text, terminal)
+    if accepted is None:
+        done.quit = True
+        return
+    for finding in result.findings:
+        if not finding.applicable:
+            terminal.say(finding_line(finding) + "\n")
+    if accepted:
+        _write(result, text, accepted, fixes, done)
+
+
+def _ask(fixes: list[Fix], text: str, terminal: Terminal) -> list[Fix] | None:
+    """The fixes the user accepts, in order; None when they quit."""
     accepted: list[Fix] = []
     for number, fix in enumerate(fixes, start=1):
         terminal.say(_header(fix, number, len(fixes)) + _hunk(text, fix, terminal.colour))
         answer = terminal.answer(PROMPT)
         if answer == "q":
-            done.quit = True
-            return
+            return None
         if answer in "ya":
             accepted.append(fix)
         if answer == "a":
             accepted.extend(fixes[number:])
         if answer in "ad":
             break
-    for finding in result.findings:
-        if not finding.applicable:
-            terminal.say(finding_line(finding) + "\n")
-    if accepted:
-        _write(result, text, accepted, fixes, done)
+    return accepted
 
 
 def fixes_of(findings: list[Finding]) -> list[Fix]:
