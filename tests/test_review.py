@@ -6,7 +6,10 @@ question, types the answer, and then reads the files: exactly the accepted fixes
 
 from __future__ import annotations
 
+import io
+import itertools
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,7 +19,10 @@ from typer.testing import CliRunner
 
 from unleak.cli import app
 from unleak.engine.findings import Edit, FileResult, Finding
+from unleak.engine.runner import Mode, run
 from unleak.output import review
+from unleak.settings import Overrides, SettingsResolver
+from tests.helpers import EXAMPLES
 from tests.test_output_formats import NESTED  # UL202's fix contains UL401's
 
 PROMPT = "Apply? [y]es, [n]o, [a]ll in this file, [d]one with this file, [q]uit, [?] help "
@@ -285,3 +291,14 @@ def test_a_subset_that_does_not_verify_leaves_the_file_unchanged() -> None:
     assert read("a.py") == original
     both = review.review([result], typed("y", "y"))
     assert both.written == ["a.py"] and read("a.py") == "x = [1,\n     2]\n"
+
+
+@pytest.mark.parametrize("pattern", ["yn", "ny"])
+def test_every_other_fix_of_the_example_apps_gives_files_that_compile(pattern: str) -> None:
+    shutil.copytree(EXAMPLES, "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    outcome = run(Mode.CHECK_WITH_EDITS, [Path("examples")], SettingsResolver(Overrides(unsafe=True), None), 1)
+    answers = itertools.cycle(pattern)
+    done = review.review(outcome.results, review.Terminal(io.StringIO(), lambda: next(answers) + "\n", colour=False))
+    assert done.errors == [] and len(done.written) >= 5 and sum(done.fixes.values()) >= 8
+    for path in Path("examples").rglob("*.py"):
+        compile(path.read_text(), str(path), "exec")
