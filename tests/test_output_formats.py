@@ -22,6 +22,7 @@ from typer.testing import CliRunner, Result
 
 from unleak import registry
 from unleak.cli import app
+from unleak.engine.cache import CACHE_FOLDER
 from unleak.engine.findings import Edit, FileResult, Finding
 from unleak.output import github
 from tests.helpers import EXAMPLES
@@ -65,7 +66,9 @@ def write_tree(folder: str, files: dict[str, bytes]) -> None:
 
 
 def tree(folder: str) -> dict[str, bytes]:
-    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+    """The files below `folder`, without the results cache (each run keeps entries of its own kind)."""
+    files = sorted(path for path in Path(folder).rglob("*") if path.is_file() and CACHE_FOLDER not in path.parts)
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in files}
 
 
 def applied(folder: str, *flags: str) -> dict[str, bytes]:
