@@ -20,14 +20,16 @@ import typer
 from unleak import registry
 from unleak.engine import cache
 from unleak.engine.findings import FileResult
-from unleak.engine.runner import Mode, RunResult, display_path, run, run_stdin
+from unleak.engine.runner import Interrupted, Mode, RunResult, display_path, run, run_stdin
 from unleak.errors import UserError
 from unleak.output import explain as explaining
 from unleak.output import formats, report
+from unleak.output import review as reviewing
 from unleak.output.diffing import colourize, unified_diff
 from unleak.settings import Overrides, SettingsResolver
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 app = typer.Typer(
     add_completion=False,
@@ -61,6 +63,9 @@ EditsOpt = Annotated[bool, typer.Option("--edits", help="check --format json: gi
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings, diffs and errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also print the settings and counts used.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the results cache.")]
+InteractiveOpt = Annotated[
+    bool, typer.Option("--interactive", "-i", help="apply: show each fix and ask before writing it (as `git add -p`).")
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class Invocation:
     quiet: bool
     verbose: bool
     use_cache: bool
+    interactive: bool = False
 
     @property
     def with_fixes(self) -> bool:
@@ -84,7 +90,8 @@ class Invocation:
 
     @property
     def engine_mode(self) -> Mode:
-        return Mode.CHECK_WITH_EDITS if self.with_fixes else self.mode
+        # The review starts from each finding's fix as edits, and writes only those accepted.
+        return Mode.CHECK_WITH_EDITS if self.with_fixes or self.interactive else self.mode
 
 
 def _selectors(values: list[str] | None) -> tuple[str, ...] | None:
@@ -111,11 +118,12 @@ def _command(mode: Mode) -> Callable[..., None]:
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
         no_cache: NoCacheOpt = False,
+        interactive: InteractiveOpt = False,
     ) -> None:
         overrides = Overrides(_selectors(select), _selectors(ignore), unsafe, tuple(exclude) if exclude else None)
         invocation = Invocation(
             mode, paths or [Path(".")], overrides, config, jobs or _default_jobs(), stdin_filename,
-            output_format, edits, quiet, verbose, not no_cache,
+            output_format, edits, quiet, verbose, not no_cache, interactive,
         )
         raise typer.Exit(_invoke(invocation))
 
@@ -129,8 +137,26 @@ app.command("apply", help="Write the fixes, then summarise on stderr.")(_command
 
 def _invoke(invocation: Invocation) -> int:
     try:
+        return _invoke_uninterrupted(invocation)
+    except Interrupted as interrupted:
+        return _interrupted(interrupted.written)
+    except KeyboardInterrupt:
+        return _interrupted([])
+
+
+def _interrupted(written: list[str]) -> int:
+    """Ctrl-C: every file is old or new (writes are atomic); say which are new."""
+    typer.echo(f"\nunleak: interrupted; {len(written)} files written" + (":" if written else "."), err=True)
+    for display in sorted(written):
+        typer.echo(f"  {display}", err=True)
+    return EXIT_INTERRUPTED
+
+
+def _invoke_uninterrupted(invocation: Invocation) -> int:
+    try:
         _validate_selector_flags(invocation.overrides)
         _validate_edits_flag(invocation)
+        _validate_interactive_flag(invocation)
         resolver = SettingsResolver(invocation.overrides, invocation.config)
         if invocation.paths == [Path("-")]:
             return _invoke_stdin(invocation, resolver)
@@ -151,6 +177,15 @@ def _validate_selector_flags(overrides: Overrides) -> None:
 def _validate_edits_flag(invocation: Invocation) -> None:
     if invocation.edits and (invocation.mode is not Mode.CHECK or invocation.output_format != Format.JSON):
         raise UserError("--edits", "only with `check --format json` (`--format sarif` always has the edits)")
+
+
+def _validate_interactive_flag(invocation: Invocation) -> None:
+    if not invocation.interactive:
+        return
+    if invocation.mode is not Mode.APPLY or invocation.output_format != Format.TEXT:
+        raise UserError("--interactive", "only with `apply` (and the text format)")
+    if Path("-") in invocation.paths:
+        raise UserError("--interactive", "reads the answers on stdin, so it cannot read the source there")
 
 
 def _invoke_stdin(invocation: Invocation, resolver: SettingsResolver) -> int:
@@ -185,6 +220,8 @@ def _output_diff(invocation: Invocation, outcome: RunResult) -> int:
 
 
 def _output_apply(invocation: Invocation, outcome: RunResult) -> int:
+    if invocation.interactive:
+        return _output_review(invocation, outcome)
     numbers = report.summary(outcome.scanned, outcome.skipped, outcome.results)
     if invocation.output_format == Format.JSON:
         findings = [finding.as_json() for finding in report.findings_of(outcome.results)]
@@ -195,6 +232,26 @@ def _output_apply(invocation: Invocation, outcome: RunResult) -> int:
         if not invocation.quiet and invocation.output_format != Format.SARIF:  # SARIF: stderr stays one JSON log
             typer.echo(report.summary_text(numbers), err=True)
     return _exit_code(outcome, found=False)
+
+
+def _output_review(invocation: Invocation, outcome: RunResult) -> int:
+    """`apply --interactive`: ask about each fix, write the accepted ones, then summarise."""
+    colour = _stdout_is_terminal() and not os.environ.get("NO_COLOR")
+    done = reviewing.review(outcome.results, reviewing.Terminal(sys.stdout, _read_answer, colour))
+    _print_errors(outcome.results)
+    for line in done.errors:
+        typer.echo(line, err=True)
+    if not invocation.quiet:
+        ending = " (quit)" if done.quit else ""
+        typer.echo(f"unleak: {len(done.written)} files written; fixes: {report.per_rule(done.fixes)}{ending}", err=True)
+    return EXIT_ERROR if outcome.errors or done.errors else EXIT_OK
+
+
+def _read_answer() -> str:
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
 
 
 _OUTPUTS: dict[Mode, Callable[[Invocation, RunResult], int]] = {
@@ -242,10 +299,21 @@ def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+class DocFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+DocFormatOpt = Annotated[DocFormat, typer.Option("--format", help="text, or json for editors and CI.")]
+
+
 @app.command("rules")
-def rules_command() -> None:
+def rules_command(output_format: DocFormatOpt = DocFormat.TEXT) -> None:
     """List every rule: code, name, fix safety, summary."""
-    typer.echo(explaining.rules_table(registry.all_rules()))
+    if output_format == DocFormat.JSON:
+        typer.echo(json.dumps([explaining.rule_json(rule) for rule in registry.all_rules()], indent=2))
+    else:
+        typer.echo(explaining.rules_table(registry.all_rules()))
 
 
 @app.command("clean")
@@ -256,13 +324,19 @@ def clean_command(paths: PathsArg = None) -> None:
 
 
 @app.command("explain")
-def explain_command(rule: Annotated[str, typer.Argument(help="A rule code (UL401) or name (bare-except).")]) -> None:
+def explain_command(
+    rule: Annotated[str, typer.Argument(help="A rule code (UL401) or name (bare-except).")],
+    output_format: DocFormatOpt = DocFormat.TEXT,
+) -> None:
     """Show a rule's documentation with its examples."""
     found = registry.find_rule(rule)
     if found is None:
         typer.echo(f"{rule}: error: no such rule (see `unleak rules`)", err=True)
         raise typer.Exit(EXIT_ERROR)
-    typer.echo(explaining.explanation(found))
+    if output_format == DocFormat.JSON:
+        typer.echo(json.dumps(explaining.explanation_json(found), indent=2))
+    else:
+        typer.echo(explaining.explanation(found))
 
 
 def main() -> None:

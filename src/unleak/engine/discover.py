@@ -1,7 +1,8 @@
 """Stage 1: which files to look at.
 
 `*.py` and `*.pyi` below the given paths, skipping what `.gitignore` ignores, hidden folders,
-virtualenvs, `__pycache__`, `build`, `dist` and the `exclude` globs. A file named on the command
+virtualenvs (any folder holding `pyvenv.cfg`), ruff's default excludes (`SKIPPED_FOLDERS`),
+`__pycache__` and the `exclude` globs. A file named on the command
 line is always processed, whatever the ignore rules say; a named file that is not Python is an
 error for that file.
 """
@@ -19,7 +20,14 @@ from unleak.errors import UserError
 from unleak.settings import Settings, SettingsResolver
 
 PYTHON_SUFFIXES = (".py", ".pyi")
-SKIPPED_FOLDERS = frozenset({"__pycache__", "build", "dist", "node_modules", "site-packages"})
+# ruff's default excludes (the hidden ones are skipped as hidden folders anyway), and __pycache__.
+SKIPPED_FOLDERS = frozenset(
+    {
+        ".venv", "venv", "site-packages", ".tox", ".nox", ".eggs", "build", "dist", "node_modules",
+        "__pypackages__", "_build", "buck-out", ".git", ".hg", ".mypy_cache", ".pytest_cache",
+        ".ruff_cache", ".ipynb_checkpoints", "__pycache__",
+    }
+)
 
 
 @dataclass

@@ -79,6 +79,17 @@ def lines(text: str) -> list[str]:
     return _LINE.findall(text)
 
 
+def applied(text: str, edits: list[Edit]) -> str:
+    """`text` with `edits` (on `text`, none overlapping another) made, from the last one back."""
+    starts = [0]
+    for line in lines(text):
+        starts.append(starts[-1] + len(line))
+    spans = sorted((starts[e.line - 1] + e.column - 1, starts[e.end_line - 1] + e.end_column - 1, e.content) for e in edits)
+    for start, end, content in reversed(spans):
+        text = text[:start] + content + text[end:]
+    return text
+
+
 def attached(findings: list[Finding], declares_imports: list[bool], edits: list[Edit]) -> list[Finding]:
     """Give each edit to one applicable finding (see the module docstring for which one)."""
     # Every edit has an owner: the first fix `apply` makes is made on the original text, so its
@@ -91,14 +102,15 @@ def attached(findings: list[Finding], declares_imports: list[bool], edits: list[
 
 
 def _owner(edit: Edit, findings: list[Finding], owners: list[int], declares_imports: list[bool]) -> int:
-    covering = [index for index in owners if _overlaps(edit, findings[index])]
+    covering = [index for index in owners if overlaps(edit, findings[index])]
     if covering:  # the outermost: first to start, then last to end
         return min(covering, key=lambda index: (_start(findings[index]), _negated(_end(findings[index]))))
     pool = [index for index in owners if declares_imports[index]] or owners
     return min(pool, key=lambda index: (_line_distance(edit, findings[index]), index))
 
 
-def _overlaps(edit: Edit, finding: Finding) -> bool:
+def overlaps(edit: Edit, finding: Finding) -> bool:
+    """Whether `edit` touches `finding`'s range (an edit outside it is an import or a moved comment)."""
     start, end = (edit.line, edit.column), (edit.end_line, edit.end_column)
     if start == end:  # an insertion: at the finding's edges counts
         return _start(finding) <= start <= _end(finding)

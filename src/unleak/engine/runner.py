@@ -74,8 +74,7 @@ def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int,
         else:
             outcome.skipped += 1
     if mode is Mode.APPLY:
-        for result in outcome.changed:
-            _write(result)
+        write_all(outcome.changed)
     outcome.results.sort(key=lambda result: result.display)
     return outcome
 
@@ -161,7 +160,34 @@ def _failed(error: UserError) -> FileResult:
     return FileResult(display=error.path, path=None, original=b"", error=error.reason, parsed=False)
 
 
-def _write(result: FileResult) -> None:
+class Interrupted(Exception):
+    """Ctrl-C while files were being written: each file holds its old or its new content (the
+    writes are atomic); `written` names those that got the new one."""
+
+    def __init__(self, written: list[str]) -> None:
+        super().__init__(f"interrupted after {len(written)} files were written")
+        self.written = written
+
+
+def write_all(results: list[FileResult]) -> None:
+    """Write each result's fixed bytes; on Ctrl-C, raise Interrupted naming the files written."""
+    try:
+        for result in results:
+            write_result(result)
+    except KeyboardInterrupt:
+        raise Interrupted([result.display for result in results if holds_fixed(result)]) from None
+
+
+def holds_fixed(result: FileResult) -> bool:
+    """Whether the file on disk now holds the result's fixed bytes."""
+    try:
+        return result.path is not None and read_bytes(result.path) == result.fixed
+    except UserError:
+        return False
+
+
+def write_result(result: FileResult) -> None:
+    """Write the fixed bytes atomically; a failure becomes the result's error."""
     assert result.path is not None and result.fixed is not None
     try:
         write_atomically(result.path, result.fixed, result.original, result.display)

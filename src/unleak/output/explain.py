@@ -1,9 +1,10 @@
-"""`unleak rules` and `unleak explain`: the rules' own docs and examples, as text."""
+"""`unleak rules` and `unleak explain`: the rules' own docs and examples, as text or JSON."""
 
 from __future__ import annotations
 
 import inspect
 import textwrap
+from typing import Any
 
 from unleak.rule import Rule
 
@@ -38,3 +39,19 @@ def explanation(rule: type[Rule]) -> str:
 
 def _indent(code: str) -> str:
     return textwrap.indent(code.strip("\n"), "    ") + "\n"
+
+
+def rule_json(rule: type[Rule]) -> dict[str, Any]:
+    """One rule for `unleak rules --format json`: code, name, fix safety (safe, unsafe, detect), summary."""
+    return {"code": rule.code, "name": rule.name, "safety": rule.safety.value, "summary": rule.summary}
+
+
+def explanation_json(rule: type[Rule]) -> dict[str, Any]:
+    """`unleak explain --format json`: the rule, its documentation, and its examples (fixed: None = report only)."""
+    flagged = [{"code": case.code, "fixed": case.fixed, "unsafe": case.unsafe} for case in rule.INVALID]
+    return {
+        **rule_json(rule),
+        "documentation": documentation(rule),
+        "flagged": flagged,
+        "left_alone": [case.code for case in rule.VALID],
+    }

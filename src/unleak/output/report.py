@@ -53,12 +53,16 @@ def summary(scanned: int, skipped: int, results: list[FileResult]) -> dict[str, 
     }
 
 
+def per_rule(fixes: dict[str, int]) -> str:
+    """Fix counts as `UL101 2, UL401 1` (by code), or `none`."""
+    return ", ".join(f"{code} {count}" for code, count in sorted(fixes.items())) or "none"
+
+
 def summary_text(numbers: dict[str, object]) -> str:
     fixes = numbers["fixes"]
     assert isinstance(fixes, dict)
-    per_rule = ", ".join(f"{code} {count}" for code, count in fixes.items()) or "none"
     return (
         f"unleak: {numbers['files_scanned']} files scanned, {numbers['skipped_by_prefilter']} skipped by the "
-        f"prefilter, {numbers['changed']} changed; fixes: {per_rule}; "
+        f"prefilter, {numbers['changed']} changed; fixes: {per_rule(fixes)}; "
         f"{numbers['left_for_a_human']} findings left for a human; {numbers['errors']} errors"
     )
