@@ -141,9 +141,9 @@ def _print_summary(results: list[RepositoryResult], plan: Plan) -> None:
     console.print(_table(results))
     for result in results:
         if result.reason:
-            console.print(f"{result.name}: {result.status.value}: {result.reason}", markup=False)
+            console.print(f"{result.name}: {result.status.value}: {result.reason}", markup=False, soft_wrap=True)
         for error in result.errors:
-            console.print(f"{result.name}: error: {error}", markup=False)
+            console.print(f"{result.name}: error: {error}", markup=False, soft_wrap=True)
     totals = report_of(results, plan)["totals"]
     counts = ", ".join(f"{count} {status}" for status, count in totals.items())
     where = f"; patches in {plan.patch_dir}" if plan.patch_dir is not None else ""

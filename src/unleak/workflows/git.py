@@ -35,10 +35,19 @@ def _run(folder: Path, *args: str) -> bytes:
     environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C"}
     completed = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, env=environment, check=False)
     if completed.returncode != 0:
-        output = completed.stderr or completed.stdout
-        complaint = output.decode("utf-8", "replace").strip().splitlines()
-        raise GitError(f"git {args[0]}: {complaint[-1] if complaint else f'exit status {completed.returncode}'}")
+        output = (completed.stderr or completed.stdout).decode("utf-8", "replace")
+        raise GitError(f"git {args[0]}: {_complaint(output) or f'exit status {completed.returncode}'}")
     return completed.stdout
+
+
+def _complaint(output: str) -> str:
+    """git's reason: its first `fatal:` or `error:` line (without the prefix), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line[len(prefix) :]
+    return lines[-1] if lines else ""
 
 
 def clone(url: str, destination: Path) -> None:
