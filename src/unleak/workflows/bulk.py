@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import re
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,6 +73,12 @@ class RepositoryResult:
         del data["patch"]
         data["status"] = self.status.value
         return data
+
+
+# The engine keeps per-process state while it runs (the project indexes its workers read): a
+# worker with several threads (a Dask worker with --nthreads > 1) runs one repository's engine at
+# a time, while the git work of the others goes on.
+_ENGINE = threading.Lock()
 
 
 class _Skip(Exception):
@@ -135,7 +142,8 @@ def _run_engine(task: Task, worktree: Path) -> RunResult:
     """`unleak apply` in the worktree (`diff`, which writes nothing, for --check), in this process."""
     mode = Mode.DIFF if task.action is Action.CHECK else Mode.APPLY
     resolver = SettingsResolver(task.overrides, root=worktree)
-    return run(mode, [worktree], resolver, 1, use_cache=False)
+    with _ENGINE:
+        return run(mode, [worktree], resolver, 1, use_cache=False)
 
 
 def _summarised(task: Task, outcome: RunResult, worktree: Path) -> RepositoryResult:

@@ -17,7 +17,7 @@ from unleak.workflows.bulk import RepositoryResult, Task, failed, run_repository
 OnDone = Callable[[RepositoryResult], None]
 
 # How long to wait for a scheduler named by --scheduler before giving up.
-_CONNECT_SECONDS = 30
+CONNECT_SECONDS = 30
 
 
 def run_tasks(tasks: list[Task], jobs: int, scheduler: str | None, on_done: OnDone) -> list[RepositoryResult]:
@@ -45,7 +45,7 @@ def _in_local_processes(tasks: list[Task], jobs: int, on_done: OnDone) -> list[R
 def _on_dask(tasks: list[Task], address: str, on_done: OnDone) -> list[RepositoryResult]:
     distributed = _import_distributed()
     try:
-        client = distributed.Client(address, timeout=_CONNECT_SECONDS, set_as_default=False)
+        client = distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as error:
         raise UserError("--scheduler", f"cannot connect to {address}: {error}") from None
     results: dict[int, RepositoryResult] = {}
@@ -53,7 +53,7 @@ def _on_dask(tasks: list[Task], address: str, on_done: OnDone) -> list[Repositor
         # pure=False: each run is new work, never a result Dask remembers from an earlier run.
         futures = client.map(run_repository, tasks, pure=False, retries=0)
         index_of = {future.key: index for index, future in enumerate(futures)}
-        for future in distributed.as_completed(futures):
+        for future in distributed.as_completed(futures, loop=client.loop):
             index = index_of[future.key]
             results[index] = _result_of(future, tasks[index])
             on_done(results[index])
