@@ -7,6 +7,7 @@ scheduler. A task that dies (a killed worker, a lost process) becomes a `failed`
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any
@@ -31,7 +32,7 @@ def run_tasks(tasks: list[Task], jobs: int, scheduler: str | None, on_done: OnDo
 
 def _in_local_processes(tasks: list[Task], jobs: int, on_done: OnDone) -> list[RepositoryResult]:
     results: dict[int, RepositoryResult] = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=_process_context()) as pool:
         futures: dict[Future[RepositoryResult], int] = {
             pool.submit(run_repository, task): index for index, task in enumerate(tasks)
         }
@@ -40,6 +41,16 @@ def _in_local_processes(tasks: list[Task], jobs: int, on_done: OnDone) -> list[R
             results[index] = _result_of(future, tasks[index])
             on_done(results[index])
     return [results[index] for index in range(len(tasks))]
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """Not a plain fork (the progress bar's thread runs in this process): a fork server that has
+    imported the task's code once, where there is one, else fresh spawned processes."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([run_repository.__module__])
+    return context
 
 
 def _on_dask(tasks: list[Task], address: str, on_done: OnDone) -> list[RepositoryResult]:
