@@ -13,6 +13,8 @@ import pty
 import select
 import subprocess
 import sys
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from typer.testing import CliRunner, Result
 from tests.test_cli import BARE, CLEAN, FIXED
 from unleak.cli import app
 from unleak.settings import Overrides, SettingsResolver
+from unleak.workflows import bulk, scheduling
 from unleak.workflows.bulk import repository_names
 
 # UL501: a finding whose fix is unsafe (made only with --unsafe).
@@ -134,6 +137,17 @@ def test_push_from_a_url_clone_puts_the_branch_on_origin() -> None:
     assert git(origin, "show", "unleak/fixes:app.py") + "\n" == FIXED
     assert git(origin, "rev-parse", "unleak/fixes") == rows["service"]["commit"]
     assert git(origin, "rev-parse", "unleak/fixes^") == git(checkout, "rev-parse", "HEAD")
+
+
+def test_a_bare_repository_folder_is_cloned_and_pushed_to_like_a_url() -> None:
+    make_repository("service", {"app.py": BARE})
+    origin = Path("service.git").absolute()
+
+    result = unleak("service.git", "--branch", "unleak/fixes", "--push")
+
+    assert result.exit_code == 0, result.output
+    assert git(origin, "show", "unleak/fixes:app.py") + "\n" == FIXED
+    assert unleak("service.git", "--branch", "other").exit_code == 2, "its branch would be lost without --push"
 
 
 def test_push_from_a_local_checkout_pushes_to_its_origin() -> None:
@@ -250,7 +264,7 @@ def test_settings_resolver_rooted_in_a_repository_does_not_read_a_pyproject_abov
 
 def test_failing_repositories_are_reported_and_the_others_go_on() -> None:
     make_repository("good", {"app.py": BARE})
-    make_repository("badconfig", {"app.py": BARE, "pyproject.toml": "[tool.unleak]\nselect = 1\n"})
+    badconfig = make_repository("badconfig", {"app.py": BARE, "pyproject.toml": "[tool.unleak]\nselect = 1\n"})
     Path("plain-folder").mkdir()
     broken = make_repository("broken", {"app.py": BARE, "old.py": "try:\n    x()\nexcept:\n    print 'python 2'\n"})
 
@@ -269,11 +283,33 @@ def test_failing_repositories_are_reported_and_the_others_go_on() -> None:
     assert rows["plain-folder"]["reason"] == "not a git repository"
     assert rows["missing"]["reason"] == "no such folder"
     assert "'tool.unleak.select' must be a list of strings" in rows["badconfig"]["reason"]
+    assert len(git(badconfig, "worktree", "list").splitlines()) == 1, "the worktree is removed after a failure too"
     assert rows["nowhere"]["reason"].endswith("nowhere.git' does not appear to be a git repository")
     assert len(rows["broken"]["errors"]) == 1 and rows["broken"]["errors"][0].startswith("old.py: ")
     assert json.loads(Path("report.json").read_text())["totals"] == {"changed": 2, "clean": 0, "skipped": 0, "failed": 4}
     assert Path("patches/good.patch").is_file() and Path("patches/broken.patch").is_file()
     assert f"broken: error: {rows['broken']['errors'][0]}" in result.stdout
+
+
+def test_an_internal_error_fails_only_its_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    make_repository("service", {"app.py": BARE})
+
+    def broken_engine(task: bulk.Task, worktree: Path) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(bulk, "_run_engine", broken_engine)
+    task = bulk.Task(str(Path("service").absolute()), "service", bulk.Action.CHECK, Overrides())
+    result = bulk.run_repository(task)
+    assert (result.status, result.reason) == (bulk.Status.FAILED, "internal error: RuntimeError: boom")
+
+
+def test_a_lost_worker_process_fails_only_its_repository() -> None:
+    lost: Future[bulk.RepositoryResult] = Future()
+    lost.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+    task = bulk.Task("/x/service", "service", bulk.Action.CHECK, Overrides())
+    result = scheduling._result_of(lost, task)
+    assert result.status is bulk.Status.FAILED
+    assert result.reason == "internal error: the worker failed: BrokenProcessPool: a child process terminated abruptly"
 
 
 def test_summary_table_has_a_row_per_repository_with_every_column() -> None:

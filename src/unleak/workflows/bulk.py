@@ -121,9 +121,14 @@ def _run_in(task: Task, scratch: Path) -> RepositoryResult:
         git.remove_worktree(repository, worktree)
 
 
+def is_remote(repository: str) -> bool:
+    """Whether the repository is cloned to work on: a URL, or a bare repository's folder."""
+    return git.is_url(repository) or git.is_bare_repository(Path(repository))
+
+
 def _repository(task: Task, scratch: Path) -> Path:
     """The repository to work from: the local checkout, or a fresh clone of the URL."""
-    if git.is_url(task.repository):
+    if is_remote(task.repository):
         clone = scratch / "clone"
         git.clone(task.repository, clone)
         return clone
@@ -132,7 +137,7 @@ def _repository(task: Task, scratch: Path) -> Path:
 
 def _refuse_to_branch(task: Task, repository: Path) -> None:
     assert task.branch is not None
-    if not git.is_url(task.repository) and git.has_uncommitted_changes(repository):
+    if not is_remote(task.repository) and git.has_uncommitted_changes(repository):
         raise _Skip("uncommitted changes in the working tree")
     if git.branch_exists(repository, task.branch):
         raise _Skip(f"branch {task.branch} exists already")

@@ -25,7 +25,7 @@ from rich.table import Table
 from unleak.errors import UserError
 from unleak.settings import Overrides
 from unleak.workflows import git
-from unleak.workflows.bulk import Action, RepositoryResult, Status, Task, repository_names
+from unleak.workflows.bulk import Action, RepositoryResult, Status, Task, is_remote, repository_names
 from unleak.workflows.scheduling import OnDone, run_tasks
 
 EXIT_OK, EXIT_FOUND, EXIT_FAILED = 0, 1, 2
@@ -94,9 +94,9 @@ def _check_flags(plan: Plan) -> None:
         raise UserError("bulk", "--push and --message go with --branch")
     if plan.branch is not None and not git.valid_branch_name(plan.branch):
         raise UserError("--branch", f"{plan.branch!r} is not a valid branch name")
-    lost = [source for source in plan.repositories if git.is_url(source)]
+    lost = [source for source in plan.repositories if is_remote(source)]
     if plan.branch is not None and not plan.push and lost:
-        raise UserError(lost[0], "a URL is cloned into a temporary folder: its branch needs --push")
+        raise UserError(lost[0], "a URL (or a bare repository) is cloned into a temporary folder: its branch needs --push")
 
 
 def exit_code(results: list[RepositoryResult], action: Action) -> int:

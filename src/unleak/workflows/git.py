@@ -64,6 +64,13 @@ def top_level(folder: Path) -> Path:
         raise GitError("not a git repository") from None
 
 
+def is_bare_repository(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and git(folder, "rev-parse", "--is-bare-repository") == "true"
+    except GitError:
+        return False
+
+
 def has_uncommitted_changes(repository: Path) -> bool:
     return bool(git(repository, "status", "--porcelain", "--untracked-files=no"))
 
