@@ -266,7 +266,7 @@ def test_failing_repositories_are_reported_and_the_others_go_on() -> None:
     make_repository("good", {"app.py": BARE})
     badconfig = make_repository("badconfig", {"app.py": BARE, "pyproject.toml": "[tool.unleak]\nselect = 1\n"})
     Path("plain-folder").mkdir()
-    broken = make_repository("broken", {"app.py": BARE, "old.py": "try:\n    x()\nexcept:\n    print 'python 2'\n"})
+    make_repository("broken", {"app.py": BARE, "old.py": "try:\n    x()\nexcept:\n    print 'python 2'\n"})
 
     result = unleak(
         "good", "plain-folder", "missing", "badconfig", "broken", (Path("nowhere.git").absolute()).as_uri(),

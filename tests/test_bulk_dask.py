@@ -10,8 +10,18 @@ from pathlib import Path
 import pytest
 from distributed import LocalCluster
 
+from tests.test_bulk import (
+    BARE,
+    CLEAN,
+    FIXED,
+    UNSAFE_FIX,
+    git,
+    in_tmp,
+    make_repository,
+    unleak,
+    url_of,
+)
 from unleak.workflows import scheduling
-from tests.test_bulk import BARE, CLEAN, FIXED, UNSAFE_FIX, git, in_tmp, make_repository, unleak, url_of
 
 __all__ = ["in_tmp"]  # the autouse fixture: each test in its own folder, with its own git identity
 

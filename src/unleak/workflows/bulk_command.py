@@ -19,13 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from unleak.errors import UserError
 from unleak.settings import Overrides
 from unleak.workflows import git
-from unleak.workflows.bulk import Action, RepositoryResult, Status, Task, is_remote, repository_names
+from unleak.workflows.bulk import (
+    Action,
+    RepositoryResult,
+    Status,
+    Task,
+    is_remote,
+    repository_names,
+)
 from unleak.workflows.scheduling import OnDone, run_tasks
 
 EXIT_OK, EXIT_FOUND, EXIT_FAILED = 0, 1, 2
