@@ -65,6 +65,13 @@ def test_dask_and_local_processes_give_identical_results(scheduler: str) -> None
     assert patches["service.patch"] == patches["service-2.patch"]
 
 
+def test_a_worker_with_several_threads_gives_the_same_results() -> None:
+    fleet = _fleet()
+    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as threaded:
+        on_threads = _run("threads", *fleet, "--scheduler", threaded.scheduler_address)
+    assert on_threads == _run("local", *fleet)
+
+
 def test_dask_workers_clone_commit_and_push_the_branch(scheduler: str) -> None:
     checkout = make_repository("service", {"app.py": BARE})
 
