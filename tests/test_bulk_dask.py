@@ -28,7 +28,7 @@ __all__ = ["in_tmp"]  # the autouse fixture: each test in its own folder, with i
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
@@ -67,7 +67,7 @@ def test_dask_and_local_processes_give_identical_results(scheduler: str) -> None
 
 def test_a_worker_with_several_threads_gives_the_same_results() -> None:
     fleet = _fleet()
-    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as threaded:
+    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=":0") as threaded:
         on_threads = _run("threads", *fleet, "--scheduler", threaded.scheduler_address)
     assert on_threads == _run("local", *fleet)
 
