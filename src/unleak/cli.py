@@ -1,4 +1,4 @@
-"""The `unleak` command: check, diff, apply, rules, explain.
+"""The `unleak` command: check, diff, apply, bulk, rules, explain.
 
 Exit codes: 0 nothing to report (or, for apply, all went well); 1 findings (check) or changes
 shown (diff); 2 some file could not be processed, or a usage or configuration error.
@@ -297,6 +297,42 @@ def _write_stdout(data: bytes) -> None:
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+RepositoriesArg = Annotated[Optional[list[str]], typer.Argument(help="Local git checkouts or git URLs.")]
+
+
+@app.command("bulk")
+def bulk(
+    repositories: RepositoriesArg = None,
+    from_file: Annotated[Optional[Path], typer.Option(help="Read repositories from this file, one a line.")] = None,
+    branch: Annotated[Optional[str], typer.Option(help="Commit the fixes on this new branch.")] = None,
+    message: Annotated[Optional[str], typer.Option(help="The commit's first line (default: unleak: N fixes).")] = None,
+    push: Annotated[bool, typer.Option("--push", help="Push the branch to the repository's origin.")] = False,
+    patch_dir: Annotated[Optional[Path], typer.Option(help="Write DIR/<name>.patch per changed repository.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Only report findings.")] = False,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    unsafe: UnsafeOpt = None,
+    jobs: Annotated[Optional[int], typer.Option(min=1, help="Repositories at once, locally (default: the cores).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="A Dask scheduler (tcp://HOST:PORT): one task per repository.")] = None,
+    report_file: Annotated[Optional[Path], typer.Option("--report", help="Write the summary as JSON to this file.")] = None,
+) -> None:
+    """Apply the fixes across many repositories, each with its own configuration; summarise."""
+    from unleak.workflows import bulk_command  # rich and the scheduling load only for this command
+
+    overrides = Overrides(_selectors(select), _selectors(ignore), unsafe)
+    try:
+        _validate_selector_flags(overrides)
+        listed = bulk_command.read_repository_list(from_file) if from_file is not None else []
+        plan = bulk_command.Plan(
+            [*(repositories or []), *listed], overrides, branch, message, push, patch_dir, check,
+            jobs or _default_jobs(), scheduler, report_file,
+        )
+        raise typer.Exit(bulk_command.run_bulk(plan))
+    except UserError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(EXIT_ERROR) from None
 
 
 class DocFormat(str, enum.Enum):

@@ -150,8 +150,10 @@ def load_config_file(path: Path) -> Settings:
 class SettingsResolver:
     """Finds the settings that apply to each folder, reading each pyproject.toml once per run."""
 
-    def __init__(self, overrides: Overrides, config_file: Path | None = None) -> None:
+    def __init__(self, overrides: Overrides, config_file: Path | None = None, *, root: Path | None = None) -> None:
+        """`root`: look for a pyproject.toml no higher than this folder (a repository's own settings)."""
         self._overrides = overrides
+        self._root = root.absolute() if root is not None else None
         self._fixed = load_config_file(config_file) if config_file else None
         self._by_folder: dict[Path, Settings] = {}
         self._effective: dict[Path, Settings] = {}
@@ -177,6 +179,6 @@ class SettingsResolver:
             table = _unleak_table(candidate)
             if table is not None:
                 return settings_from_table(table, candidate)
-        if folder.parent == folder:
-            return Settings(root=Path.cwd())
+        if folder.parent == folder or folder == self._root:
+            return Settings(root=self._root or Path.cwd())
         return self._nearest(folder.parent)

@@ -1,0 +1,1 @@
+"""Workflows built on the engine: `unleak bulk` (many repositories, locally or on Dask)."""
