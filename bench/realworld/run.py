@@ -47,8 +47,8 @@ DEFAULT_MIRROR = Path(os.environ.get("UNLEAK_MIRROR", "/work/.mirror"))
 # left out of the selection.
 FAMILY_RULES = {
     "P2": ("UL1",),
-    "P3": ("UL201", "UL202"),
-    "P6": ("UL203",),
+    "P3": ("UL201", "UL202", "UL205"),
+    "P6": ("UL203", "UL206"),
     "P4": ("UL301",),
     "P5": ("UL302", "UL303"),
 }
