@@ -438,3 +438,11 @@ def test_recorded_answers_do_not_depend_on_the_order_of_a_set() -> None:
     from unleak.knowledge.project import stable_repr
 
     assert stable_repr(frozenset({"b", "a", "c"})) == stable_repr(frozenset({"c", "a", "b"})) == "{'a', 'b', 'c'}"
+
+
+def test_a_project_whose_root_folder_is_a_package() -> None:
+    write("__init__.py", "")
+    write("models.py", TENANT)
+    seed = write("seed.py", seeding("from .models import Tenant\n"))
+    assert unleak("apply", ".").exit_code == 0
+    assert "except IntegrityError:" in seed.read_text()

@@ -136,7 +136,7 @@ def _source_roots(path: str, packages: set[str]) -> list[tuple[str, ...]]:
     roots: list[tuple[str, ...]] = [()]
     roots += [(folder.rstrip("/"),) for folder in _SOURCE_FOLDERS if path.startswith(folder)]
     package = PurePosixPath(path).parent
-    while str(package) in packages:
+    while str(package) in packages and package != package.parent:  # `.` is its own parent
         package = package.parent
     above_packages = tuple(part for part in package.parts if part != ".")
     if above_packages not in roots:
