@@ -253,6 +253,17 @@ LEFT_ALONE = [
     pytest.param("user = db.query(User).first()\nif user is None:\n    db.add(User())\n    db.commit()\n", id="two-statement-form"),
     pytest.param("if not db.query(User).first(): db.add(User()); db.commit()\n", id="one-line-body"),
     pytest.param("if (u := db.query(User).first()) is None:\n    db.add(User())\n    db.commit()\n", id="walrus"),
+    # the two-statement form
+    pytest.param("tag = db.query(Tag).first()\nlog(tag)\nif tag is None:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="result-used-first"),
+    pytest.param("tag = db.query(Tag).first()\nif tag is None or tag.stale:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="tests-more-than-existence"),
+    pytest.param("tag = db.query(Tag).first()\nif tag is None:\n    db.add(Tag())\n    db.commit()\n", id="body-leaves-the-name-none"),
+    pytest.param("tag = db.query(Tag).filter_by(name=n).first()\nif tag is None:\n    n = n.lower()\n    tag = Tag(name=n)\n    db.add(tag)\n    db.commit()\n", id="body-changes-the-lookup"),
+    pytest.param("tag = other.query(Tag).first()\nif tag is None:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="lookup-on-another-session"),
+    pytest.param("tag = cache.get(key)\nif tag is None:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="dict-get"),
+    pytest.param("tag = db.query(Tag).first()\nif other is None:\n    other = Tag()\n    db.add(other)\n    db.commit()\n", id="tests-another-name"),
+    pytest.param("tag = db.query(Tag).first()\nif tag:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="inverted-without-else"),
+    pytest.param("n = db.query(Tag).count()\nif not n:\n    n = Tag()\n    db.add(n)\n    db.commit()\n", id="count-is-not-a-row"),
+    pytest.param("tag = db.query(Tag).first()\nif tag is None:\n    tag = Tag()\n    db.add(tag)\n    db.rollback()\n", id="body-rolls-back"),
 ]
 
 
@@ -371,7 +382,161 @@ def test_a_unique_column_of_another_model_does_not_make_the_fix_safe() -> None:
         ("if not options.get('managed', True):\n    keys.add(key)\n", False),  # a dict and a set
         ("if not db.query(User).first():\n    log(db.add(User()))\n", False),  # no add statement
         ("if not db.query(User).first() and x:\n    db.add(User())\n", False),
+        ("u = db.query(User).first()\nif u is None:\n    u = User()\n    db.add(u)\n", True),
+        ("u = db.query(User).first()\nif u:\n    u.n = 1\nelse:\n    db.add(User())\n", True),
+        ("u = db.query(User).first()\nif v is None:\n    db.add(User())\n", False),  # tests another name
+        ("u = db.query(User).count()\nif not u:\n    db.add(User())\n", False),  # not a row lookup
+        ("u = db.query(User).first()\nlog(u)\nif u is None:\n    db.add(User())\n", False),  # not right before
     ],
 )
 def test_could_fire_needs_a_lookup_test_and_an_add_statement(code: str, possible: bool) -> None:
     assert CheckThenInsert.could_fire(ast.parse(code)) is possible
+
+
+# --- the two-statement form: `obj = <lookup>` then `if obj is None:` -----------------------------
+
+GET_OR_CREATE = [
+    pytest.param(
+        """
+        def upsert(key, value):
+            setting = Setting.query.filter_by(key=key).one_or_none()
+            if setting:  # found
+                setting.value = value
+            else:
+                # new one
+                setting = Setting(key=key, value=value)
+                db.session.add(setting)
+            db.session.commit()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def upsert(key, value):
+            setting = Setting.query.filter_by(key=key).one_or_none()
+            if setting:  # found
+                setting.value = value
+            else:
+                try:
+                    with db.session.begin_nested():
+                        # new one
+                        setting = Setting(key=key, value=value)
+                        db.session.add(setting)
+                except IntegrityError:
+                    setting = Setting.query.filter_by(key=key).one_or_none()
+                    if not setting:
+                        raise
+                    setting.value = value
+            db.session.commit()
+        """,
+        id="inverted-flask-update-runs-on-the-concurrent-row",
+    ),
+    pytest.param(
+        """
+        async def ensure(session, key):
+            obj: Setting | None = await session.get(Setting, key)
+            if not obj:
+                obj = Setting(key=key)
+                session.add(obj)
+                await session.commit()
+            else: obj.hits += 1
+            return obj
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        async def ensure(session, key):
+            obj: Setting | None = await session.get(Setting, key)
+            if not obj:
+                try:
+                    obj = Setting(key=key)
+                    session.add(obj)
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                    obj = await session.get(Setting, key)
+                    if not obj:
+                        raise
+                    obj.hits += 1
+            else: obj.hits += 1
+            return obj
+        """,
+        id="async-get-annotated-one-line-else",
+    ),
+    pytest.param(
+        """
+        import sqlalchemy as sa
+
+        async def member(session, team_id, user_id):
+            row = (await session.execute(sa.select(Member).where(Member.team_id == team_id, Member.user_id == user_id))).scalar_one_or_none()
+            if row is not None:
+                return row
+            else:
+                row = Member(team_id=team_id, user_id=user_id)
+                session.add(row)
+                await session.flush()
+            return row
+        """,
+        """
+        import sqlalchemy as sa
+
+        async def member(session, team_id, user_id):
+            row = (await session.execute(sa.select(Member).where(Member.team_id == team_id, Member.user_id == user_id))).scalar_one_or_none()
+            if row is not None:
+                return row
+            else:
+                try:
+                    async with session.begin_nested():
+                        row = Member(team_id=team_id, user_id=user_id)
+                        session.add(row)
+                        await session.flush()
+                except sa.exc.IntegrityError:
+                    row = (await session.execute(sa.select(Member).where(Member.team_id == team_id, Member.user_id == user_id))).scalar_one_or_none()
+                    if row is None:
+                        raise
+                    return row
+            return row
+        """,
+        id="async-execute-is-not-none",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), GET_OR_CREATE)
+def test_get_or_create_fixes_exactly(before: str, after: str) -> None:
+    expected = textwrap.dedent(after).lstrip("\n")
+    assert fixed(before, unsafe=True) == expected
+    assert fixed(expected, unsafe=True) == expected
+
+
+def test_get_or_create_is_safe_on_a_visible_unique_key_and_unsafe_otherwise() -> None:
+    seed = "def seed(db, e):\n    user = db.query(User).filter(User.{column} == e).first()\n    if user is None:\n        user = User({column}=e)\n        db.add(user)\n        db.commit()\n    return user\n"
+    assert safeties(MODELS + seed.format(column="email")) == ["safe"]
+    assert safeties(MODELS + seed.format(column="name")) == ["unsafe"]
+
+
+@st.composite
+def get_or_create_programs(draw: st.DrawFn) -> str:
+    session = draw(st.sampled_from(("db", "session", "db.session")))
+    lookup = draw(st.sampled_from((f"{session}.query(Tag).filter_by(name=key).first()", f"{session}.get(Tag, key)", "Tag.query.filter_by(name=key).one_or_none()")))
+    test, inverted = draw(st.sampled_from((("tag is None", False), ("not tag", False), ("tag", True), ("tag is not None", True))))
+    create = ["tag = Tag(name=key)", f"{session}.add(tag)", *draw(st.sampled_from(([f"{session}.commit()"], [f"{session}.flush()"], [])))]
+    update = draw(st.sampled_from((["tag.hits += 1"], ["return tag"])))
+    branches = (update, create) if inverted else (create, draw(st.sampled_from(([], update))))
+    statement = [f"if {test}:", *("    " + line for line in branches[0])]
+    statement += ["else:", *("    " + line for line in branches[1])] if branches[1] else []
+    return "def work(db, session, key):\n" + "".join(f"    {line}\n" for line in (f"tag = {lookup}", *statement, "return tag"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(get_or_create_programs())
+def test_get_or_create_variants_compile_are_idempotent_and_recheck(code: str) -> None:
+    result = fixed(code, unsafe=True)
+    tree = ast.parse(result)
+    compile(tree, "example.py", "exec")
+    handlers = [node for node in ast.walk(tree) if isinstance(node, ast.ExceptHandler)]
+    assert len(handlers) == 1
+    again, recheck = [statement for statement in handlers[0].body if isinstance(statement, (ast.Assign, ast.If))][:2]
+    assert ast.unparse(again) == ast.unparse(ast.parse(code).body[0].body[0])  # the same lookup, run again
+    assert isinstance(recheck, ast.If) and isinstance(recheck.body[0], ast.Raise)
+    assert result.count("import IntegrityError") == 1
+    assert fixed(result, unsafe=True) == result

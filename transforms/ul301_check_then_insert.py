@@ -14,6 +14,15 @@ where `<query>` is `session.query(Model)...`, Flask-SQLAlchemy's `Model.query...
 `try`, and `except IntegrityError:` rolls the same session back and runs the former `else:`
 branch.
 
+The two-statement get-or-create is fixed too: `obj = <lookup>` (`.first()`, `.one_or_none()`,
+`.scalar_one_or_none()`, `.scalar()`, a `get`) right before `if obj is None:` / `if not obj:`
+whose body binds `obj` again (`obj = M(...)`) and adds, or the inverted `if obj: <update>
+else: <create>`. The `if` stays (the fast path for "already there"); the create goes in the
+`try`, and `except IntegrityError:` rolls back and runs the same lookup again, so that `obj` is
+the row the concurrent writer inserted. When that lookup still finds nothing, the conflict came
+from another constraint: the handler re-raises. The update branch, if any, then runs on the row
+found (a copy of it goes into the handler).
+
 When the body does not commit (the caller commits later), only the insert is rolled back: the
 body goes into `with session.begin_nested():` (a SAVEPOINT) inside the `try`, so the caller's
 other pending work survives. `from sqlalchemy.exc import IntegrityError` is added once, unless
@@ -62,11 +71,14 @@ pending. Without a commit in the body, the SAVEPOINT keeps it.
 Left alone: conditions that test anything else too (`if not q.first() and flag:`), an `elif`,
 bodies that do not add to a session, that commit somewhere other than in their own top-level
 statements, that roll back, close or begin transactions, a lookup on another session than the
-insert's, and the two-statement form `user = q.first()` / `if user is None:` (the result may be
-used later). A module where `IntegrityError` names something else gets a report without a fix.
+insert's. In the two-statement form, also left alone: a lookup whose result is used before the
+`if`, a create branch that does not bind the name again (`obj` would stay None after it) or that
+assigns a name the lookup reads (running it again would look up something else). The inline
+form's handler does not look up again: it runs the former `else:` as before. A module where `IntegrityError` names something else gets a report without a fix.
 
 The byte triggers are a call of `.add(`/`.add_all(` and of one of the lookups; `could_fire`
-keeps only files with an `if` whose test calls a lookup and whose body adds.
+keeps only files with an `if` whose test calls a lookup and whose body adds, or an `if` testing
+the name a lookup was assigned to in the statement before, with a branch that adds.
 '''
 
 from __future__ import annotations
@@ -77,7 +89,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import ImportAssignment, Scope, ScopeProvider
+from libcst.metadata import ImportAssignment, ParentNodeProvider, Scope, ScopeProvider
 
 from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
@@ -114,6 +126,15 @@ class _Insert:
     builds: frozenset[str]  # the code of every callee in the body (`User`, `models.User`)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """The name an `if` tests for "no row": `obj is None`, `not obj`, or inverted `obj`, `obj is not None`."""
+
+    name: str
+    creates_in_body: bool  # `if obj is None: <create>`; False: `if obj: <update> else: <create>`
+    with_is: bool  # written `is None` / `is not None` (the re-check is written the same way)
+
+
 class CheckThenInsert(Rule):
     code = "UL301"
     name = "check-then-insert"
@@ -128,30 +149,85 @@ class CheckThenInsert(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        return any(_looks_up_then_adds(node) for node in quickscan.of_type(tree, ast.If))
+        return any(_looks_up_then_adds(node) for node in quickscan.of_type(tree, ast.If)) or any(
+            _gets_then_creates(before, statement)
+            for statements in quickscan.statement_lists(tree)
+            for before, statement in zip(statements, statements[1:])
+        )
 
     @m.visit(m.If())
     def flag_check_then_insert(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
             return
         lookup = _lookup(node.test)
+        if lookup is None:
+            self._flag_get_or_create(node)
+            return
         insert = _insert(node.body)
-        if lookup is None or insert is None:
+        if insert is None or not _same_session(lookup, insert):
             return
-        if lookup.session is not None and lookup.session != insert.session:
+        spelled = self._spelled_integrity_error(node)
+        if spelled is not None:
+            name, imports = spelled
+            fix = _try_insert(node, insert, lookup.awaited, name)
+            self._report_fix(node, lookup, insert, fix, imports)
+
+    def _flag_get_or_create(self, node: cst.If) -> None:
+        """`obj = <lookup>` then `if obj is None: obj = M(...); session.add(obj) ...` (or the
+        inverted `if obj: <update> else: <create>`): the `if` stays, the create goes in a `try`."""
+        checked = _checked_name(node.test)
+        if checked is None:
             return
-        integrity_error = self._integrity_error(node)
-        if integrity_error is None:
-            self.report(node, f"{self.summary} (`IntegrityError` names something else here: fix by hand)")
+        found = self._lookup_before(node, checked.name)
+        if found is None:
             return
-        name, imports = integrity_error
-        fix = _try_insert(node, insert, lookup.awaited, name)
+        lookup, looked_up = found
+        branches = _branches(node, checked)
+        if branches is None:
+            return
+        create, update = branches
+        insert = _insert(create)
+        if insert is None or not _same_session(lookup, insert) or not _binds(create, checked.name):
+            return
+        if _assigned_names(create) & _names_in(looked_up):
+            return  # the create changes what the lookup reads: running it again looks up something else
+        spelled = self._spelled_integrity_error(node)
+        if spelled is None:
+            return
+        name, imports = spelled
+        recheck = _recheck(checked.name, looked_up, checked.with_is)
+        handled = _try(create, insert, lookup.awaited, name, recheck, update)
+        self._report_fix(node, lookup, insert, _with_create(node, checked, handled), imports)
+
+    def _report_fix(
+        self, node: cst.If, lookup: _Lookup, insert: _Insert, fix: cst.BaseStatement, imports: tuple[ImportSpec, ...]
+    ) -> None:
         unseen = self._unseen_constraint(lookup, insert)
         if unseen is None:
             self.report(node, fix=fix, imports=imports)
         else:
             message = f"{self.summary} (the fix relies on a unique constraint {unseen})"
             self.report(node, message, fix=fix, imports=imports, safety=FixSafety.UNSAFE)
+
+    def _spelled_integrity_error(self, node: cst.If) -> tuple[str, tuple[ImportSpec, ...]] | None:
+        """`_integrity_error`, reporting without a fix when the name is taken."""
+        integrity_error = self._integrity_error(node)
+        if integrity_error is None:
+            self.report(node, f"{self.summary} (`IntegrityError` names something else here: fix by hand)")
+        return integrity_error
+
+    def _lookup_before(self, node: cst.If, name: str) -> tuple[_Lookup, cst.BaseExpression] | None:
+        """The lookup of the statement right before `node` when it is `name = <lookup>`."""
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        statements = list(parent.body) if isinstance(parent, (cst.IndentedBlock, cst.Module)) else []
+        position = next((i for i, statement in enumerate(statements) if statement is node), 0)
+        if position == 0:
+            return None
+        value = _assigned_value(statements[position - 1], name)
+        if value is None:
+            return None
+        lookup = _lookup_call(value)
+        return None if lookup is None else (lookup, value)
 
     def _unseen_constraint(self, lookup: _Lookup, insert: _Insert) -> str | None:
         """None when the database visibly enforces the check; else why unleak cannot tell."""
@@ -292,6 +368,35 @@ class CheckThenInsert(Rule):
                     db.session.commit()
                 except IntegrityError:
                     db.session.rollback()
+            """,
+            unsafe=True,
+        ),
+        Invalid(
+            """
+            def get_or_create_tag(session, name):
+                tag = session.query(Tag).filter(Tag.name == name).first()
+                if tag is None:
+                    tag = Tag(name=name)
+                    session.add(tag)
+                    session.commit()
+                return tag
+            """,
+            """
+            from sqlalchemy.exc import IntegrityError
+
+            def get_or_create_tag(session, name):
+                tag = session.query(Tag).filter(Tag.name == name).first()
+                if tag is None:
+                    try:
+                        tag = Tag(name=name)
+                        session.add(tag)
+                        session.commit()
+                    except IntegrityError:
+                        session.rollback()
+                        tag = session.query(Tag).filter(Tag.name == name).first()
+                        if tag is None:
+                            raise
+                return tag
             """,
             unsafe=True,
         ),
@@ -472,20 +577,118 @@ def _is_awaited_in(body: cst.CSTNode, call: cst.Call) -> bool:
     return any(cst.ensure_type(node, cst.Await).expression is call for node in m.findall(body, m.Await()))
 
 
+# --- the two-statement form: `obj = <lookup>` then `if obj is None:` ---------------------------
+
+
+def _checked_name(test: cst.BaseExpression) -> _Checked | None:
+    if isinstance(test, cst.Name):
+        return _Checked(test.value, creates_in_body=False, with_is=False)
+    if m.matches(test, m.UnaryOperation(operator=m.Not(), expression=m.Name())):
+        return _Checked(cst.ensure_type(cst.ensure_type(test, cst.UnaryOperation).expression, cst.Name).value, True, False)
+    for operator, creates_in_body in ((m.Is(), True), (m.IsNot(), False)):
+        if m.matches(test, m.Comparison(left=m.Name(), comparisons=[m.ComparisonTarget(operator, _NONE)])):
+            return _Checked(cst.ensure_type(cst.ensure_type(test, cst.Comparison).left, cst.Name).value, creates_in_body, True)
+    return None
+
+
+def _assigned_value(statement: cst.BaseStatement, name: str) -> cst.BaseExpression | None:
+    """`<value>` of the statement `name = <value>` (or `name: T = <value>`)."""
+    single = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(name))]) | m.AnnAssign(target=m.Name(name))])
+    if not m.matches(statement, single):
+        return None
+    return cst.ensure_type(statement, cst.SimpleStatementLine).body[0].value  # type: ignore[attr-defined]
+
+
+def _lookup_call(value: cst.BaseExpression | None) -> _Lookup | None:
+    """The lookup `value` makes when it is one row or None: `q.first()`, `session.get(M, k)`..."""
+    call = _unawaited(value) if value is not None else None
+    if not m.matches(call, m.Call(func=m.Attribute(attr=m.OneOf(*map(m.Name, _LOOKUPS))))):
+        return None
+    call = cst.ensure_type(call, cst.Call)
+    if cst.ensure_type(call.func, cst.Attribute).attr.value == "get":
+        return _primary_key_lookup(call, call) if value is call else _primary_key_lookup(value, call)
+    return _query_lookup(value, call)
+
+
+def _branches(node: cst.If, checked: _Checked) -> tuple[cst.IndentedBlock, cst.IndentedBlock | None] | None:
+    """(the branch that creates, the branch that uses the row found), by how the `if` tests."""
+    other = _as_block(node.orelse.body) if node.orelse is not None else None
+    if checked.creates_in_body:
+        create: cst.BaseSuite | None = node.body
+        update = other
+    else:
+        create, update = other, _as_block(node.body)
+    return (create, update) if isinstance(create, cst.IndentedBlock) else None
+
+
+def _binds(block: cst.IndentedBlock, name: str) -> bool:
+    """The block assigns `name` in a statement of its own (`obj = Model(...)`)."""
+    return any(_assigned_value(statement, name) is not None for statement in block.body)
+
+
+def _assigned_names(node: cst.CSTNode) -> set[str]:
+    targets = m.findall(node, m.AssignTarget() | m.AugAssign() | m.AnnAssign() | m.For() | m.AsName() | m.NamedExpr())
+    return {name for target in targets for name in _names_in(target.target if not isinstance(target, cst.AsName) else target.name)}  # type: ignore[attr-defined]
+
+
+def _names_in(node: cst.CSTNode) -> set[str]:
+    return {cst.ensure_type(name, cst.Name).value for name in m.findall(node, m.Name())} | (
+        {node.value} if isinstance(node, cst.Name) else set()
+    )
+
+
+def _same_session(lookup: _Lookup, insert: _Insert) -> bool:
+    return lookup.session is None or lookup.session == insert.session
+
+
+def _recheck(name: str, looked_up: cst.BaseExpression, with_is: bool) -> list[cst.BaseStatement]:
+    """`obj = <the same lookup>` and `if obj is None: raise`: the concurrent writer's row, or the
+    error came from another constraint and must not be swallowed."""
+    missing = f"{name} is None" if with_is else f"not {name}"
+    again = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], looked_up.deep_clone())])
+    raise_ = cst.If(cst.parse_expression(missing), cst.IndentedBlock([cst.SimpleStatementLine([cst.Raise()])]))
+    return [again, raise_]
+
+
+def _with_create(node: cst.If, checked: _Checked, handled: cst.Try) -> cst.If:
+    """`node` with its creating branch replaced by `handled`."""
+    if checked.creates_in_body:
+        return node.with_changes(body=cst.ensure_type(node.body, cst.IndentedBlock).with_changes(body=[handled]))
+    orelse = cst.ensure_type(node.orelse, cst.Else)
+    return node.with_changes(orelse=orelse.with_changes(body=cst.ensure_type(orelse.body, cst.IndentedBlock).with_changes(body=[handled])))
+
+
 # --- the rewrite --------------------------------------------------------------------------------
 
 
 def _try_insert(node: cst.If, insert: _Insert, lookup_awaited: bool, integrity_error: str) -> cst.Try:
+    """The inline form: the check goes, the former `else:` runs when the insert conflicts."""
+    orelse = cst.ensure_type(node.orelse, cst.Else) if node.orelse is not None else None
     body = cst.ensure_type(node.body, cst.IndentedBlock)
+    handled = _try(body, insert, lookup_awaited, integrity_error, [], orelse)
+    return handled.with_changes(leading_lines=node.leading_lines)
+
+
+def _try(
+    body: cst.IndentedBlock,
+    insert: _Insert,
+    lookup_awaited: bool,
+    integrity_error: str,
+    recheck: list[cst.BaseStatement],
+    handled: cst.Else | cst.IndentedBlock | None,
+) -> cst.Try:
+    """`try: <body>` (in a SAVEPOINT when it does not commit) `except IntegrityError:` rolling
+    back, then `recheck`, then `handled` (an `else:` moved there, or a copy of a branch)."""
     asynchronous = insert.awaited or lookup_awaited
     first: list[cst.BaseStatement] = []
     if insert.commits:
         first.append(_session_call(insert.session, "rollback", asynchronous))
     else:
         body = body.with_changes(body=[_savepoint(body, insert.session, asynchronous)])
-    orelse = cst.ensure_type(node.orelse, cst.Else) if node.orelse is not None else None
-    handler = _handler(orelse, first, cst.parse_expression(integrity_error))
-    return cst.Try(body=body, handlers=[handler], leading_lines=node.leading_lines)
+    if isinstance(handled, cst.IndentedBlock):  # a copy: its comments and header stay where they are
+        handled = cst.Else(handled.deep_clone().with_changes(header=cst.TrailingWhitespace()))
+    handler = _handler(handled, [*first, *recheck], cst.parse_expression(integrity_error))
+    return cst.Try(body=body, handlers=[handler])
 
 
 def _handler(orelse: cst.Else | None, first: list[cst.BaseStatement], caught: cst.BaseExpression) -> cst.ExceptHandler:
@@ -603,3 +806,21 @@ def _top_level_ast_calls(body: list[ast.stmt]) -> Iterator[ast.Call]:
 
 def _is_attribute_named(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Attribute) and node.attr == name
+
+
+def _gets_then_creates(before: ast.stmt, statement: ast.stmt) -> bool:
+    """`obj = x.first()` (or another one-row lookup) then an `if` testing `obj` whose creating
+    branch adds at its top level."""
+    if not isinstance(statement, ast.If) or not isinstance(before, (ast.Assign, ast.AnnAssign)) or before.value is None:
+        return False
+    target = before.targets[0] if isinstance(before, ast.Assign) and len(before.targets) == 1 else getattr(before, "target", None)
+    value = before.value.value if isinstance(before.value, ast.Await) else before.value
+    if not isinstance(target, ast.Name) or not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
+        return False
+    if value.func.attr not in _LOOKUPS:
+        return False
+    tested = statement.test.operand if isinstance(statement.test, ast.UnaryOp) else statement.test
+    tested = tested.left if isinstance(tested, ast.Compare) else tested
+    if not (isinstance(tested, ast.Name) and tested.id == target.id):
+        return False
+    return any(call.func.attr in _ADDS for branch in (statement.body, statement.orelse) for call in _top_level_ast_calls(branch))
