@@ -387,6 +387,8 @@ def test_a_unique_column_of_another_model_does_not_make_the_fix_safe() -> None:
         ("u = db.query(User).first()\nif v is None:\n    db.add(User())\n", False),  # tests another name
         ("u = db.query(User).count()\nif not u:\n    db.add(User())\n", False),  # not a row lookup
         ("u = db.query(User).first()\nlog(u)\nif u is None:\n    db.add(User())\n", False),  # not right before
+        ("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\n", True),
+        ("if not Tag.objects.filter(name=n).exists():\n    tags.create(name=n)\n", False),  # not a manager
     ],
 )
 def test_could_fire_needs_a_lookup_test_and_an_add_statement(code: str, possible: bool) -> None:
@@ -540,3 +542,60 @@ def test_get_or_create_variants_compile_are_idempotent_and_recheck(code: str) ->
     assert isinstance(recheck, ast.If) and isinstance(recheck.body[0], ast.Raise)
     assert result.count("import IntegrityError") == 1
     assert fixed(result, unsafe=True) == result
+
+
+# --- Django: `if not M.objects.filter(...).exists(): M.objects.create(...)` ----------------------
+
+DJANGO_TAG = """\
+from django.db import models
+
+
+class Tag(models.Model):
+    owner = models.ForeignKey("auth.User", on_delete=models.CASCADE)
+    name = models.CharField(max_length=40)
+    color = models.CharField(max_length=10)
+
+    class Meta:
+        unique_together = [("owner", "name")]
+
+
+"""
+
+
+def test_django_exists_then_create_becomes_get_or_create() -> None:
+    code = DJANGO_TAG + (
+        "def seed(user, name):\n    # once\n    if not Tag.objects.filter(owner=user, name=name).exists():\n"
+        '        Tag.objects.create(name=name, color="red", owner=user)\n'
+    )
+    expected = DJANGO_TAG + 'def seed(user, name):\n    # once\n    Tag.objects.get_or_create(name=name, owner=user, defaults={"color": "red"})\n'
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+
+
+def test_django_without_a_visible_unique_key_is_unsafe() -> None:
+    half = DJANGO_TAG + "def seed(user):\n    if not Tag.objects.filter(owner=user).exists():\n        Tag.objects.create(owner=user, name='x')\n"
+    assert safeties(half) == ["unsafe"]
+    unseen = "def seed(name):\n    if not Label.objects.filter(name=name).exists():\n        Label.objects.create(name=name)\n"
+    assert safeties(unseen) == ["unsafe"]
+    assert fixed(unseen, unsafe=True).endswith("def seed(name):\n    Label.objects.get_or_create(name=name)\n")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n.lower())\n", id="other-value"),
+        pytest.param("if not Tag.objects.filter(name__iexact=n).exists():\n    Tag.objects.create(name=n)\n", id="lookup"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\nelse:\n    log()\n", id="else"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\n    log()\n", id="more-statements"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Label.objects.create(name=n)\n", id="creates-another-model"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n, defaults=d)\n", id="defaults-field"),
+        pytest.param("if not Tag.objects.filter(Q(name=n)).exists():\n    Tag.objects.create(name=n)\n", id="q-object"),
+        pytest.param("if not Tag.objects.filter(name=n).exists() and go:\n    Tag.objects.create(name=n)\n", id="tests-more"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    tag = Tag.objects.create(name=n)\n", id="created-object-used"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(**fields)\n", id="star-arguments"),
+    ],
+)
+def test_django_look_alikes_are_left_alone(code: str) -> None:
+    result = run_rules(code, RULES, unsafe=True)
+    assert result.findings == [] and fixed_text(result) == code

@@ -29,6 +29,12 @@ other pending work survives. `from sqlalchemy.exc import IntegrityError` is adde
 the name is already reachable (`IntegrityError`, `exc.IntegrityError`, `sa.exc.IntegrityError`
 under whatever names the module imported them): then that name is used.
 
+Django's `if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` becomes
+`M.objects.get_or_create(a=x, defaults={"b": y})`, which inserts and, on `IntegrityError`, gets
+the row the concurrent writer inserted. Only when the `if` is exactly that (no `else:`, one
+statement that does not use the created object) and the create repeats every filter keyword
+with the same value (lookups such as `a__iexact=` do not qualify).
+
 ## Why is this bad?
 The check and the insert are two statements, not one atomic operation. Workers that start
 together all see "no row", all insert, and all but one crash on the unique constraint with
@@ -63,6 +69,11 @@ the same module with a primary key, `unique=True` column or `UniqueConstraint` a
 columns the check compares with `==`, and the body builds that model (`Model(...)`). Otherwise
 the insert would no longer be deduplicated by anything when the column is not unique, so the
 fix is unsafe (`--unsafe`): make sure the constraint exists first.
+
+The Django rewrite is safe when the project index sees the model with a unique key (primary key,
+`unique=True`, `unique_together`, a `UniqueConstraint`) among the filtered fields. Otherwise it
+is unsafe: `get_or_create` looks the row up with `get()`, which raises `MultipleObjectsReturned`
+where `filter(...).exists()` accepted repeated rows, and without the constraint it races as well.
 
 With a commit in the body, a conflict rolls back the whole session, as any failed commit must;
 work the session had pending before the check is lost in that case, where before it stayed
@@ -135,21 +146,32 @@ class _Checked:
     with_is: bool  # written `is None` / `is not None` (the re-check is written the same way)
 
 
+@dataclass(frozen=True)
+class _DjangoCheck:
+    """`if not M.objects.filter(<filters>).exists(): M.objects.create(<filters>, <defaults>)`."""
+
+    manager: cst.BaseExpression  # `M.objects`
+    model: cst.BaseExpression
+    filters: frozenset[str]
+    arguments: tuple[cst.Arg, ...]  # the create's keyword arguments
+
+
 class CheckThenInsert(Rule):
     code = "UL301"
     name = "check-then-insert"
     safety = FixSafety.SAFE
     summary = "Check-then-insert races with concurrent workers: insert, and handle `IntegrityError`"
     trigger = (
-        rb"\.add(?:_all)?\s*\(",
-        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count)\s*\(",
+        rb"\.(?:add|add_all|create)\s*\(",
+        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count|exists)\s*\(",
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
     uses_project = True
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        return any(_looks_up_then_adds(node) for node in quickscan.of_type(tree, ast.If)) or any(
+        ifs = list(quickscan.of_type(tree, ast.If))
+        return any(_looks_up_then_adds(node) or _django_exists_then_creates(node) for node in ifs) or any(
             _gets_then_creates(before, statement)
             for statements in quickscan.statement_lists(tree)
             for before, statement in zip(statements, statements[1:])
@@ -158,6 +180,10 @@ class CheckThenInsert(Rule):
     @m.visit(m.If())
     def flag_check_then_insert(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
+            return
+        django = _django_check_then_create(node)
+        if django is not None:
+            self._report_django(node, django)
             return
         lookup = _lookup(node.test)
         if lookup is None:
@@ -198,6 +224,25 @@ class CheckThenInsert(Rule):
         recheck = _recheck(checked.name, looked_up, checked.with_is)
         handled = _try(create, insert, lookup.awaited, name, recheck, update)
         self._report_fix(node, lookup, insert, _with_create(node, checked, handled), imports)
+
+    def _report_django(self, node: cst.If, check: _DjangoCheck) -> None:
+        """`if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` ->
+        `M.objects.get_or_create(a=x, defaults={"b": y})`."""
+        fix = node.body.body[0].with_changes(  # type: ignore[attr-defined]
+            body=[cst.Expr(_get_or_create(check))], leading_lines=node.leading_lines
+        )
+        model = cst.Module([]).code_for_node(check.model)
+        found = self.project.model(model)
+        summary = "Check-then-create races with concurrent workers: `get_or_create` handles the conflict"
+        if found.found is None:
+            unseen = f"on {model} that unleak cannot see: {found.reason}"
+        elif found.found.unique_key_within(check.filters) is None:
+            unseen = f"on {', '.join(sorted(check.filters))} that unleak cannot see in {model}: `get()` would raise MultipleObjectsReturned where rows repeat"
+        else:
+            self.report(node, summary, fix=fix)
+            return
+        message = f"{summary} (it relies on a unique constraint {unseen})"
+        self.report(node, message, fix=fix, safety=FixSafety.UNSAFE)
 
     def _report_fix(
         self, node: cst.If, lookup: _Lookup, insert: _Insert, fix: cst.BaseStatement, imports: tuple[ImportSpec, ...]
@@ -397,6 +442,18 @@ class CheckThenInsert(Rule):
                         if tag is None:
                             raise
                 return tag
+            """,
+            unsafe=True,
+        ),
+        Invalid(
+            """
+            def follow(user, author):
+                if not Follow.objects.filter(user=user, author=author).exists():
+                    Follow.objects.create(user=user, author=author, notify=True)
+            """,
+            """
+            def follow(user, author):
+                Follow.objects.get_or_create(user=user, author=author, defaults={"notify": True})
             """,
             unsafe=True,
         ),
@@ -658,6 +715,55 @@ def _with_create(node: cst.If, checked: _Checked, handled: cst.Try) -> cst.If:
     return node.with_changes(orelse=orelse.with_changes(body=cst.ensure_type(orelse.body, cst.IndentedBlock).with_changes(body=[handled])))
 
 
+# --- Django: `if not M.objects.filter(...).exists(): M.objects.create(...)` ---------------------
+
+_DJANGO_MANAGER = m.Attribute(value=m.Name() | m.Attribute(), attr=m.Name("objects"))
+_KEYWORDS_ONLY = m.MatchIfTrue(lambda args: all(arg.keyword is not None and not arg.star for arg in args))
+
+
+def _django_check_then_create(node: cst.If) -> _DjangoCheck | None:
+    """The check and the create when the `if` is exactly that, and the create repeats every
+    filter (same field, same value); None otherwise."""
+    exists = m.Call(
+        func=m.Attribute(value=m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("filter")), args=_KEYWORDS_ONLY), attr=m.Name("exists")),
+        args=[],
+    )
+    create = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("create")), args=_KEYWORDS_ONLY)
+    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(create)])])
+    if node.orelse is not None or not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not(), expression=exists), body=body)):
+        return None
+    tested = cst.ensure_type(cst.ensure_type(node.test, cst.UnaryOperation).expression, cst.Call)
+    filtered = cst.ensure_type(cst.ensure_type(tested.func, cst.Attribute).value, cst.Call)
+    manager = cst.ensure_type(filtered.func, cst.Attribute).value
+    line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+    created = cst.ensure_type(cst.ensure_type(line.body[0], cst.Expr).value, cst.Call)
+    if not cst.ensure_type(created.func, cst.Attribute).value.deep_equals(manager):
+        return None
+    given = {_keyword(arg): arg.value for arg in created.args}
+    filters = {_keyword(arg): arg.value for arg in filtered.args}
+    if not filters or "defaults" in given or any(key not in given or not given[key].deep_equals(value) for key, value in filters.items()):
+        return None  # `a__in=...` lookups are not fields the create repeats
+    model = cst.ensure_type(manager, cst.Attribute).value
+    return _DjangoCheck(manager, model, frozenset(filters), tuple(created.args))
+
+
+def _keyword(arg: cst.Arg) -> str:
+    return cst.ensure_type(arg.keyword, cst.Name).value
+
+
+def _get_or_create(check: _DjangoCheck) -> cst.Call:
+    """`M.objects.get_or_create(<filters>, defaults={<the rest>})`, in the create's order."""
+    looked_up = [arg for arg in check.arguments if _keyword(arg) in check.filters]
+    rest = [arg for arg in check.arguments if _keyword(arg) not in check.filters]
+    arguments = [arg.with_changes(comma=cst.MaybeSentinel.DEFAULT) for arg in looked_up]
+    if rest:
+        defaults = cst.Dict(
+            [cst.DictElement(cst.SimpleString(f'"{_keyword(arg)}"'), arg.value) for arg in rest]
+        )
+        arguments.append(cst.Arg(defaults, keyword=cst.Name("defaults"), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
+    return cst.Call(cst.Attribute(check.manager, cst.Name("get_or_create")), arguments)
+
+
 # --- the rewrite --------------------------------------------------------------------------------
 
 
@@ -824,3 +930,15 @@ def _gets_then_creates(before: ast.stmt, statement: ast.stmt) -> bool:
     if not (isinstance(tested, ast.Name) and tested.id == target.id):
         return False
     return any(call.func.attr in _ADDS for branch in (statement.body, statement.orelse) for call in _top_level_ast_calls(branch))
+
+
+def _django_exists_then_creates(node: ast.If) -> bool:
+    """`if not X.objects.filter(...).exists():` whose one statement calls `X.objects.create(...)`."""
+    test = node.test
+    if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and isinstance(test.operand, ast.Call)):
+        return False
+    exists = test.operand.func
+    if not (isinstance(exists, ast.Attribute) and exists.attr == "exists") or len(node.body) != 1:
+        return False
+    calls = list(_top_level_ast_calls(node.body))
+    return len(calls) == 1 and calls[0].func.attr == "create" and _is_attribute_named(calls[0].func.value, "objects")
