@@ -254,6 +254,9 @@ LEFT_ALONE = [
     pytest.param("if not db.query(User).first(): db.add(User()); db.commit()\n", id="one-line-body"),
     pytest.param("if (u := db.query(User).first()) is None:\n    db.add(User())\n    db.commit()\n", id="walrus"),
     # the two-statement form
+    pytest.param("result = db.execute(q)\nif not result.scalar() and x:\n    db.add(User())\n    db.commit()\n", id="result-tested-with-more"),
+    pytest.param("result = db.execute(select(User))\nrows = result.all()\nif not rows:\n    db.add(User())\n", id="result-used-first"),
+    pytest.param("result = cache.lookup(k)\nif not result.first():\n    db.add(User())\n    db.commit()\n", id="result-of-no-query"),
     pytest.param("tag = db.query(Tag).first()\nlog(tag)\nif tag is None:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="result-used-first"),
     pytest.param("tag = db.query(Tag).first()\nif tag is None or tag.stale:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="tests-more-than-existence"),
     pytest.param("tag = db.query(Tag).first()\nif tag is None:\n    db.add(Tag())\n    db.commit()\n", id="body-leaves-the-name-none"),
@@ -499,6 +502,74 @@ GET_OR_CREATE = [
             return row
         """,
         id="async-execute-is-not-none",
+    ),
+]
+
+
+GET_OR_CREATE += [
+    pytest.param(
+        """
+        async def ensure(session, email):
+            result = await session.execute(select(User).where(User.email == email))
+            if not result.scalar_one_or_none():
+                session.add(User(email=email))
+                await session.commit()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        async def ensure(session, email):
+            result = await session.execute(select(User).where(User.email == email))
+            if not result.scalar_one_or_none():
+                try:
+                    session.add(User(email=email))
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                    result = await session.execute(select(User).where(User.email == email))
+                    if not result.scalar_one_or_none():
+                        raise
+        """,
+        id="async-result-object",
+    ),
+    pytest.param(
+        """
+        def link(db, sources, category):
+            for source in sources:
+                found = db.scalars(select(Link).filter_by(source=source.id, category=category)).first()
+                if found is None:
+                    found = Link(source=source.id, category=category)
+                    db.add(found)
+                    db.commit()
+                # per item
+                if not db.query(Seen).filter(Seen.source == source.id).first():
+                    db.add(Seen(source=source.id))
+                    db.commit()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def link(db, sources, category):
+            for source in sources:
+                found = db.scalars(select(Link).filter_by(source=source.id, category=category)).first()
+                if found is None:
+                    try:
+                        found = Link(source=source.id, category=category)
+                        db.add(found)
+                        db.commit()
+                    except IntegrityError:
+                        db.rollback()
+                        found = db.scalars(select(Link).filter_by(source=source.id, category=category)).first()
+                        if found is None:
+                            raise
+                # per item
+                try:
+                    db.add(Seen(source=source.id))
+                    db.commit()
+                except IntegrityError:
+                    db.rollback()
+        """,
+        id="loop-each-iteration-commit-stays-per-item",
     ),
 ]
 

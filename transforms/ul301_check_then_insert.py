@@ -21,7 +21,11 @@ else: <create>`. The `if` stays (the fast path for "already there"); the create 
 `try`, and `except IntegrityError:` rolls back and runs the same lookup again, so that `obj` is
 the row the concurrent writer inserted. When that lookup still finds nothing, the conflict came
 from another constraint: the handler re-raises. The update branch, if any, then runs on the row
-found (a copy of it goes into the handler).
+found (a copy of it goes into the handler). A result object works the same way: `result =
+[await] session.execute(select(M)...)` (or `session.scalars(...)`) right before `if not
+result.scalar_one_or_none():` (`.scalar()`, `.first()`, `.scalars().first()`, `is None`); the
+handler runs the `execute` again and re-raises when the same test still finds no row. Inside a
+loop each iteration is fixed where it stands: a commit per item stays per item.
 
 When the body does not commit (the caller commits later), only the insert is rolled back: the
 body goes into `with session.begin_nested():` (a SAVEPOINT) inside the `try`, so the caller's
@@ -156,6 +160,17 @@ class _DjangoCheck:
     arguments: tuple[cst.Arg, ...]  # the create's keyword arguments
 
 
+@dataclass(frozen=True)
+class _LookedUpBefore:
+    """A lookup assigned in the statement before the `if` that tests its result."""
+
+    lookup: _Lookup
+    looked_up: cst.BaseExpression  # the assigned value, run again in the handler
+    checked: _Checked  # the assigned name and how the `if` tests it
+    missing: cst.BaseExpression  # "still no row" after running it again
+    binds_row: bool  # the name is the row (`obj`): the create must bind it too
+
+
 class CheckThenInsert(Rule):
     code = "UL301"
     name = "check-then-insert"
@@ -199,31 +214,61 @@ class CheckThenInsert(Rule):
             self._report_fix(node, lookup, insert, fix, imports)
 
     def _flag_get_or_create(self, node: cst.If) -> None:
-        """`obj = <lookup>` then `if obj is None: obj = M(...); session.add(obj) ...` (or the
-        inverted `if obj: <update> else: <create>`): the `if` stays, the create goes in a `try`."""
-        checked = _checked_name(node.test)
-        if checked is None:
+        """A lookup in the statement before the `if`: `obj = <lookup>` then `if obj is None:
+        obj = M(...); session.add(obj) ...` (or the inverted `if obj: <update> else: <create>`),
+        or `result = session.execute(...)` then `if not result.scalar():`. The `if` stays, the
+        create goes in a `try` whose handler runs the lookup again."""
+        shape = self._looked_up_before(node)
+        if shape is None:
             return
-        found = self._lookup_before(node, checked.name)
-        if found is None:
-            return
-        lookup, looked_up = found
-        branches = _branches(node, checked)
+        branches = _branches(node, shape.checked)
         if branches is None:
             return
         create, update = branches
         insert = _insert(create)
-        if insert is None or not _same_session(lookup, insert) or not _binds(create, checked.name):
+        if insert is None or not _same_session(shape.lookup, insert):
             return
-        if _assigned_names(create) & _names_in(looked_up):
+        if shape.binds_row and not _binds(create, shape.checked.name):
+            return  # `obj` would stay None after the create
+        if _assigned_names(create) & _names_in(shape.looked_up):
             return  # the create changes what the lookup reads: running it again looks up something else
         spelled = self._spelled_integrity_error(node)
         if spelled is None:
             return
         name, imports = spelled
-        recheck = _recheck(checked.name, looked_up, checked.with_is)
-        handled = _try(create, insert, lookup.awaited, name, recheck, update)
-        self._report_fix(node, lookup, insert, _with_create(node, checked, handled), imports)
+        recheck = _recheck(shape.checked.name, shape.looked_up, shape.missing)
+        handled = _try(create, insert, shape.lookup.awaited, name, recheck, update)
+        self._report_fix(node, shape.lookup, insert, _with_create(node, shape.checked, handled), imports)
+
+    def _looked_up_before(self, node: cst.If) -> _LookedUpBefore | None:
+        checked = _checked_name(node.test)
+        if checked is not None:
+            value = self._value_before(node, checked.name)
+            lookup = _lookup_call(value)
+            if value is None or lookup is None:
+                return None
+            missing = cst.parse_expression(f"{checked.name} is None" if checked.with_is else f"not {checked.name}")
+            return _LookedUpBefore(lookup, value, checked, missing, binds_row=True)
+        return self._result_looked_up_before(node)
+
+    def _result_looked_up_before(self, node: cst.If) -> _LookedUpBefore | None:
+        """`result = [await] session.execute(...)` (or `.scalars(...)`), then a test of
+        `result.scalar_one_or_none()`, `result.first()`, ... for "no row"."""
+        tested = _tested_call(node.test)
+        root = tested.func if tested is not None else None
+        while isinstance(root, (cst.Attribute, cst.Call)):
+            root = root.value if isinstance(root, cst.Attribute) else root.func
+        if not isinstance(root, cst.Name):
+            return None
+        value = self._value_before(node, root.value)
+        if not m.matches(_unawaited(value) if value else None, m.Call(func=m.Attribute(attr=m.Name("execute") | m.Name("scalars")))):
+            return None
+        assert value is not None
+        inlined = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if isinstance(value, cst.Await) else value
+        lookup = _lookup(cst.ensure_type(node.test.deep_replace(root, inlined), cst.BaseExpression))
+        if lookup is None:
+            return None
+        return _LookedUpBefore(lookup, value, _Checked(root.value, True, False), node.test.deep_clone(), binds_row=False)
 
     def _report_django(self, node: cst.If, check: _DjangoCheck) -> None:
         """`if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` ->
@@ -261,18 +306,12 @@ class CheckThenInsert(Rule):
             self.report(node, f"{self.summary} (`IntegrityError` names something else here: fix by hand)")
         return integrity_error
 
-    def _lookup_before(self, node: cst.If, name: str) -> tuple[_Lookup, cst.BaseExpression] | None:
-        """The lookup of the statement right before `node` when it is `name = <lookup>`."""
+    def _value_before(self, node: cst.If, name: str) -> cst.BaseExpression | None:
+        """`<value>` when the statement right before `node` is `name = <value>`."""
         parent = self.get_metadata(ParentNodeProvider, node, None)
         statements = list(parent.body) if isinstance(parent, (cst.IndentedBlock, cst.Module)) else []
         position = next((i for i, statement in enumerate(statements) if statement is node), 0)
-        if position == 0:
-            return None
-        value = _assigned_value(statements[position - 1], name)
-        if value is None:
-            return None
-        lookup = _lookup_call(value)
-        return None if lookup is None else (lookup, value)
+        return _assigned_value(statements[position - 1], name) if position > 0 else None
 
     def _unseen_constraint(self, lookup: _Lookup, insert: _Insert) -> str | None:
         """None when the database visibly enforces the check; else why unleak cannot tell."""
@@ -698,12 +737,11 @@ def _same_session(lookup: _Lookup, insert: _Insert) -> bool:
     return lookup.session is None or lookup.session == insert.session
 
 
-def _recheck(name: str, looked_up: cst.BaseExpression, with_is: bool) -> list[cst.BaseStatement]:
+def _recheck(name: str, looked_up: cst.BaseExpression, missing: cst.BaseExpression) -> list[cst.BaseStatement]:
     """`obj = <the same lookup>` and `if obj is None: raise`: the concurrent writer's row, or the
     error came from another constraint and must not be swallowed."""
-    missing = f"{name} is None" if with_is else f"not {name}"
     again = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], looked_up.deep_clone())])
-    raise_ = cst.If(cst.parse_expression(missing), cst.IndentedBlock([cst.SimpleStatementLine([cst.Raise()])]))
+    raise_ = cst.If(missing, cst.IndentedBlock([cst.SimpleStatementLine([cst.Raise()])]))
     return [again, raise_]
 
 
@@ -915,21 +953,35 @@ def _is_attribute_named(node: ast.AST, name: str) -> bool:
 
 
 def _gets_then_creates(before: ast.stmt, statement: ast.stmt) -> bool:
-    """`obj = x.first()` (or another one-row lookup) then an `if` testing `obj` whose creating
-    branch adds at its top level."""
+    """`obj = x.first()` (or another one-row lookup) then an `if` testing `obj`, or `result =
+    s.execute(...)` then an `if` testing `result.scalar()` (...), whose creating branch adds at
+    its top level."""
     if not isinstance(statement, ast.If) or not isinstance(before, (ast.Assign, ast.AnnAssign)) or before.value is None:
         return False
     target = before.targets[0] if isinstance(before, ast.Assign) and len(before.targets) == 1 else getattr(before, "target", None)
     value = before.value.value if isinstance(before.value, ast.Await) else before.value
     if not isinstance(target, ast.Name) or not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
         return False
-    if value.func.attr not in _LOOKUPS:
-        return False
-    tested = statement.test.operand if isinstance(statement.test, ast.UnaryOp) else statement.test
-    tested = tested.left if isinstance(tested, ast.Compare) else tested
-    if not (isinstance(tested, ast.Name) and tested.id == target.id):
+    if not (value.func.attr in _LOOKUPS and _tests_name(statement.test, target.id)) and not (
+        value.func.attr in ("execute", "scalars") and _tests_result_of(statement.test, target.id)
+    ):
         return False
     return any(call.func.attr in _ADDS for branch in (statement.body, statement.orelse) for call in _top_level_ast_calls(branch))
+
+
+def _tests_name(test: ast.expr, name: str) -> bool:
+    tested = test.operand if isinstance(test, ast.UnaryOp) else test
+    tested = tested.left if isinstance(tested, ast.Compare) else tested
+    return isinstance(tested, ast.Name) and tested.id == name
+
+
+def _tests_result_of(test: ast.expr, name: str) -> bool:
+    """The test looks for "no row" in `name.scalar()`, `name.scalars().first()`..."""
+    call = _tested_ast_call(test)
+    root: ast.expr | None = call.func if call is not None else None
+    while isinstance(root, (ast.Attribute, ast.Call)):
+        root = root.value if isinstance(root, ast.Attribute) else root.func
+    return isinstance(root, ast.Name) and root.id == name
 
 
 def _django_exists_then_creates(node: ast.If) -> bool:
