@@ -699,6 +699,42 @@ PER_OBJECT = {
                 await session.commit()
         """,
     ),
+    "children with one in_() delete first, then the parents' own loop": (
+        """
+        def remove(session, toolkits):
+            # children first
+            for t in toolkits:
+                session.query(Tool).filter(Tool.toolkit_id == t.id).delete()
+                session.delete(t)
+                session.commit()
+        """,
+        """
+        def remove(session, toolkits):
+            # children first
+            t_ids = [t.id for t in toolkits]
+            if t_ids:
+                session.query(Tool).filter(Tool.toolkit_id.in_(t_ids)).delete(synchronize_session=False)
+            for t in toolkits:
+                session.delete(t)
+            if toolkits:
+                session.commit()
+        """,
+    ),
+    "flask children, then the parents' query as a bulk delete": (
+        """
+        def remove(user):
+            for c in Toolkit.query.filter_by(owner=user.id).all():
+                Tool.query.filter_by(toolkit_id=c.id).delete()
+                db.session.delete(c)
+        """,
+        """
+        def remove(user):
+            c_ids = [c.id for c in Toolkit.query.filter_by(owner=user.id).all()]
+            if c_ids:
+                Tool.query.filter(Tool.toolkit_id.in_(c_ids)).delete(synchronize_session=False)
+            Toolkit.query.filter_by(owner=user.id).delete(synchronize_session="fetch")
+        """,
+    ),
     "relationship collection: the commit moves after the loop": (
         """
         def clear(db, user):
@@ -779,11 +815,15 @@ PER_OBJECT_LEFT_ALONE = [
     pytest.param("for k in keys:\n    cache.delete(k)\n    cache.commit()\n", id="not-a-session"),
     pytest.param("for m in ms:\n    db.delete(m)\n    if m.last:\n        break\n    db.commit()\n", id="break"),
     pytest.param("for m in ms:\n    db.delete(m)\n    db.rollback()\n    db.commit()\n", id="rolls-back"),
-    pytest.param("for m in ms:\n    db.delete(m)\n    db.delete(m.child)\n    db.commit()\n", id="two-deletes"),
+    pytest.param("for m in ms:\n    db.delete(m)\n    other.delete(m)\n    db.commit()\n", id="two-deletes-of-the-item"),
     pytest.param("for m in ms:\n    db.commit()\n    db.delete(m)\n", id="commit-first"),
     pytest.param("for m in ms:\n    db.delete(m.child)\n    db.commit()\n", id="deletes-something-else"),
     pytest.param("async def f():\n    async for t in db.scalars(select(Token)):\n        await db.delete(t)\n", id="async-for"),
     pytest.param("for t in db.query(Token.id).all():\n    db.delete(t)\n", id="column-query"),
+    pytest.param("for t in load():\n    db.query(Tool).filter(Tool.toolkit_id == t.id).delete()\n    db.delete(t)\n", id="children-of-an-iterable-read-once"),
+    pytest.param("for t in ts:\n    db.query(Tool).filter(Tool.toolkit_id == t.id, Tool.kind == t.kind).delete()\n    db.delete(t)\n", id="children-by-two-per-item-conditions"),
+    pytest.param("for t in ts:\n    other.query(Tool).filter(Tool.toolkit_id == t.id).delete()\n    db.delete(t)\n", id="children-on-another-session"),
+    pytest.param("for t in ts:\n    db.delete(t)\n    db.query(Tool).filter(Tool.toolkit_id == t.id).delete()\n", id="parent-first"),
 ]
 
 

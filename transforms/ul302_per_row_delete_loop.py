@@ -31,7 +31,12 @@ on an `AsyncSession`, `db.session.delete(row)` with Flask-SQLAlchemy):
 - over anything else (a relationship collection such as `user.messages`, a list) with a
   `session.commit()` as the body's last statement: the loop stays, and the commit moves after
   it, guarded by `if <iterable>:` since the loop committed only when it had items. No bulk
-  delete is offered for a collection.
+  delete is offered for a collection;
+- parents with child deletes, `for t in ts: session.query(Tool).filter(Tool.toolkit_id ==
+  t.id).delete(); session.delete(t)`: the children go with one `in_()` delete before the loop
+  (as above, safe), and the loop keeps the parents' deletes, which the next pass handles as
+  the two forms before. The iterable is read twice, so it must be a name, an attribute or a
+  query (not a call that may give other items, or an iterator).
 
 ## Why is this bad?
 The loop issues one `DELETE` per item. When one of them fails halfway -- a lock timeout, a
@@ -271,6 +276,16 @@ class PerRowDeleteLoop(Rule):
         deleting: cst.SimpleStatementLine,
         committing: list[cst.SimpleStatementLine],
     ) -> None:
+        self.report(loop, fix=cst.FlattenSentinel(self._bulk_statements(loop, delete, deleting, committing)))
+
+    def _bulk_statements(
+        self,
+        loop: cst.For,
+        delete: _PerItemDelete,
+        deleting: cst.SimpleStatementLine,
+        committing: list[cst.SimpleStatementLine],
+    ) -> list[cst.BaseStatement]:
+        """`<item>_ids = [...]` and `if <item>_ids: <the bulk delete> [commit]`."""
         ids = self._free_name(f"{cst.ensure_type(loop.target, cst.Name).value}_ids")
         values = cst.ListComp(
             elt=delete.value.deep_clone(),
@@ -287,7 +302,42 @@ class PerRowDeleteLoop(Rule):
         )
         guarded_body = body.with_changes(body=[bulk_delete, *committing], header=cst.TrailingWhitespace())
         guarded = cst.If(test=cst.Name(ids), body=guarded_body)
-        self.report(loop, fix=cst.FlattenSentinel([collect, guarded]))
+        return [collect, guarded]
+
+    @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
+    def flag_children_then_parent(self, loop: cst.For) -> None:
+        """`for t in ts: <children of t>.delete(); session.delete(t)`: the children go with one
+        `in_()` delete before the loop, which keeps deleting the parents (the next pass looks at it)."""
+        statements = cst.ensure_type(loop.body, cst.IndentedBlock).body
+        children = self._children_deleted_first(loop)
+        if children is None:
+            return
+        if not _compares_keys(children):
+            column = cst.Module([]).code_for_node(children.column)
+            self.report(loop, f"{self.summary} (`{column}` may be a relationship: {_NO_RELATIONSHIP_IN})")
+            return
+        deleting = cst.ensure_type(statements[0], cst.SimpleStatementLine)
+        before = self._bulk_statements(loop, children, deleting, [])
+        parents = loop.with_changes(body=loop.body.with_changes(body=statements[1:]), leading_lines=())
+        self.report(loop, f"{self.summary} (the children first)", fix=cst.FlattenSentinel([*before, parents]))
+
+    def _children_deleted_first(self, loop: cst.For) -> _PerItemDelete | None:
+        """The first statement's per-item delete, when the second is `session.delete(item)` on
+        the same session (and a last `commit()` at most follows), over an iterable that can be
+        read twice (a name, an attribute, a query)."""
+        if isinstance(enclosing_function(self, loop), cst.ClassDef):
+            return None
+        statements = cst.ensure_type(loop.body, cst.IndentedBlock).body
+        deletes = _object_deletes(loop)
+        if deletes is None or not 2 <= len(statements) <= 3 or deletes.others != (statements[0],):
+            return None
+        if not _is_lone_expression(statements[0]) or _statement_call(statements[1], "delete") is None:
+            return None
+        children = self._per_item_delete(_expression(cst.ensure_type(statements[0], cst.SimpleStatementLine)), deletes.item.value)
+        if children is None or not _same_receiver(children.session, deletes.session):
+            return None
+        rereadable = m.matches(loop.iter, m.Name() | m.Attribute(value=m.Name() | m.Attribute())) or row_query(loop.iter) is not None
+        return children if rereadable else None
 
     @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
     def flag_per_object_delete(self, loop: cst.For) -> None:
@@ -296,7 +346,7 @@ class PerRowDeleteLoop(Rule):
         if isinstance(enclosing_function(self, loop), cst.ClassDef):
             return
         deletes = _object_deletes(loop)
-        if deletes is None or m.findall(loop.body, _CONTROL_FLOW):
+        if deletes is None or m.findall(loop.body, _CONTROL_FLOW) or self._children_deleted_first(loop) is not None:
             return
         query = row_query(loop.iter)
         if query is not None and not deletes.others and self._deletes_only(loop, query, deletes):
@@ -694,8 +744,9 @@ def _object_deletes(loop: cst.For) -> _ObjectDeletes | None:
     """The body's one `[await] session.delete(item)` statement and its last `session.commit()`."""
     item = cst.ensure_type(loop.target, cst.Name).value
     statements = cst.ensure_type(loop.body, cst.IndentedBlock).body
-    found = [(line, call) for line in statements if (call := _statement_call(line, "delete")) is not None]
-    if len(found) != 1 or not m.matches(found[0][1], m.Call(args=[m.Arg(m.Name(item), keyword=None, star="")])):
+    of_item = m.Call(args=[m.Arg(m.Name(item), keyword=None, star="")])
+    found = [(line, call) for line in statements if m.matches(call := _statement_call(line, "delete"), of_item)]
+    if len(found) != 1:
         return None
     line, call = found[0]
     session = cst.ensure_type(call.func, cst.Attribute).value
@@ -717,6 +768,13 @@ def _statement_call(statement: cst.BaseStatement, method: str) -> cst.Call | Non
     value = cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.Expr).value
     value = value.expression if isinstance(value, cst.Await) else value
     return cst.ensure_type(value, cst.Call) if m.matches(value, m.Call(func=m.Attribute(attr=m.Name(method)))) else None
+
+
+def _same_receiver(children: cst.BaseExpression | None, session: cst.BaseExpression) -> bool:
+    """The children's delete runs on `session` (`Model.query`: on some `<db>.session`)."""
+    if children is None:
+        return m.matches(session, m.Attribute(attr=m.Name("session")))
+    return children.deep_equals(session)
 
 
 def _receiver_of(call: cst.Call) -> cst.BaseExpression:
