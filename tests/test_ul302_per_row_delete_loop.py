@@ -831,3 +831,32 @@ PER_OBJECT_LEFT_ALONE = [
 def test_per_object_deletes_left_alone(code: str) -> None:
     result = run_rules(code, RULES, unsafe=True)
     assert result.findings == [] and fixed_text(result) == code
+
+
+@st.composite
+def per_object_loops(draw: st.DrawFn) -> str:
+    asynchronous = draw(st.booleans())
+    session = draw(st.sampled_from(("db", "session", "db.session")))
+    awaiting = "await " if asynchronous else ""
+    iterables = [f"({awaiting}{session}.scalars(select(Token).where(Token.user == user))).all()", "user.tokens", "tokens"]
+    if not asynchronous:
+        iterables += [f"{session}.query(Token).filter_by(user=user)", f"{session}.query(Token).filter(Token.user == user).all()"]
+    body = [f"{awaiting}{session}.delete(token)"]
+    if draw(st.booleans()):
+        body.insert(0, f"{session}.query(Tool).filter(Tool.token_id == token.id).delete()" if not asynchronous else "log.info('bye')")
+    if draw(st.booleans()):
+        body.append(f"{awaiting}{session}.commit()")
+    loop = [f"for token in {draw(st.sampled_from(iterables))}:", *(f"    {line}" for line in body)]
+    header = "async def purge(db, session, user, tokens):\n" if asynchronous else "def purge(db, session, user, tokens):\n"
+    return "from sqlalchemy import select\n\n\n" + header + "".join(f"    {line}\n" for line in loop)
+
+
+@settings(max_examples=50, deadline=None)
+@given(per_object_loops())
+def test_per_object_variants_compile_and_are_idempotent(code: str) -> None:
+    result = fixed_text(run_rules(code, RULES, unsafe=True))
+    compile(ast.parse(result), "example.py", "exec")
+    assert fixed_text(run_rules(result, RULES, unsafe=True)) == result
+    imports = [line for line in result.splitlines() if line.startswith(("from sqlalchemy import", "import"))]
+    assert sum(" delete" in line for line in imports) <= 1
+    assert result.count(".commit()") == code.count(".commit()")
