@@ -652,9 +652,28 @@ def test_django_without_a_visible_unique_key_is_unsafe() -> None:
     assert fixed(unseen, unsafe=True).endswith("def seed(name):\n    Label.objects.get_or_create(name=name)\n")
 
 
+def test_django_first_then_create_keeps_the_fast_path_and_gets_or_creates() -> None:
+    code = DJANGO_TAG + (
+        "def seed(user, name):\n    tag = Tag.objects.filter(owner=user, name=name).first()\n    if tag is None:\n"
+        '        tag = Tag.objects.create(owner=user, name=name, color="red")  # new\n    return tag\n'
+    )
+    expected = code.replace(
+        'Tag.objects.create(owner=user, name=name, color="red")',
+        'Tag.objects.get_or_create(owner=user, name=name, defaults={"color": "red"})[0]',
+    )
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+
+
 @pytest.mark.parametrize(
     "code",
     [
+        pytest.param("t = Tag.objects.filter(name=n).first()\nif t is None:\n    t = Tag.objects.create(name=n.lower())\n", id="first-other-value"),
+        pytest.param("t = Tag.objects.filter(name=n).first()\nif t:\n    t = Tag.objects.create(name=n)\n", id="first-inverted"),
+        pytest.param("t = Tag.objects.filter(name=n).first()\nif t is None:\n    other = Tag.objects.create(name=n)\n", id="first-binds-another-name"),
+        pytest.param("t = Tag.objects.filter(name=n).last()\nif t is None:\n    t = Tag.objects.create(name=n)\n", id="last"),
+        pytest.param("t = Tag.objects.filter(name=n).first()\nif t is None:\n    t = Tag.objects.create(name=n)\n    t.save()\n", id="first-more-statements"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n.lower())\n", id="other-value"),
         pytest.param("if not Tag.objects.filter(name__iexact=n).exists():\n    Tag.objects.create(name=n)\n", id="lookup"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\nelse:\n    log()\n", id="else"),

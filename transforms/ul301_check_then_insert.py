@@ -34,7 +34,9 @@ the name is already reachable (`IntegrityError`, `exc.IntegrityError`, `sa.exc.I
 under whatever names the module imported them): then that name is used.
 
 Django's `if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` becomes
-`M.objects.get_or_create(a=x, defaults={"b": y})`, which inserts and, on `IntegrityError`, gets
+`M.objects.get_or_create(a=x, defaults={"b": y})`, and `obj = M.objects.filter(a=x).first()`
+then `if obj is None: obj = M.objects.create(a=x, b=y)` keeps its lookup and `if` (the fast
+path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. `get_or_create` inserts and, on `IntegrityError`, gets
 the row the concurrent writer inserted. Only when the `if` is exactly that (no `else:`, one
 statement that does not use the created object) and the create repeats every filter keyword
 with the same value (lookups such as `a__iexact=` do not qualify).
@@ -244,6 +246,10 @@ class CheckThenInsert(Rule):
         checked = _checked_name(node.test)
         if checked is not None:
             value = self._value_before(node, checked.name)
+            django = _django_get_then_create(node, value, checked)
+            if django is not None:
+                self._report_django_create(node, django)
+                return None
             lookup = _lookup_call(value)
             if value is None or lookup is None:
                 return None
@@ -273,9 +279,19 @@ class CheckThenInsert(Rule):
     def _report_django(self, node: cst.If, check: _DjangoCheck) -> None:
         """`if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` ->
         `M.objects.get_or_create(a=x, defaults={"b": y})`."""
-        fix = node.body.body[0].with_changes(  # type: ignore[attr-defined]
-            body=[cst.Expr(_get_or_create(check))], leading_lines=node.leading_lines
-        )
+        line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+        self._report_get_or_create(node, check, line.with_changes(body=[cst.Expr(_get_or_create(check))], leading_lines=node.leading_lines))
+
+    def _report_django_create(self, node: cst.If, check: _DjangoCheck) -> None:
+        """`if obj is None: obj = M.objects.create(a=x, b=y)` -> `obj = M.objects.get_or_create(a=x,
+        defaults={"b": y})[0]`; the lookup before the `if` stays as the fast path."""
+        body = cst.ensure_type(node.body, cst.IndentedBlock)
+        line = cst.ensure_type(body.body[0], cst.SimpleStatementLine)
+        created = cst.Subscript(_get_or_create(check), [cst.SubscriptElement(cst.Index(cst.Integer("0")))])
+        assign = cst.ensure_type(line.body[0], cst.Assign).with_changes(value=created)
+        self._report_get_or_create(node, check, node.with_changes(body=body.with_changes(body=[line.with_changes(body=[assign])])))
+
+    def _report_get_or_create(self, node: cst.If, check: _DjangoCheck, fix: cst.BaseStatement) -> None:
         model = cst.Module([]).code_for_node(check.model)
         found = self.project.model(model)
         summary = "Check-then-create races with concurrent workers: `get_or_create` handles the conflict"
@@ -759,22 +775,37 @@ _DJANGO_MANAGER = m.Attribute(value=m.Name() | m.Attribute(), attr=m.Name("objec
 _KEYWORDS_ONLY = m.MatchIfTrue(lambda args: all(arg.keyword is not None and not arg.star for arg in args))
 
 
+_DJANGO_FILTER = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("filter")), args=_KEYWORDS_ONLY)
+_DJANGO_CREATE = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("create")), args=_KEYWORDS_ONLY)
+
+
 def _django_check_then_create(node: cst.If) -> _DjangoCheck | None:
-    """The check and the create when the `if` is exactly that, and the create repeats every
-    filter (same field, same value); None otherwise."""
-    exists = m.Call(
-        func=m.Attribute(value=m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("filter")), args=_KEYWORDS_ONLY), attr=m.Name("exists")),
-        args=[],
-    )
-    create = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("create")), args=_KEYWORDS_ONLY)
-    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(create)])])
+    """`if not M.objects.filter(...).exists(): M.objects.create(...)`, exactly."""
+    exists = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("exists")), args=[])
+    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(_DJANGO_CREATE)])])
     if node.orelse is not None or not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not(), expression=exists), body=body)):
         return None
     tested = cst.ensure_type(cst.ensure_type(node.test, cst.UnaryOperation).expression, cst.Call)
-    filtered = cst.ensure_type(cst.ensure_type(tested.func, cst.Attribute).value, cst.Call)
-    manager = cst.ensure_type(filtered.func, cst.Attribute).value
     line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
     created = cst.ensure_type(cst.ensure_type(line.body[0], cst.Expr).value, cst.Call)
+    return _django_check(cst.ensure_type(cst.ensure_type(tested.func, cst.Attribute).value, cst.Call), created)
+
+
+def _django_get_then_create(node: cst.If, looked_up: cst.BaseExpression | None, checked: _Checked) -> _DjangoCheck | None:
+    """`obj = M.objects.filter(...).first()` then `if obj is None: obj = M.objects.create(...)`."""
+    first = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("first")), args=[])
+    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(checked.name))], value=_DJANGO_CREATE)])])
+    if looked_up is None or not checked.creates_in_body or not m.matches(looked_up, first) or not m.matches(node.body, body):
+        return None
+    filtered = cst.ensure_type(cst.ensure_type(cst.ensure_type(looked_up, cst.Call).func, cst.Attribute).value, cst.Call)
+    line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+    return _django_check(filtered, cst.ensure_type(cst.ensure_type(line.body[0], cst.Assign).value, cst.Call))
+
+
+def _django_check(filtered: cst.Call, created: cst.Call) -> _DjangoCheck | None:
+    """The check, when the create is on the filter's manager and repeats every filter (same
+    field, same value)."""
+    manager = cst.ensure_type(filtered.func, cst.Attribute).value
     if not cst.ensure_type(created.func, cst.Attribute).value.deep_equals(manager):
         return None
     given = {_keyword(arg): arg.value for arg in created.args}
@@ -966,7 +997,16 @@ def _gets_then_creates(before: ast.stmt, statement: ast.stmt) -> bool:
         value.func.attr in ("execute", "scalars") and _tests_result_of(statement.test, target.id)
     ):
         return False
-    return any(call.func.attr in _ADDS for branch in (statement.body, statement.orelse) for call in _top_level_ast_calls(branch))
+    adds = any(call.func.attr in _ADDS for branch in (statement.body, statement.orelse) for call in _top_level_ast_calls(branch))
+    return adds or any(_is_django_create(line) for line in statement.body)
+
+
+def _is_django_create(statement: ast.stmt) -> bool:
+    """`obj = X.objects.create(...)`."""
+    if not isinstance(statement, ast.Assign) or not isinstance(statement.value, ast.Call):
+        return False
+    callee = statement.value.func
+    return isinstance(callee, ast.Attribute) and callee.attr == "create" and _is_attribute_named(callee.value, "objects")
 
 
 def _tests_name(test: ast.expr, name: str) -> bool:
