@@ -36,10 +36,11 @@ under whatever names the module imported them): then that name is used.
 Django's `if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` becomes
 `M.objects.get_or_create(a=x, defaults={"b": y})`, and `obj = M.objects.filter(a=x).first()`
 then `if obj is None: obj = M.objects.create(a=x, b=y)` keeps its lookup and `if` (the fast
-path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. `get_or_create` inserts and, on `IntegrityError`, gets
-the row the concurrent writer inserted. Only when the `if` is exactly that (no `else:`, one
-statement that does not use the created object) and the create repeats every filter keyword
-with the same value (lookups such as `a__iexact=` do not qualify).
+path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. `get_or_create`
+inserts and, on `IntegrityError`, gets the row the concurrent writer inserted. Only when the
+`if` is exactly that (inline: no `else:` and a create whose result is not used; two-statement:
+`if obj is None:` / `if not obj:` with the one assignment) and the create repeats every filter
+keyword with the same value (lookups such as `a__iexact=` do not qualify).
 
 ## Why is this bad?
 The check and the insert are two statements, not one atomic operation. Workers that start
