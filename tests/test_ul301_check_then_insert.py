@@ -650,6 +650,8 @@ def test_django_without_a_visible_unique_key_is_unsafe() -> None:
     unseen = "def seed(name):\n    if not Label.objects.filter(name=name).exists():\n        Label.objects.create(name=name)\n"
     assert safeties(unseen) == ["unsafe"]
     assert fixed(unseen, unsafe=True).endswith("def seed(name):\n    Label.objects.get_or_create(name=name)\n")
+    computed = DJANGO_TAG + "def seed(user, n):\n    if not Tag.objects.filter(owner=user, name=n).exists():\n        Tag.objects.create(owner=user, name=n, color=pick())\n"
+    assert safeties(computed) == ["unsafe"]
 
 
 def test_django_first_then_create_keeps_the_fast_path_and_gets_or_creates() -> None:

@@ -81,6 +81,8 @@ The Django rewrite is safe when the project index sees the model with a unique k
 `unique=True`, `unique_together`, a `UniqueConstraint`) among the filtered fields. Otherwise it
 is unsafe: `get_or_create` looks the row up with `get()`, which raises `MultipleObjectsReturned`
 where `filter(...).exists()` accepted repeated rows, and without the constraint it races as well.
+It is unsafe too when a value that goes into `defaults` calls something: the call now runs even
+when the row exists, where the create ran it only for a new row.
 
 With a commit in the body, a conflict rolls back the whole session, as any failed commit must;
 work the session had pending before the check is lost in that case, where before it stayed
@@ -293,18 +295,25 @@ class CheckThenInsert(Rule):
         self._report_get_or_create(node, check, node.with_changes(body=body.with_changes(body=[line.with_changes(body=[assign])])))
 
     def _report_get_or_create(self, node: cst.If, check: _DjangoCheck, fix: cst.BaseStatement) -> None:
+        summary = "Check-then-create races with concurrent workers: `get_or_create` handles the conflict"
+        unsafe = self._get_or_create_unsafe(check)
+        if unsafe is None:
+            self.report(node, summary, fix=fix)
+        else:
+            self.report(node, f"{summary} ({unsafe})", fix=fix, safety=FixSafety.UNSAFE)
+
+    def _get_or_create_unsafe(self, check: _DjangoCheck) -> str | None:
+        """Why `get_or_create` may not do what the check and the create did (None: it does)."""
         model = cst.Module([]).code_for_node(check.model)
         found = self.project.model(model)
-        summary = "Check-then-create races with concurrent workers: `get_or_create` handles the conflict"
         if found.found is None:
-            unseen = f"on {model} that unleak cannot see: {found.reason}"
-        elif found.found.unique_key_within(check.filters) is None:
-            unseen = f"on {', '.join(sorted(check.filters))} that unleak cannot see in {model}: `get()` would raise MultipleObjectsReturned where rows repeat"
-        else:
-            self.report(node, summary, fix=fix)
-            return
-        message = f"{summary} (it relies on a unique constraint {unseen})"
-        self.report(node, message, fix=fix, safety=FixSafety.UNSAFE)
+            return f"it relies on a unique constraint on {model} that unleak cannot see: {found.reason}"
+        if found.found.unique_key_within(check.filters) is None:
+            fields = ", ".join(sorted(check.filters))
+            return f"no unique key of {model} covers {fields}: `get()` would raise MultipleObjectsReturned where rows repeat"
+        if any(m.findall(arg.value, m.Call()) for arg in check.arguments if _keyword(arg) not in check.filters):
+            return "the `defaults` now run their calls even when the row exists"
+        return None
 
     def _report_fix(
         self, node: cst.If, lookup: _Lookup, insert: _Insert, fix: cst.BaseStatement, imports: tuple[ImportSpec, ...]
