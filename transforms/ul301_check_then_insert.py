@@ -94,7 +94,8 @@ statements, that roll back, close or begin transactions, a lookup on another ses
 insert's. In the two-statement form, also left alone: a lookup whose result is used before the
 `if`, a create branch that does not bind the name again (`obj` would stay None after it) or that
 assigns a name the lookup reads (running it again would look up something else). The inline
-form's handler does not look up again: it runs the former `else:` as before. A module where `IntegrityError` names something else gets a report without a fix.
+form's handler does not look up again: it runs the former `else:` as before. A module where
+`IntegrityError` names something else gets a report without a fix.
 
 The byte triggers are a call of `.add(`/`.add_all(` and of one of the lookups; `could_fire`
 keeps only files with an `if` whose test calls a lookup and whose body adds, or an `if` testing
@@ -123,6 +124,7 @@ _INTEGRITY_ERROR = "sqlalchemy.exc.IntegrityError"
 _LEGACY_QUERY = m.Call(func=m.Attribute(attr=m.Name("query")), args=[m.Arg(keyword=None, star="")])
 _ZERO = m.Integer("0")
 _NONE = m.Name("None")
+_EXECUTE = m.Call(func=m.Attribute(attr=m.Name("execute") | m.Name("scalars")))
 
 
 @dataclass(frozen=True)
@@ -270,9 +272,8 @@ class CheckThenInsert(Rule):
         if not isinstance(root, cst.Name):
             return None
         value = self._value_before(node, root.value)
-        if not m.matches(_unawaited(value) if value else None, m.Call(func=m.Attribute(attr=m.Name("execute") | m.Name("scalars")))):
+        if value is None or not m.matches(_unawaited(value), _EXECUTE):
             return None
-        assert value is not None
         inlined = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if isinstance(value, cst.Await) else value
         lookup = _lookup(cst.ensure_type(node.test.deep_replace(root, inlined), cst.BaseExpression))
         if lookup is None:
@@ -283,7 +284,8 @@ class CheckThenInsert(Rule):
         """`if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` ->
         `M.objects.get_or_create(a=x, defaults={"b": y})`."""
         line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
-        self._report_get_or_create(node, check, line.with_changes(body=[cst.Expr(_get_or_create(check))], leading_lines=node.leading_lines))
+        fix = line.with_changes(body=[cst.Expr(_get_or_create(check))], leading_lines=node.leading_lines)
+        self._report_get_or_create(node, check, fix)
 
     def _report_django_create(self, node: cst.If, check: _DjangoCheck) -> None:
         """`if obj is None: obj = M.objects.create(a=x, b=y)` -> `obj = M.objects.get_or_create(a=x,
@@ -292,7 +294,8 @@ class CheckThenInsert(Rule):
         line = cst.ensure_type(body.body[0], cst.SimpleStatementLine)
         created = cst.Subscript(_get_or_create(check), [cst.SubscriptElement(cst.Index(cst.Integer("0")))])
         assign = cst.ensure_type(line.body[0], cst.Assign).with_changes(value=created)
-        self._report_get_or_create(node, check, node.with_changes(body=body.with_changes(body=[line.with_changes(body=[assign])])))
+        fix = node.with_changes(body=body.with_changes(body=[line.with_changes(body=[assign])]))
+        self._report_get_or_create(node, check, fix)
 
     def _report_get_or_create(self, node: cst.If, check: _DjangoCheck, fix: cst.BaseStatement) -> None:
         summary = "Check-then-create races with concurrent workers: `get_or_create` handles the conflict"
@@ -718,7 +721,8 @@ def _assigned_value(statement: cst.BaseStatement, name: str) -> cst.BaseExpressi
     single = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(name))]) | m.AnnAssign(target=m.Name(name))])
     if not m.matches(statement, single):
         return None
-    return cst.ensure_type(statement, cst.SimpleStatementLine).body[0].value  # type: ignore[attr-defined]
+    assignment = cst.ensure_type(statement, cst.SimpleStatementLine).body[0]
+    return cst.ensure_type(assignment, (cst.Assign, cst.AnnAssign)).value
 
 
 def _lookup_call(value: cst.BaseExpression | None) -> _Lookup | None:
@@ -749,8 +753,13 @@ def _binds(block: cst.IndentedBlock, name: str) -> bool:
 
 
 def _assigned_names(node: cst.CSTNode) -> set[str]:
-    targets = m.findall(node, m.AssignTarget() | m.AugAssign() | m.AnnAssign() | m.For() | m.AsName() | m.NamedExpr())
-    return {name for target in targets for name in _names_in(target.target if not isinstance(target, cst.AsName) else target.name)}  # type: ignore[attr-defined]
+    """Every name `node` binds: assignment, augmented and annotated targets, loop targets,
+    `as` names and `:=`."""
+    bound: list[cst.CSTNode] = []
+    for found in m.findall(node, m.AssignTarget() | m.AugAssign() | m.AnnAssign() | m.For() | m.NamedExpr()):
+        bound.append(cst.ensure_type(found, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)).target)
+    bound += [cst.ensure_type(found, cst.AsName).name for found in m.findall(node, m.AsName())]
+    return {name for target in bound for name in _names_in(target)}
 
 
 def _names_in(node: cst.CSTNode) -> set[str]:
@@ -776,7 +785,8 @@ def _with_create(node: cst.If, checked: _Checked, handled: cst.Try) -> cst.If:
     if checked.creates_in_body:
         return node.with_changes(body=cst.ensure_type(node.body, cst.IndentedBlock).with_changes(body=[handled]))
     orelse = cst.ensure_type(node.orelse, cst.Else)
-    return node.with_changes(orelse=orelse.with_changes(body=cst.ensure_type(orelse.body, cst.IndentedBlock).with_changes(body=[handled])))
+    block = cst.ensure_type(orelse.body, cst.IndentedBlock)
+    return node.with_changes(orelse=orelse.with_changes(body=block.with_changes(body=[handled])))
 
 
 # --- Django: `if not M.objects.filter(...).exists(): M.objects.create(...)` ---------------------
@@ -793,7 +803,8 @@ def _django_check_then_create(node: cst.If) -> _DjangoCheck | None:
     """`if not M.objects.filter(...).exists(): M.objects.create(...)`, exactly."""
     exists = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("exists")), args=[])
     body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(_DJANGO_CREATE)])])
-    if node.orelse is not None or not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not(), expression=exists), body=body)):
+    shape = m.If(test=m.UnaryOperation(operator=m.Not(), expression=exists), body=body, orelse=None)
+    if not m.matches(node, shape):
         return None
     tested = cst.ensure_type(cst.ensure_type(node.test, cst.UnaryOperation).expression, cst.Call)
     line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
@@ -804,7 +815,8 @@ def _django_check_then_create(node: cst.If) -> _DjangoCheck | None:
 def _django_get_then_create(node: cst.If, looked_up: cst.BaseExpression | None, checked: _Checked) -> _DjangoCheck | None:
     """`obj = M.objects.filter(...).first()` then `if obj is None: obj = M.objects.create(...)`."""
     first = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("first")), args=[])
-    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(checked.name))], value=_DJANGO_CREATE)])])
+    assign = m.Assign(targets=[m.AssignTarget(m.Name(checked.name))], value=_DJANGO_CREATE)
+    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[assign])])
     if looked_up is None or not checked.creates_in_body or not m.matches(looked_up, first) or not m.matches(node.body, body):
         return None
     filtered = cst.ensure_type(cst.ensure_type(cst.ensure_type(looked_up, cst.Call).func, cst.Attribute).value, cst.Call)
@@ -820,7 +832,8 @@ def _django_check(filtered: cst.Call, created: cst.Call) -> _DjangoCheck | None:
         return None
     given = {_keyword(arg): arg.value for arg in created.args}
     filters = {_keyword(arg): arg.value for arg in filtered.args}
-    if not filters or "defaults" in given or any(key not in given or not given[key].deep_equals(value) for key, value in filters.items()):
+    repeated = all(key in given and given[key].deep_equals(value) for key, value in filters.items())
+    if not filters or "defaults" in given or not repeated:
         return None  # `a__in=...` lookups are not fields the create repeats
     model = cst.ensure_type(manager, cst.Attribute).value
     return _DjangoCheck(manager, model, frozenset(filters), tuple(created.args))
@@ -839,7 +852,8 @@ def _get_or_create(check: _DjangoCheck) -> cst.Call:
         defaults = cst.Dict(
             [cst.DictElement(cst.SimpleString(f'"{_keyword(arg)}"'), arg.value) for arg in rest]
         )
-        arguments.append(cst.Arg(defaults, keyword=cst.Name("defaults"), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
+        tight = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
+        arguments.append(cst.Arg(defaults, keyword=cst.Name("defaults"), equal=tight))
     return cst.Call(cst.Attribute(check.manager, cst.Name("get_or_create")), arguments)
 
 
