@@ -180,7 +180,14 @@ _SYNCHRONIZE_FALSE = cst.Arg(
 )
 
 
-SQLALCHEMY_SELECT = ("sqlalchemy.select", "sqlalchemy.sql.select", "sqlalchemy.sql.expression.select", "sqlalchemy.future.select")
+SQLALCHEMY_SELECT = (
+    "sqlalchemy.select",
+    "sqlalchemy.sql.select",
+    "sqlalchemy.sql.expression.select",
+    "sqlalchemy.future.select",
+)
+# An iterable that reads the same items again after the loop: a name or an attribute chain.
+_REREADABLE = m.Name() | m.Attribute(value=m.Name() | m.Attribute())
 _FETCH = cst.Arg(
     keyword=cst.Name("synchronize_session"),
     value=cst.SimpleString('"fetch"'),
@@ -333,10 +340,11 @@ class PerRowDeleteLoop(Rule):
             return None
         if not _is_lone_expression(statements[0]) or _statement_call(statements[1], "delete") is None:
             return None
-        children = self._per_item_delete(_expression(cst.ensure_type(statements[0], cst.SimpleStatementLine)), deletes.item.value)
+        first = _expression(cst.ensure_type(statements[0], cst.SimpleStatementLine))
+        children = self._per_item_delete(first, deletes.item.value)
         if children is None or not _same_receiver(children.session, deletes.session):
             return None
-        rereadable = m.matches(loop.iter, m.Name() | m.Attribute(value=m.Name() | m.Attribute())) or row_query(loop.iter) is not None
+        rereadable = m.matches(loop.iter, _REREADABLE) or row_query(loop.iter) is not None
         return children if rereadable else None
 
     @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
@@ -379,7 +387,9 @@ class PerRowDeleteLoop(Rule):
         else:
             self.report(loop, f"{_PER_OBJECT} (unsafe: {unsafe})", fix=fix, imports=imports, safety=FixSafety.UNSAFE)
 
-    def _bulk_object_delete(self, query: RowQuery, deletes: _ObjectDeletes) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]] | None:
+    def _bulk_object_delete(
+        self, query: RowQuery, deletes: _ObjectDeletes
+    ) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]] | None:
         """`<query>.delete(synchronize_session="fetch")`, or `session.execute(delete(M).where(...))`."""
         if query.style != "select":
             return cst.Call(cst.Attribute(query.filtered, cst.Name("delete")), args=[_FETCH]), ()
@@ -410,7 +420,8 @@ class PerRowDeleteLoop(Rule):
         name = cst.Module([]).code_for_node(model)
         found = self.project.model(name)
         if found.found is None:
-            return f"the bulk delete skips the ORM's cascades and delete events, and unleak cannot see {name}: {found.reason}"
+            skipped = "the bulk delete skips the ORM's cascades and delete events"
+            return f"{skipped}, and unleak cannot see {name}: {found.reason}"
         if found.found.relationships:
             related = ", ".join(relationship.attribute for relationship in found.found.relationships)
             return f"{name} has relationships ({related}) the per-object delete cascades to or unlinks"
@@ -426,7 +437,7 @@ class PerRowDeleteLoop(Rule):
 
     def _report_commit_moved_out(self, loop: cst.For, deletes: _ObjectDeletes) -> None:
         """`for x in xs: session.delete(x); session.commit()` -> the commit after the loop, `if xs:`."""
-        if not m.matches(loop.iter, m.Name() | m.Attribute(value=m.Name() | m.Attribute())):
+        if not m.matches(loop.iter, _REREADABLE):
             self.report(loop, f"{_COMMIT_PER_ROW} (move it after the loop by hand: the iterable cannot be tested again)")
             return
         if any(_ends_transaction(statement, deletes.session) for statement in deletes.others):

@@ -98,10 +98,9 @@ class UnawaitedAsyncSessionCall(Rule):
         if not self._is_async_session(receiver):
             return
         parent = self.get_metadata(ParentNodeProvider, node)
-        parenthesized = isinstance(parent, (cst.Attribute, cst.Subscript)) or (isinstance(parent, cst.Call) and parent.func is node)
-        awaited = cst.Await(
-            node, lpar=[cst.LeftParen()] if parenthesized else [], rpar=[cst.RightParen()] if parenthesized else []
-        )
+        awaited = cst.Await(node)
+        if isinstance(parent, (cst.Attribute, cst.Subscript)):  # `(await s.execute(q)).scalars()`
+            awaited = awaited.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
         self.report(node, fix=awaited)
 
     def _runs_nowhere_else(self, node: cst.Call) -> bool:
@@ -144,11 +143,13 @@ class UnawaitedAsyncSessionCall(Rule):
         with_item = self._parent_chain(bound, cst.AsName, cst.WithItem)
         if with_item is not None:
             with_statement = self.get_metadata(ParentNodeProvider, with_item)
-            return isinstance(with_statement, cst.With) and with_statement.asynchronous is not None and self._creates_session(
-                cst.ensure_type(with_item, cst.WithItem).item, named_is_enough=True
-            )
+            entered = cst.ensure_type(with_item, cst.WithItem).item
+            asynchronous = isinstance(with_statement, cst.With) and with_statement.asynchronous is not None
+            return asynchronous and self._creates_session(entered, named_is_enough=True)
         assign = self._parent_chain(bound, cst.AssignTarget, cst.Assign)
-        return assign is not None and self._creates_session(cst.ensure_type(assign, cst.Assign).value, named_is_enough=False)
+        if assign is None:
+            return False
+        return self._creates_session(cst.ensure_type(assign, cst.Assign).value, named_is_enough=False)
 
     def _parent_chain(self, node: cst.CSTNode, *kinds: type[cst.CSTNode]) -> cst.CSTNode | None:
         """The last of `node`'s parents when they are of `kinds`, nearest first; else None."""
@@ -258,5 +259,6 @@ def _calls_unawaited(function: ast.AST) -> bool:
 
 def _method_calls(function: ast.AST) -> Iterator[ast.Call]:
     for call in quickscan.own_calls(function):
-        if isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name) and call.func.attr in COROUTINE_METHODS:
+        callee = call.func
+        if isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) and callee.attr in COROUTINE_METHODS:
             yield call
