@@ -123,6 +123,7 @@ LEFT_ALONE = [
     pytest.param("async def f(session: AsyncSession):\n    await session.commit()\n    (await session.execute(q)).scalars()\n", id="already-awaited"),
     pytest.param("async def f(cache: AsyncSession):\n    g = lambda: cache.close()\n", id="lambda"),
     pytest.param("def f(session: AsyncSession):\n    session.commit()\n", id="sync-def"),
+    pytest.param("async def f(url):\n    async with aiohttp.ClientSession() as session:\n        session.close()\n", id="http-client-session"),
 ]
 
 

@@ -17,8 +17,9 @@ The session is recognised when every binding of its name in the function is one 
   `Annotated[AsyncSession, Depends(get_db)]`, any `AsyncSession` class, such as SQLModel's);
 - `async with <factory>() as session:` where the factory is SQLAlchemy's `AsyncSession`, an
   `async_sessionmaker(...)` (or `sessionmaker(class_=AsyncSession)`) the project index sees in
-  any module of the run, or a callee named like a session factory (`AsyncSessionLocal()`,
-  `get_session()`): a synchronous `Session` cannot be entered with `async with`;
+  any module of the run, or a callee named like a database session factory
+  (`AsyncSessionLocal()`, `async_session()`, `get_session()`, `get_db()`; not
+  `aiohttp.ClientSession()`): a synchronous `Session` cannot be entered with `async with`;
 - `session = <factory>()` with a factory the project index knows to be asynchronous.
 
 ## Why is this bad?
@@ -56,10 +57,12 @@ only files with an `async def` that calls one of them outside an `await`.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 
 import libcst as cst
 import libcst.matchers as m
+from libcst.helpers import get_full_name_for_node
 from libcst.metadata import Assignment, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import quickscan
@@ -75,6 +78,8 @@ COROUTINE_METHODS = frozenset(
     }
 )  # fmt: skip
 _ASYNC_SESSION_CLASS = "AsyncSession"
+# A database session factory by its name alone: `AsyncSessionLocal`, `async_session`, `get_db`.
+_FACTORY_NAME = re.compile(r"(?:\w+\.)*(?:(?:async_?)?(?:db_?)?session(?:_?local|_?factory|_?maker)?|get_(?:async_)?(?:db|session))$", re.I)
 
 
 class UnawaitedAsyncSessionCall(Rule):
@@ -168,8 +173,8 @@ class UnawaitedAsyncSessionCall(Rule):
         found = session_call(self, value)
         if found is None:
             return False
-        if found.asynchronous is None:
-            return named_is_enough
+        if found.asynchronous is None:  # known by its name only: `aiohttp.ClientSession` is not one
+            return named_is_enough and bool(_FACTORY_NAME.match(get_full_name_for_node(value.func) or ""))
         return found.asynchronous
 
     VALID = (
