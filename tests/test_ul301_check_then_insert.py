@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -691,3 +692,43 @@ def test_django_first_then_create_keeps_the_fast_path_and_gets_or_creates() -> N
 def test_django_look_alikes_are_left_alone(code: str) -> None:
     result = run_rules(code, RULES, unsafe=True)
     assert result.findings == [] and fixed_text(result) == code
+
+
+GET_OR_CREATE_PROGRAM = '''
+from sqlalchemy import CheckConstraint, Column, Integer, String, create_engine
+from sqlalchemy.orm import Session, declarative_base
+
+Base = declarative_base()
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    id = Column(Integer, primary_key=True)
+    name = Column(String, unique=True, nullable=False)
+    __table_args__ = (CheckConstraint("length(name) < 10"),)
+
+
+def get_or_create_tag(session, name):
+    tag = session.query(Tag).filter(Tag.name == name).first()
+    if tag is None:
+        tag = Tag(name=name)
+        session.add(tag)
+        session.commit()
+    return tag
+'''
+
+
+def test_fixed_get_or_create_re_raises_when_another_constraint_failed() -> None:
+    """The fixed code run on SQLite: the insert breaks the CHECK constraint, not the unique key;
+    the lookup run again still finds nothing, so the handler raises instead of returning None."""
+    fixed_program = fixed(GET_OR_CREATE_PROGRAM)
+    assert "        except IntegrityError:\n" in fixed_program
+    namespace: dict[str, Any] = {}
+    exec(compile(fixed_program, "example.py", "exec"), namespace)
+    engine = namespace["create_engine"]("sqlite://")
+    namespace["Base"].metadata.create_all(engine)
+    with namespace["Session"](engine) as session:
+        assert namespace["get_or_create_tag"](session, "python").name == "python"
+        with pytest.raises(namespace["IntegrityError"]):
+            namespace["get_or_create_tag"](session, "much-too-long-name")
+        assert [tag.name for tag in session.query(namespace["Tag"])] == ["python"]
