@@ -735,6 +735,34 @@ PER_OBJECT = {
             Toolkit.query.filter_by(owner=user.id).delete(synchronize_session="fetch")
         """,
     ),
+    "the rows loaded into a name right before, used nowhere else": (
+        """
+        def expire(session):
+            tokens = session.query(Token).filter(Token.user == None).all()
+            for token in tokens:
+                session.delete(token)
+            session.commit()
+        """,
+        """
+        def expire(session):
+            tokens = session.query(Token).filter(Token.user == None).all()
+            session.query(Token).filter(Token.user == None).delete(synchronize_session="fetch")
+            session.commit()
+        """,
+    ),
+    "Django: each row's delete() becomes the queryset's": (
+        """
+        def clear(request):
+            # read ones
+            for note in Notification.objects.filter(user=request.user).exclude(unread=True):
+                note.delete()
+        """,
+        """
+        def clear(request):
+            # read ones
+            Notification.objects.filter(user=request.user).exclude(unread=True).delete()
+        """,
+    ),
     "relationship collection: the commit moves after the loop": (
         """
         def clear(db, user):
@@ -820,6 +848,14 @@ PER_OBJECT_LEFT_ALONE = [
     pytest.param("for m in ms:\n    db.delete(m.child)\n    db.commit()\n", id="deletes-something-else"),
     pytest.param("async def f():\n    async for t in db.scalars(select(Token)):\n        await db.delete(t)\n", id="async-for"),
     pytest.param("for t in db.query(Token.id).all():\n    db.delete(t)\n", id="column-query"),
+    pytest.param("ts = db.query(Token).all()\nfor t in ts:\n    db.delete(t)\nprint(len(ts))\n", id="loaded-rows-used-after"),
+    pytest.param("ts = db.query(Token).all()\nlog(ts)\nfor t in ts:\n    db.delete(t)\n", id="loaded-rows-not-right-before"),
+    pytest.param("ns = N.objects.filter(u=1)\nfor n in ns:\n    n.delete()\nrender(ns)\n", id="django-queryset-rendered-after"),
+    pytest.param("for n in N.objects.filter(u=1)[:10]:\n    n.delete()\n", id="django-sliced"),
+    pytest.param("for n in N.objects.filter(u=1).order_by('id'):\n    n.delete()\n", id="django-ordered"),
+    pytest.param("for n in N.objects.filter(u=1):\n    n.delete()\n    log(n)\n", id="django-body-does-more"),
+    pytest.param("for n in N.objects.filter(u=1):\n    n.delete(keep_parents=True)\n", id="django-delete-arguments"),
+    pytest.param("for m in bot.messages(chat):\n    m.delete()\n", id="telegram-messages"),
     pytest.param("for t in load():\n    db.query(Tool).filter(Tool.toolkit_id == t.id).delete()\n    db.delete(t)\n", id="children-of-an-iterable-read-once"),
     pytest.param("for t in ts:\n    db.query(Tool).filter(Tool.toolkit_id == t.id, Tool.kind == t.kind).delete()\n    db.delete(t)\n", id="children-by-two-per-item-conditions"),
     pytest.param("for t in ts:\n    other.query(Tool).filter(Tool.toolkit_id == t.id).delete()\n    db.delete(t)\n", id="children-on-another-session"),

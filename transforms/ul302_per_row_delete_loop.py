@@ -28,6 +28,13 @@ on an `AsyncSession`, `db.session.delete(row)` with Flask-SQLAlchemy):
   `<query>.delete(synchronize_session="fetch")` or `session.execute(delete(M).where(...))`
   (`delete` imported from `sqlalchemy` beside `select`, or `sa.delete` for `sa.select`). A
   `session.commit()` after each row becomes one, inside `if <the delete's row count>:`;
+- over a name the statement right before loaded from such a query (`rows = q.all()` then
+  `for row in rows:`), when the loop is the name's only use: the same bulk delete (the
+  assignment stays; its SELECT still runs);
+- Django: `for obj in M.objects.filter(...)` (`.all()`, `.exclude()`, or a name loaded so right
+  before) whose body is only `obj.delete()`: `M.objects.filter(...).delete()`, always unsafe,
+  since `QuerySet.delete()` sends the delete signals and cascades but does not call a model's own
+  `delete()` method;
 - over anything else (a relationship collection such as `user.messages`, a list) with a
   `session.commit()` as the body's last statement: the loop stays, and the commit moves after
   it, guarded by `if <iterable>:` since the loop committed only when it had items. No bulk
@@ -126,7 +133,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import QualifiedNameProvider, ScopeProvider
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function, within
@@ -196,6 +203,8 @@ _FETCH = cst.Arg(
 _CONTROL_FLOW = m.Break() | m.Continue() | m.Return() | m.Raise() | m.Yield() | m.Try() | m.FunctionDef() | m.Lambda()
 _TRANSACTION_ENDS = frozenset({"commit", "rollback", "close", "begin", "begin_nested"})
 _LOGGERS = re.compile(r"(?:\w*log(?:ger)?|logging|print|warnings)(?:\.\w+)*")
+_DJANGO_BULK_UNSAFE = "`QuerySet.delete()` sends the delete signals and cascades, but does not call the model's own `delete()`"
+_DJANGO_QUERYSET_STEPS = frozenset({"all", "filter", "exclude"})
 _MOVED_COMMIT_UNSAFE = "the loop does more than delete: moving the commit changes when those effects become durable"
 
 
@@ -238,6 +247,12 @@ class PerRowDeleteLoop(Rule):
         calling `delete` and `filter`, `filter_by` or `where`."""
         deletes = quickscan.calls_named("delete", *_delete_aliases(tree))
         filters = quickscan.calls_named("filter", "filter_by", "where")
+        loaded = {
+            id(after)
+            for statements in quickscan.statement_lists(tree)
+            for before, after in zip(statements, statements[1:])
+            if _loads_rows_for(before, after)
+        }
         return any(
             not loop.orelse
             and (
@@ -247,7 +262,8 @@ class PerRowDeleteLoop(Rule):
                     and _expression_calls(loop.body[0], deletes)
                     and _expression_calls(loop.body[0], filters)
                 )
-                or _deletes_each_object(loop)
+                or _deletes_each_object(loop, id(loop) in loaded)
+                or _deletes_itself(loop)
             )
             for loop in quickscan.of_type(tree, ast.For)
             if isinstance(loop, ast.For)
@@ -356,11 +372,49 @@ class PerRowDeleteLoop(Rule):
         deletes = _object_deletes(loop)
         if deletes is None or m.findall(loop.body, _CONTROL_FLOW) or self._children_deleted_first(loop) is not None:
             return
-        query = row_query(loop.iter)
+        query = row_query(self._iterated(loop))
         if query is not None and not deletes.others and self._deletes_only(loop, query, deletes):
             self._report_bulk_object_delete(loop, query, deletes)
         elif deletes.commit is not None:
             self._report_commit_moved_out(loop, deletes)
+
+    def _iterated(self, loop: cst.For) -> cst.BaseExpression:
+        """What the loop iterates: its iterable, or for `rows = <value>` right before `for row
+        in rows:` with `rows` used nowhere else, that value."""
+        if not isinstance(loop.iter, cst.Name):
+            return loop.iter
+        parent = self.get_metadata(ParentNodeProvider, loop, None)
+        statements = list(parent.body) if isinstance(parent, (cst.IndentedBlock, cst.Module)) else []
+        position = next((i for i, statement in enumerate(statements) if statement is loop), 0)
+        single = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(loop.iter.value))])])
+        if position == 0 or not m.matches(statements[position - 1], single):
+            return loop.iter
+        assign = cst.ensure_type(cst.ensure_type(statements[position - 1], cst.SimpleStatementLine).body[0], cst.Assign)
+        scope = self.get_metadata(ScopeProvider, loop.iter, None)
+        bindings = list(scope[loop.iter.value]) if scope is not None else []
+        if len(bindings) != 1 or bindings[0].node is not assign.targets[0].target:
+            return loop.iter
+        uses = [access.node for access in bindings[0].references]
+        return assign.value if uses == [loop.iter] else loop.iter
+
+    @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
+    def flag_django_per_object_delete(self, loop: cst.For) -> None:
+        """`for obj in M.objects.filter(...): obj.delete()` -> `M.objects.filter(...).delete()`."""
+        item = cst.ensure_type(loop.target, cst.Name)
+        body = cst.ensure_type(loop.body, cst.IndentedBlock)
+        own_delete = m.SimpleStatementLine(body=[m.Expr(m.Call(func=m.Attribute(value=m.Name(item.value), attr=m.Name("delete")), args=[]))])
+        if len(body.body) != 1 or not m.matches(body.body[0], own_delete):
+            return
+        queryset = self._iterated(loop)
+        if not _is_django_queryset(queryset) or isinstance(enclosing_function(self, loop), cst.ClassDef):
+            return
+        used = m.findall(body.body[0], m.Name(item.value))
+        if not self._item_used_only_in(loop, used[0]):
+            return
+        line = cst.ensure_type(body.body[0], cst.SimpleStatementLine)
+        bulk = cst.Call(cst.Attribute(queryset.deep_clone(), cst.Name("delete")))
+        fix = line.with_changes(body=[cst.Expr(bulk)], leading_lines=loop.leading_lines, trailing_whitespace=body.header)
+        self.report(loop, f"{_PER_OBJECT} (unsafe: {_DJANGO_BULK_UNSAFE})", fix=fix, safety=FixSafety.UNSAFE)
 
     def _deletes_only(self, loop: cst.For, query: RowQuery, deletes: _ObjectDeletes) -> bool:
         """The loop deletes the query's rows on the query's session and uses them for nothing else."""
@@ -788,6 +842,15 @@ def _same_receiver(children: cst.BaseExpression | None, session: cst.BaseExpress
     return children.deep_equals(session)
 
 
+def _is_django_queryset(expression: cst.BaseExpression) -> bool:
+    """`M.objects.filter(...).exclude(...).all()`: a manager's rows, filtered only."""
+    steps = 0
+    while m.matches(expression, m.Call(func=m.Attribute(attr=m.OneOf(*map(m.Name, sorted(_DJANGO_QUERYSET_STEPS)))))):
+        expression = cst.ensure_type(cst.ensure_type(expression, cst.Call).func, cst.Attribute).value
+        steps += 1
+    return steps > 0 and m.matches(expression, m.Attribute(value=m.Name() | m.Attribute(), attr=m.Name("objects")))
+
+
 def _receiver_of(call: cst.Call) -> cst.BaseExpression:
     return cst.ensure_type(call.func, cst.Attribute).value
 
@@ -841,9 +904,9 @@ def _expression_calls(statement: ast.stmt, accepts: Callable[[ast.Call], bool]) 
     )
 
 
-def _deletes_each_object(loop: ast.For) -> bool:
-    """`x.delete(<the loop variable>)` as a statement of the body, and a query to iterate or a
-    `.commit()` as the body's last statement."""
+def _deletes_each_object(loop: ast.For, loaded: bool) -> bool:
+    """`x.delete(<the loop variable>)` as a statement of the body, and a query to iterate (or
+    `loaded` right before into the iterable) or a `.commit()` as the body's last statement."""
     if not isinstance(loop.target, ast.Name):
         return False
     item = loop.target.id
@@ -855,9 +918,35 @@ def _deletes_each_object(loop: ast.For) -> bool:
     )
     if not deletes:
         return False
+    return loaded or _queries(loop.iter) or _expression_calls(loop.body[-1], quickscan.calls_named("commit"))
+
+
+def _queries(expression: ast.expr) -> bool:
+    """`expression` runs a query: `session.query(...)`, `session.scalars(...)`, `Model.query...`."""
     queries = quickscan.calls_named("query", "scalars")
-    iterates_query = any(
+    return any(
         (isinstance(node, ast.Call) and queries(node)) or (isinstance(node, ast.Attribute) and node.attr == "query")
-        for node in ast.walk(loop.iter)
+        for node in ast.walk(expression)
     )
-    return iterates_query or _expression_calls(loop.body[-1], quickscan.calls_named("commit"))
+
+
+def _loads_rows_for(before: ast.stmt, loop: ast.stmt) -> bool:
+    """`rows = <a query>` right before `for row in rows:`."""
+    return (
+        isinstance(loop, ast.For)
+        and isinstance(loop.iter, ast.Name)
+        and isinstance(before, ast.Assign)
+        and [ast.dump(target) for target in before.targets] == [ast.dump(ast.Name(loop.iter.id, ast.Store()))]
+        and _queries(before.value)
+    )
+
+
+def _deletes_itself(loop: ast.For) -> bool:
+    """`for obj in ...: obj.delete()`, the body's one statement."""
+    if not isinstance(loop.target, ast.Name) or len(loop.body) != 1 or not isinstance(loop.body[0], ast.Expr):
+        return False
+    call = loop.body[0].value
+    return (
+        isinstance(call, ast.Call) and not call.args and isinstance(call.func, ast.Attribute) and call.func.attr == "delete"
+        and isinstance(call.func.value, ast.Name) and call.func.value.id == loop.target.id
+    )
