@@ -255,6 +255,8 @@ LEFT_ALONE = [
     pytest.param("if not db.query(User).first(): db.add(User()); db.commit()\n", id="one-line-body"),
     pytest.param("if (u := db.query(User).first()) is None:\n    db.add(User())\n    db.commit()\n", id="walrus"),
     # the two-statement form
+    pytest.param("if db.query(User).first() and x:\n    log()\nelse:\n    db.add(User())\n    db.commit()\n", id="inverted-tests-more"),
+    pytest.param("if cache.first():\n    log()\nelse:\n    db.add(User())\n    db.commit()\n", id="inverted-not-a-query"),
     pytest.param("result = db.execute(q)\nif not result.scalar() and x:\n    db.add(User())\n    db.commit()\n", id="result-tested-with-more"),
     pytest.param("result = db.execute(select(User))\nrows = result.all()\nif not rows:\n    db.add(User())\n", id="result-used-first"),
     pytest.param("result = cache.lookup(k)\nif not result.first():\n    db.add(User())\n    db.commit()\n", id="result-of-no-query"),
@@ -573,6 +575,43 @@ GET_OR_CREATE += [
         id="loop-each-iteration-commit-stays-per-item",
     ),
 ]
+
+
+GET_OR_CREATE.append(
+    pytest.param(
+        """
+        def add_user(form):
+            if not form.ok:
+                flash("bad")
+            elif User.query.filter_by(email=form.email).first():
+                flash("taken")  # already
+            else:
+                db.session.add(User(email=form.email))
+                db.session.commit()
+            return redirect("/")
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def add_user(form):
+            if not form.ok:
+                flash("bad")
+            elif User.query.filter_by(email=form.email).first():
+                flash("taken")  # already
+            else:
+                try:
+                    db.session.add(User(email=form.email))
+                    db.session.commit()
+                except IntegrityError:
+                    db.session.rollback()
+                    if not User.query.filter_by(email=form.email).first():
+                        raise
+                    flash("taken")  # already
+            return redirect("/")
+        """,
+        id="inline-inverted-elif-found-branch-runs-after-the-recheck",
+    )
+)
 
 
 @pytest.mark.parametrize(("before", "after"), GET_OR_CREATE)

@@ -21,7 +21,9 @@ else: <create>`. The `if` stays (the fast path for "already there"); the create 
 `try`, and `except IntegrityError:` rolls back and runs the same lookup again, so that `obj` is
 the row the concurrent writer inserted. When that lookup still finds nothing, the conflict came
 from another constraint: the handler re-raises. The update branch, if any, then runs on the row
-found (a copy of it goes into the handler). A result object works the same way: `result =
+found (a copy of it goes into the handler). The inline inverted form, `if q.first(): <found>
+else: <create>` (also as an `elif`), is fixed the same way: the handler re-raises when `not
+q.first()` still holds, then runs a copy of the found branch. A result object works the same way: `result =
 [await] session.execute(select(M)...)` (or `session.scalars(...)`) right before `if not
 result.scalar_one_or_none():` (`.scalar()`, `.first()`, `.scalars().first()`, `is None`); the
 handler runs the `execute` again and re-raises when the same test still finds no row. Inside a
@@ -172,7 +174,7 @@ class _LookedUpBefore:
     """A lookup assigned in the statement before the `if` that tests its result."""
 
     lookup: _Lookup
-    looked_up: cst.BaseExpression  # the assigned value, run again in the handler
+    looked_up: cst.BaseExpression | None  # the assigned value, run again in the handler (None: the test runs it)
     checked: _Checked  # the assigned name and how the `if` tests it
     missing: cst.BaseExpression  # "still no row" after running it again
     binds_row: bool  # the name is the row (`obj`): the create must bind it too
@@ -237,7 +239,7 @@ class CheckThenInsert(Rule):
             return
         if shape.binds_row and not _binds(create, shape.checked.name):
             return  # `obj` would stay None after the create
-        if _assigned_names(create) & _names_in(shape.looked_up):
+        if _assigned_names(create) & _names_in(shape.looked_up or node.test):
             return  # the create changes what the lookup reads: running it again looks up something else
         spelled = self._spelled_integrity_error(node)
         if spelled is None:
@@ -260,7 +262,7 @@ class CheckThenInsert(Rule):
                 return None
             missing = cst.parse_expression(f"{checked.name} is None" if checked.with_is else f"not {checked.name}")
             return _LookedUpBefore(lookup, value, checked, missing, binds_row=True)
-        return self._result_looked_up_before(node)
+        return self._result_looked_up_before(node) or _inverted_inline(node)
 
     def _result_looked_up_before(self, node: cst.If) -> _LookedUpBefore | None:
         """`result = [await] session.execute(...)` (or `.scalars(...)`), then a test of
@@ -772,12 +774,36 @@ def _same_session(lookup: _Lookup, insert: _Insert) -> bool:
     return lookup.session is None or lookup.session == insert.session
 
 
-def _recheck(name: str, looked_up: cst.BaseExpression, missing: cst.BaseExpression) -> list[cst.BaseStatement]:
+def _recheck(name: str, looked_up: cst.BaseExpression | None, missing: cst.BaseExpression) -> list[cst.BaseStatement]:
     """`obj = <the same lookup>` and `if obj is None: raise`: the concurrent writer's row, or the
-    error came from another constraint and must not be swallowed."""
-    again = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], looked_up.deep_clone())])
+    error came from another constraint and must not be swallowed. Without `looked_up`, the
+    test `missing` runs the lookup itself."""
     raise_ = cst.If(missing, cst.IndentedBlock([cst.SimpleStatementLine([cst.Raise()])]))
+    if looked_up is None:
+        return [raise_]
+    again = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], looked_up.deep_clone())])
     return [again, raise_]
+
+
+def _inverted_inline(node: cst.If) -> _LookedUpBefore | None:
+    """`if q.first(): <found> else: <create>` (or `q.first() is not None`, an `elif`): the
+    lookup is the test itself, and "still no row" is its negation."""
+    if not isinstance(node.orelse, cst.Else):
+        return None
+    test = node.test
+    if m.matches(test, m.Comparison(comparisons=[m.ComparisonTarget(m.IsNot(), _NONE)])):
+        comparison = cst.ensure_type(test, cst.Comparison)
+        missing: cst.BaseExpression = comparison.with_changes(
+            comparisons=[comparison.comparisons[0].with_changes(operator=cst.Is())]
+        )
+    elif m.matches(test, m.Call() | m.Await()):
+        missing = cst.UnaryOperation(cst.Not(), test)
+    else:
+        return None
+    lookup = _lookup(missing)
+    if lookup is None:
+        return None
+    return _LookedUpBefore(lookup, None, _Checked("", False, False), missing.deep_clone(), binds_row=False)
 
 
 def _with_create(node: cst.If, checked: _Checked, handled: cst.Try) -> cst.If:
@@ -967,10 +993,12 @@ def _looks_up_then_adds(node: ast.AST) -> bool:
     """`if` + "no row" test + top-level `X.add(...)`; the lookup goes through a query, or is
     `X.get(Model, key)` on the receiver of the add (`options.get("k", True)` is a dict)."""
     assert isinstance(node, ast.If)
-    lookup = _tested_ast_call(node.test)
+    lookup, branch = _tested_ast_call(node.test), node.body
+    if lookup is None:  # `if q.first(): <found> else: <create>`
+        lookup, branch = _found_ast_call(node.test), node.orelse
     if lookup is None:
         return False
-    receivers = {ast.unparse(call.func.value) for call in _top_level_ast_calls(node.body) if call.func.attr in _ADDS}
+    receivers = {ast.unparse(call.func.value) for call in _top_level_ast_calls(branch) if call.func.attr in _ADDS}
     if not receivers:
         return False
     if lookup.func.attr == "get" and len(lookup.args) == 2:
@@ -980,6 +1008,16 @@ def _looks_up_then_adds(node: ast.AST) -> bool:
         queries(inner) if isinstance(inner, ast.Call) else _is_attribute_named(inner, "query")
         for inner in quickscan.of_type(node.test, ast.Call, ast.Attribute)
     )
+
+
+def _found_ast_call(test: ast.expr) -> ast.Call | None:
+    """`x.first()` in `x.first()` and `x.first() is not None` (awaited or not)."""
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot):
+        test = test.left
+    tested = test.value if isinstance(test, ast.Await) else test
+    if isinstance(tested, ast.Call) and isinstance(tested.func, ast.Attribute) and tested.func.attr in _LOOKUPS:
+        return tested
+    return None
 
 
 def _tested_ast_call(test: ast.expr) -> ast.Call | None:
