@@ -389,6 +389,8 @@ def test_a_unique_column_of_another_model_does_not_make_the_fix_safe() -> None:
         ("if not db.query(User).first():\n    log(db.add(User()))\n", False),  # no add statement
         ("if not db.query(User).first() and x:\n    db.add(User())\n", False),
         ("u = db.query(User).first()\nif u is None:\n    u = User()\n    db.add(u)\n", True),
+        ("if (u := db.query(User).first()) is None:\n    u = User()\n    db.add(u)\n", True),
+        ("if db.query(User).first():\n    pass\nelse:\n    db.add(User())\n", True),
         ("u = db.query(User).first()\nif u:\n    u.n = 1\nelse:\n    db.add(User())\n", True),
         ("u = db.query(User).first()\nif v is None:\n    db.add(User())\n", False),  # tests another name
         ("u = db.query(User).count()\nif not u:\n    db.add(User())\n", False),  # not a row lookup
@@ -610,6 +612,35 @@ GET_OR_CREATE.append(
             return redirect("/")
         """,
         id="inline-inverted-elif-found-branch-runs-after-the-recheck",
+    )
+)
+
+
+GET_OR_CREATE.append(
+    pytest.param(
+        """
+        async def get_or_create_tag(session, name):
+            if not (tag := await session.scalar(select(Tag).where(Tag.name == name))):
+                tag = Tag(name=name)
+                session.add(tag)
+            return tag
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        async def get_or_create_tag(session, name):
+            if not (tag := await session.scalar(select(Tag).where(Tag.name == name))):
+                try:
+                    async with session.begin_nested():
+                        tag = Tag(name=name)
+                        session.add(tag)
+                except IntegrityError:
+                    tag = await session.scalar(select(Tag).where(Tag.name == name))
+                    if not tag:
+                        raise
+            return tag
+        """,
+        id="walrus-async-savepoint",
     )
 )
 

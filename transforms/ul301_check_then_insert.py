@@ -23,7 +23,8 @@ the row the concurrent writer inserted. When that lookup still finds nothing, th
 from another constraint: the handler re-raises. The update branch, if any, then runs on the row
 found (a copy of it goes into the handler). The inline inverted form, `if q.first(): <found>
 else: <create>` (also as an `elif`), is fixed the same way: the handler re-raises when `not
-q.first()` still holds, then runs a copy of the found branch. A result object works the same way: `result =
+q.first()` still holds, then runs a copy of the found branch. So is the walrus form, `if not
+(obj := <lookup>):` / `if (obj := <lookup>) is None:` with a create that binds `obj`. A result object works the same way: `result =
 [await] session.execute(select(M)...)` (or `session.scalars(...)`) right before `if not
 result.scalar_one_or_none():` (`.scalar()`, `.first()`, `.scalars().first()`, `is None`); the
 handler runs the `execute` again and re-raises when the same test still finds no row. Inside a
@@ -250,6 +251,9 @@ class CheckThenInsert(Rule):
         self._report_fix(node, shape.lookup, insert, _with_create(node, shape.checked, handled), imports)
 
     def _looked_up_before(self, node: cst.If) -> _LookedUpBefore | None:
+        walrus = _walrus(node.test)
+        if walrus is not None:
+            return walrus
         checked = _checked_name(node.test)
         if checked is not None:
             value = self._value_before(node, checked.name)
@@ -785,6 +789,23 @@ def _recheck(name: str, looked_up: cst.BaseExpression | None, missing: cst.BaseE
     return [again, raise_]
 
 
+def _walrus(test: cst.BaseExpression) -> _LookedUpBefore | None:
+    """`if not (obj := <lookup>):` / `if (obj := <lookup>) is None:`: the two-statement form in one."""
+    named = m.NamedExpr(target=m.Name())
+    if m.matches(test, m.UnaryOperation(operator=m.Not(), expression=named)):
+        assigned, with_is = cst.ensure_type(cst.ensure_type(test, cst.UnaryOperation).expression, cst.NamedExpr), False
+    elif m.matches(test, m.Comparison(left=named, comparisons=[m.ComparisonTarget(m.Is(), _NONE)])):
+        assigned, with_is = cst.ensure_type(cst.ensure_type(test, cst.Comparison).left, cst.NamedExpr), True
+    else:
+        return None
+    lookup = _lookup_call(assigned.value)
+    if lookup is None:
+        return None
+    name = cst.ensure_type(assigned.target, cst.Name).value
+    missing = cst.parse_expression(f"{name} is None" if with_is else f"not {name}")
+    return _LookedUpBefore(lookup, assigned.value, _Checked(name, True, with_is), missing, binds_row=True)
+
+
 def _inverted_inline(node: cst.If) -> _LookedUpBefore | None:
     """`if q.first(): <found> else: <create>` (or `q.first() is not None`, an `elif`): the
     lookup is the test itself, and "still no row" is its negation."""
@@ -1028,6 +1049,7 @@ def _tested_ast_call(test: ast.expr) -> ast.Call | None:
         tested = test.left
     else:
         return None
+    tested = tested.value if isinstance(tested, ast.NamedExpr) else tested  # `not (obj := q.first())`
     tested = tested.value if isinstance(tested, ast.Await) else tested
     if isinstance(tested, ast.Call) and isinstance(tested.func, ast.Attribute):
         return tested if tested.func.attr in _LOOKUPS | {_COUNT} else None
