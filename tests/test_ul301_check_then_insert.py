@@ -715,6 +715,19 @@ def test_django_exists_then_create_becomes_get_or_create() -> None:
     assert fixed(expected) == expected
 
 
+def test_django_exists_in_a_name_keeps_the_name_and_gets_or_creates() -> None:
+    code = DJANGO_TAG + (
+        "def seed(user, name):\n    found = Tag.objects.filter(owner=user, name=name).exists()\n"
+        "    if not found:\n        Tag.objects.create(owner=user, name=name)\n    return found\n"
+    )
+    expected = DJANGO_TAG + (
+        "def seed(user, name):\n    found = Tag.objects.filter(owner=user, name=name).exists()\n"
+        "    Tag.objects.get_or_create(owner=user, name=name)\n    return found\n"
+    )
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+
+
 def test_django_without_a_visible_unique_key_is_unsafe() -> None:
     half = DJANGO_TAG + "def seed(user):\n    if not Tag.objects.filter(owner=user).exists():\n        Tag.objects.create(owner=user, name='x')\n"
     assert safeties(half) == ["unsafe"]
@@ -748,6 +761,8 @@ def test_django_first_then_create_keeps_the_fast_path_and_gets_or_creates() -> N
         pytest.param("t = Tag.objects.filter(name=n).last()\nif t is None:\n    t = Tag.objects.create(name=n)\n", id="last"),
         pytest.param("t = Tag.objects.filter(name=n).first()\nif t is None:\n    t = Tag.objects.create(name=n)\n    t.save()\n", id="first-more-statements"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n.lower())\n", id="other-value"),
+        pytest.param("found = Tag.objects.filter(name=n).first()\nif not found:\n    Tag.objects.create(name=n)\n", id="name-not-an-exists"),
+        pytest.param("found = Tag.objects.filter(name=n).exists()\nlog()\nif not found:\n    Tag.objects.create(name=n)\n", id="exists-not-right-before"),
         pytest.param("if not Tag.objects.filter(name__iexact=n).exists():\n    Tag.objects.create(name=n)\n", id="lookup"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\nelse:\n    log()\n", id="else"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\n    log()\n", id="more-statements"),

@@ -37,7 +37,8 @@ the name is already reachable (`IntegrityError`, `exc.IntegrityError`, `sa.exc.I
 under whatever names the module imported them): then that name is used.
 
 Django's `if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` becomes
-`M.objects.get_or_create(a=x, defaults={"b": y})`, and `obj = M.objects.filter(a=x).first()`
+`M.objects.get_or_create(a=x, defaults={"b": y})` (also with the `exists()` assigned to a name
+right before `if not name:`; that line stays), and `obj = M.objects.filter(a=x).first()`
 then `if obj is None: obj = M.objects.create(a=x, b=y)` keeps its lookup and `if` (the fast
 path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. `get_or_create`
 inserts and, on `IntegrityError`, gets the row the concurrent writer inserted. Only when the
@@ -206,7 +207,7 @@ class CheckThenInsert(Rule):
     def flag_check_then_insert(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
             return
-        django = _django_check_then_create(node)
+        django = _django_check_then_create(node, self._exists_before(node))
         if django is not None:
             self._report_django(node, django)
             return
@@ -340,6 +341,13 @@ class CheckThenInsert(Rule):
         if integrity_error is None:
             self.report(node, f"{self.summary} (`IntegrityError` names something else here: fix by hand)")
         return integrity_error
+
+    def _exists_before(self, node: cst.If) -> cst.BaseExpression | None:
+        """`<value>` for `found = <value>` right before `if not found:`."""
+        if not m.matches(node.test, m.UnaryOperation(operator=m.Not(), expression=m.Name())):
+            return None
+        tested = cst.ensure_type(cst.ensure_type(node.test, cst.UnaryOperation).expression, cst.Name)
+        return self._value_before(node, tested.value)
 
     def _value_before(self, node: cst.If, name: str) -> cst.BaseExpression | None:
         """`<value>` when the statement right before `node` is `name = <value>`."""
@@ -846,17 +854,20 @@ _DJANGO_FILTER = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("fil
 _DJANGO_CREATE = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("create")), args=_KEYWORDS_ONLY)
 
 
-def _django_check_then_create(node: cst.If) -> _DjangoCheck | None:
-    """`if not M.objects.filter(...).exists(): M.objects.create(...)`, exactly."""
+def _django_check_then_create(node: cst.If, before: cst.BaseExpression | None) -> _DjangoCheck | None:
+    """`if not M.objects.filter(...).exists(): M.objects.create(...)`, exactly; or `if not
+    found:` where `before` is what `found` was set to right before the `if` (that line stays)."""
     exists = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("exists")), args=[])
     body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(_DJANGO_CREATE)])])
-    shape = m.If(test=m.UnaryOperation(operator=m.Not(), expression=exists), body=body, orelse=None)
-    if not m.matches(node, shape):
+    if not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not()), body=body, orelse=None)):
         return None
-    tested = cst.ensure_type(cst.ensure_type(node.test, cst.UnaryOperation).expression, cst.Call)
+    tested = before if before is not None else cst.ensure_type(node.test, cst.UnaryOperation).expression
+    if not m.matches(tested, exists):
+        return None
     line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
     created = cst.ensure_type(cst.ensure_type(line.body[0], cst.Expr).value, cst.Call)
-    return _django_check(cst.ensure_type(cst.ensure_type(tested.func, cst.Attribute).value, cst.Call), created)
+    filtered = cst.ensure_type(cst.ensure_type(cst.ensure_type(tested, cst.Call).func, cst.Attribute).value, cst.Call)
+    return _django_check(filtered, created)
 
 
 def _django_get_then_create(node: cst.If, looked_up: cst.BaseExpression | None, checked: _Checked) -> _DjangoCheck | None:
@@ -1109,12 +1120,13 @@ def _tests_result_of(test: ast.expr, name: str) -> bool:
 
 
 def _django_exists_then_creates(node: ast.If) -> bool:
-    """`if not X.objects.filter(...).exists():` whose one statement calls `X.objects.create(...)`."""
+    """`if not X.objects.filter(...).exists():` (or `if not <name>:`) whose one statement calls
+    `X.objects.create(...)`."""
     test = node.test
-    if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and isinstance(test.operand, ast.Call)):
+    if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)) or len(node.body) != 1:
         return False
-    exists = test.operand.func
-    if not (isinstance(exists, ast.Attribute) and exists.attr == "exists") or len(node.body) != 1:
+    exists = test.operand.func if isinstance(test.operand, ast.Call) else None
+    if not isinstance(test.operand, ast.Name) and not (isinstance(exists, ast.Attribute) and exists.attr == "exists"):
         return False
     calls = list(_top_level_ast_calls(node.body))
     return len(calls) == 1 and calls[0].func.attr == "create" and _is_attribute_named(calls[0].func.value, "objects")
