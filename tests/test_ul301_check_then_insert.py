@@ -619,6 +619,42 @@ GET_OR_CREATE.append(
 GET_OR_CREATE.append(
     pytest.param(
         """
+        def create_tag(db, name):
+            existing = db.query(Tag).filter(Tag.name == name).first()
+            if existing is None:
+                tag = Tag(name=name)
+                db.add(tag)
+                db.commit()
+                return tag
+            else:
+                return existing
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def create_tag(db, name):
+            existing = db.query(Tag).filter(Tag.name == name).first()
+            if existing is None:
+                try:
+                    tag = Tag(name=name)
+                    db.add(tag)
+                    db.commit()
+                    return tag
+                except IntegrityError:
+                    db.rollback()
+                    existing = db.query(Tag).filter(Tag.name == name).first()
+                    if existing is None:
+                        raise
+                    return existing
+            else:
+                return existing
+        """,
+        id="create-branch-returns-another-name",
+    )
+)
+GET_OR_CREATE.append(
+    pytest.param(
+        """
         async def get_or_create_tag(session, name):
             if not (tag := await session.scalar(select(Tag).where(Tag.name == name))):
                 tag = Tag(name=name)
@@ -725,6 +761,18 @@ def test_django_exists_in_a_name_keeps_the_name_and_gets_or_creates() -> None:
         "    Tag.objects.get_or_create(owner=user, name=name)\n    return found\n"
     )
     assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+
+
+def test_django_queryset_in_a_name_and_a_multi_line_create_keep_their_layout() -> None:
+    code = DJANGO_TAG + (
+        "def seed(user, name, color):\n    tags = Tag.objects.filter(owner=user, name=name)\n    if not tags.exists():\n"
+        "        Tag.objects.create(\n            color=color,\n            owner=user,\n            name=name,\n        )\n"
+    )
+    expected = DJANGO_TAG + (
+        "def seed(user, name, color):\n    tags = Tag.objects.filter(owner=user, name=name)\n"
+        '    Tag.objects.get_or_create(\n        owner=user,\n        name=name,\n        defaults={"color": color},\n    )\n'
+    )
     assert fixed(code) == expected
 
 

@@ -17,7 +17,8 @@ branch.
 The two-statement get-or-create is fixed too: `obj = <lookup>` (`.first()`, `.one_or_none()`,
 `.scalar_one_or_none()`, `.scalar()`, a `get`) right before `if obj is None:` / `if not obj:`
 whose body binds `obj` again (`obj = M(...)`) and adds, or the inverted `if obj: <update>
-else: <create>`. The `if` stays (the fast path for "already there"); the create goes in the
+else: <create>`. The `if` stays (the fast path for "already there"); a create branch that ends with `return` need not
+bind `obj`. The create goes in the
 `try`, and `except IntegrityError:` rolls back and runs the same lookup again, so that `obj` is
 the row the concurrent writer inserted. When that lookup still finds nothing, the conflict came
 from another constraint: the handler re-raises. The update branch, if any, then runs on the row
@@ -38,7 +39,8 @@ under whatever names the module imported them): then that name is used.
 
 Django's `if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` becomes
 `M.objects.get_or_create(a=x, defaults={"b": y})` (also with the `exists()` assigned to a name
-right before `if not name:`; that line stays), and `obj = M.objects.filter(a=x).first()`
+right before `if not name:`, or the queryset before `if not rows.exists():`; that line stays),
+and `obj = M.objects.filter(a=x).first()`
 then `if obj is None: obj = M.objects.create(a=x, b=y)` keeps its lookup and `if` (the fast
 path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. `get_or_create`
 inserts and, on `IntegrityError`, gets the row the concurrent writer inserted. Only when the
@@ -168,7 +170,7 @@ class _DjangoCheck:
     manager: cst.BaseExpression  # `M.objects`
     model: cst.BaseExpression
     filters: frozenset[str]
-    arguments: tuple[cst.Arg, ...]  # the create's keyword arguments
+    created: cst.Call  # `M.objects.create(...)`
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ class CheckThenInsert(Rule):
         insert = _insert(create)
         if insert is None or not _same_session(shape.lookup, insert):
             return
-        if shape.binds_row and not _binds(create, shape.checked.name):
+        if shape.binds_row and not _binds(create, shape.checked.name) and not _returns(create):
             return  # `obj` would stay None after the create
         if _assigned_names(create) & _names_in(shape.looked_up or node.test):
             return  # the create changes what the lookup reads: running it again looks up something else
@@ -321,7 +323,7 @@ class CheckThenInsert(Rule):
         if found.found.unique_key_within(check.filters) is None:
             fields = ", ".join(sorted(check.filters))
             return f"no unique key of {model} covers {fields}: `get()` would raise MultipleObjectsReturned where rows repeat"
-        if any(m.findall(arg.value, m.Call()) for arg in check.arguments if _keyword(arg) not in check.filters):
+        if any(m.findall(arg.value, m.Call()) for arg in check.created.args if _keyword(arg) not in check.filters):
             return "the `defaults` now run their calls even when the row exists"
         return None
 
@@ -343,11 +345,17 @@ class CheckThenInsert(Rule):
         return integrity_error
 
     def _exists_before(self, node: cst.If) -> cst.BaseExpression | None:
-        """`<value>` for `found = <value>` right before `if not found:`."""
-        if not m.matches(node.test, m.UnaryOperation(operator=m.Not(), expression=m.Name())):
+        """`<value>` for `found = <value>` right before `if not found:`; `<value>.exists()` for
+        `rows = <value>` right before `if not rows.exists():`."""
+        exists_of_name = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("exists")), args=[])
+        if not m.matches(node.test, m.UnaryOperation(operator=m.Not(), expression=m.Name() | exists_of_name)):
             return None
-        tested = cst.ensure_type(cst.ensure_type(node.test, cst.UnaryOperation).expression, cst.Name)
-        return self._value_before(node, tested.value)
+        tested = cst.ensure_type(node.test, cst.UnaryOperation).expression
+        if isinstance(tested, cst.Name):
+            return self._value_before(node, tested.value)
+        method = cst.ensure_type(cst.ensure_type(tested, cst.Call).func, cst.Attribute)
+        rows = self._value_before(node, cst.ensure_type(method.value, cst.Name).value)
+        return None if rows is None else cst.ensure_type(tested, cst.Call).with_changes(func=method.with_changes(value=rows))
 
     def _value_before(self, node: cst.If, name: str) -> cst.BaseExpression | None:
         """`<value>` when the statement right before `node` is `name = <value>`."""
@@ -761,6 +769,11 @@ def _branches(node: cst.If, checked: _Checked) -> tuple[cst.IndentedBlock, cst.I
     return (create, update) if isinstance(create, cst.IndentedBlock) else None
 
 
+def _returns(block: cst.IndentedBlock) -> bool:
+    """The block ends with `return`: the name it did not bind is not used after it."""
+    return m.matches(block.body[-1], m.SimpleStatementLine(body=[m.Return()])) if block.body else False
+
+
 def _binds(block: cst.IndentedBlock, name: str) -> bool:
     """The block assigns `name` in a statement of its own (`obj = Model(...)`)."""
     return any(_assigned_value(statement, name) is not None for statement in block.body)
@@ -894,7 +907,7 @@ def _django_check(filtered: cst.Call, created: cst.Call) -> _DjangoCheck | None:
     if not filters or "defaults" in given or not repeated:
         return None  # `a__in=...` lookups are not fields the create repeats
     model = cst.ensure_type(manager, cst.Attribute).value
-    return _DjangoCheck(manager, model, frozenset(filters), tuple(created.args))
+    return _DjangoCheck(manager, model, frozenset(filters), created)
 
 
 def _keyword(arg: cst.Arg) -> str:
@@ -902,17 +915,22 @@ def _keyword(arg: cst.Arg) -> str:
 
 
 def _get_or_create(check: _DjangoCheck) -> cst.Call:
-    """`M.objects.get_or_create(<filters>, defaults={<the rest>})`, in the create's order."""
-    looked_up = [arg for arg in check.arguments if _keyword(arg) in check.filters]
-    rest = [arg for arg in check.arguments if _keyword(arg) not in check.filters]
-    arguments = [arg.with_changes(comma=cst.MaybeSentinel.DEFAULT) for arg in looked_up]
+    """`M.objects.get_or_create(<filters>, defaults={<the rest>})`, in the create's order and
+    layout (a create written one argument a line stays so)."""
+    created = check.created.args
+    looked_up = [arg for arg in created if _keyword(arg) in check.filters]
+    rest = [arg for arg in created if _keyword(arg) not in check.filters]
+    last = created[-1].comma  # the create's trailing comma (and the line break before `)`), or none
+    between = created[0].comma if len(created) > 1 else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    separated = [arg if arg is not created[-1] else arg.with_changes(comma=between) for arg in looked_up]
     if rest:
-        defaults = cst.Dict(
-            [cst.DictElement(cst.SimpleString(f'"{_keyword(arg)}"'), arg.value) for arg in rest]
-        )
+        defaults = cst.Dict([cst.DictElement(cst.SimpleString(f'"{_keyword(arg)}"'), arg.value) for arg in rest])
         tight = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
-        arguments.append(cst.Arg(defaults, keyword=cst.Name("defaults"), equal=tight))
-    return cst.Call(cst.Attribute(check.manager, cst.Name("get_or_create")), arguments)
+        arguments = [*separated, cst.Arg(defaults, keyword=cst.Name("defaults"), equal=tight, comma=last)]
+    else:
+        arguments = [*separated[:-1], separated[-1].with_changes(comma=last)]
+    get_or_create = cst.Attribute(check.manager, cst.Name("get_or_create"))
+    return check.created.with_changes(func=get_or_create, args=arguments)
 
 
 # --- the rewrite --------------------------------------------------------------------------------
