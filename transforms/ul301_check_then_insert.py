@@ -17,9 +17,9 @@ branch.
 The two-statement get-or-create is fixed too: `obj = <lookup>` (`.first()`, `.one_or_none()`,
 `.scalar_one_or_none()`, `.scalar()`, a `get`) right before `if obj is None:` / `if not obj:`
 whose body binds `obj` again (`obj = M(...)`) and adds, or the inverted `if obj: <update>
-else: <create>`. The `if` stays (the fast path for "already there"); a create branch that ends with `return` need not
-bind `obj`. The create goes in the
-`try`, and `except IntegrityError:` rolls back and runs the same lookup again, so that `obj` is
+else: <create>` (a create branch that ends with `return` need not bind `obj`). The `if` stays
+(the fast path for "already there"); the create goes in the `try`, and `except IntegrityError:`
+rolls back and runs the same lookup again, so that `obj` is
 the row the concurrent writer inserted. When that lookup still finds nothing, the conflict came
 from another constraint: the handler re-raises. The update branch, if any, then runs on the row
 found (a copy of it goes into the handler). The inline inverted form, `if q.first(): <found>
