@@ -12,11 +12,11 @@ def test_expired_tokens_stay_before_and_go_after_apply(tmp_path: Path) -> None:
 
     before = example.run()
     assert before.returncode == 1, before.stderr
-    assert before.stdout == "expired tokens left: 3\n"
+    assert before.stdout == "removing 3 expired tokens\nexpired tokens left: 3\n"
 
     example.apply_fixes()
     assert "        await session.delete(token)\n" in example.program.read_text(encoding="utf-8")
 
     after = example.run()
     assert after.returncode == 0, after.stderr
-    assert after.stdout == "expired tokens left: 0\n"
+    assert after.stdout == "removing 3 expired tokens\nexpired tokens left: 0\n"

@@ -30,11 +30,12 @@ class Token(Base):
     expired = Column(Boolean, nullable=False)
 
 
-async def remove_expired(session: AsyncSession) -> None:
+async def remove_expired(session: AsyncSession) -> int:
     tokens = (await session.scalars(select(Token).where(Token.expired))).all()
     for token in tokens:
         session.delete(token)
     await session.commit()
+    return len(tokens)
 
 
 async def main() -> int:
@@ -47,7 +48,7 @@ async def main() -> int:
             session.add_all([Token(id=n, expired=n <= 3) for n in range(1, 6)])
             await session.commit()
         async with make_session() as session:
-            await remove_expired(session)
+            print(f"removing {await remove_expired(session)} expired tokens")
         async with make_session() as session:
             left = await session.scalar(select(func.count()).select_from(Token).where(Token.expired))
         await engine.dispose()
