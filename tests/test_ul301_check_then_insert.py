@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -253,6 +254,22 @@ LEFT_ALONE = [
     pytest.param("user = db.query(User).first()\nif user is None:\n    db.add(User())\n    db.commit()\n", id="two-statement-form"),
     pytest.param("if not db.query(User).first(): db.add(User()); db.commit()\n", id="one-line-body"),
     pytest.param("if (u := db.query(User).first()) is None:\n    db.add(User())\n    db.commit()\n", id="walrus"),
+    # the two-statement form
+    pytest.param("if db.query(User).first() and x:\n    log()\nelse:\n    db.add(User())\n    db.commit()\n", id="inverted-tests-more"),
+    pytest.param("if cache.first():\n    log()\nelse:\n    db.add(User())\n    db.commit()\n", id="inverted-not-a-query"),
+    pytest.param("result = db.execute(q)\nif not result.scalar() and x:\n    db.add(User())\n    db.commit()\n", id="result-tested-with-more"),
+    pytest.param("result = db.execute(select(User))\nrows = result.all()\nif not rows:\n    db.add(User())\n", id="result-used-first"),
+    pytest.param("result = cache.lookup(k)\nif not result.first():\n    db.add(User())\n    db.commit()\n", id="result-of-no-query"),
+    pytest.param("tag = db.query(Tag).first()\nlog(tag)\nif tag is None:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="result-used-first"),
+    pytest.param("tag = db.query(Tag).first()\nif tag is None or tag.stale:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="tests-more-than-existence"),
+    pytest.param("tag = db.query(Tag).first()\nif tag is None:\n    db.add(Tag())\n    db.commit()\n", id="body-leaves-the-name-none"),
+    pytest.param("tag = db.query(Tag).filter_by(name=n).first()\nif tag is None:\n    n = n.lower()\n    tag = Tag(name=n)\n    db.add(tag)\n    db.commit()\n", id="body-changes-the-lookup"),
+    pytest.param("tag = other.query(Tag).first()\nif tag is None:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="lookup-on-another-session"),
+    pytest.param("tag = cache.get(key)\nif tag is None:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="dict-get"),
+    pytest.param("tag = db.query(Tag).first()\nif other is None:\n    other = Tag()\n    db.add(other)\n    db.commit()\n", id="tests-another-name"),
+    pytest.param("tag = db.query(Tag).first()\nif tag:\n    tag = Tag()\n    db.add(tag)\n    db.commit()\n", id="inverted-without-else"),
+    pytest.param("n = db.query(Tag).count()\nif not n:\n    n = Tag()\n    db.add(n)\n    db.commit()\n", id="count-is-not-a-row"),
+    pytest.param("tag = db.query(Tag).first()\nif tag is None:\n    tag = Tag()\n    db.add(tag)\n    db.rollback()\n", id="body-rolls-back"),
 ]
 
 
@@ -371,7 +388,480 @@ def test_a_unique_column_of_another_model_does_not_make_the_fix_safe() -> None:
         ("if not options.get('managed', True):\n    keys.add(key)\n", False),  # a dict and a set
         ("if not db.query(User).first():\n    log(db.add(User()))\n", False),  # no add statement
         ("if not db.query(User).first() and x:\n    db.add(User())\n", False),
+        ("u = db.query(User).first()\nif u is None:\n    u = User()\n    db.add(u)\n", True),
+        ("if (u := db.query(User).first()) is None:\n    u = User()\n    db.add(u)\n", True),
+        ("if db.query(User).first():\n    pass\nelse:\n    db.add(User())\n", True),
+        ("u = db.query(User).first()\nif u:\n    u.n = 1\nelse:\n    db.add(User())\n", True),
+        ("u = db.query(User).first()\nif v is None:\n    db.add(User())\n", False),  # tests another name
+        ("u = db.query(User).count()\nif not u:\n    db.add(User())\n", False),  # not a row lookup
+        ("u = db.query(User).first()\nlog(u)\nif u is None:\n    db.add(User())\n", False),  # not right before
+        ("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\n", True),
+        ("if not Tag.objects.filter(name=n).exists():\n    tags.create(name=n)\n", False),  # not a manager
     ],
 )
 def test_could_fire_needs_a_lookup_test_and_an_add_statement(code: str, possible: bool) -> None:
     assert CheckThenInsert.could_fire(ast.parse(code)) is possible
+
+
+# --- the two-statement form: `obj = <lookup>` then `if obj is None:` -----------------------------
+
+GET_OR_CREATE = [
+    pytest.param(
+        """
+        def upsert(key, value):
+            setting = Setting.query.filter_by(key=key).one_or_none()
+            if setting:  # found
+                setting.value = value
+            else:
+                # new one
+                setting = Setting(key=key, value=value)
+                db.session.add(setting)
+            db.session.commit()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def upsert(key, value):
+            setting = Setting.query.filter_by(key=key).one_or_none()
+            if setting:  # found
+                setting.value = value
+            else:
+                try:
+                    with db.session.begin_nested():
+                        # new one
+                        setting = Setting(key=key, value=value)
+                        db.session.add(setting)
+                except IntegrityError:
+                    setting = Setting.query.filter_by(key=key).one_or_none()
+                    if not setting:
+                        raise
+                    setting.value = value
+            db.session.commit()
+        """,
+        id="inverted-flask-update-runs-on-the-concurrent-row",
+    ),
+    pytest.param(
+        """
+        async def ensure(session, key):
+            obj: Setting | None = await session.get(Setting, key)
+            if not obj:
+                obj = Setting(key=key)
+                session.add(obj)
+                await session.commit()
+            else: obj.hits += 1
+            return obj
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        async def ensure(session, key):
+            obj: Setting | None = await session.get(Setting, key)
+            if not obj:
+                try:
+                    obj = Setting(key=key)
+                    session.add(obj)
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                    obj = await session.get(Setting, key)
+                    if not obj:
+                        raise
+                    obj.hits += 1
+            else: obj.hits += 1
+            return obj
+        """,
+        id="async-get-annotated-one-line-else",
+    ),
+    pytest.param(
+        """
+        import sqlalchemy as sa
+
+        async def member(session, team_id, user_id):
+            row = (await session.execute(sa.select(Member).where(Member.team_id == team_id, Member.user_id == user_id))).scalar_one_or_none()
+            if row is not None:
+                return row
+            else:
+                row = Member(team_id=team_id, user_id=user_id)
+                session.add(row)
+                await session.flush()
+            return row
+        """,
+        """
+        import sqlalchemy as sa
+
+        async def member(session, team_id, user_id):
+            row = (await session.execute(sa.select(Member).where(Member.team_id == team_id, Member.user_id == user_id))).scalar_one_or_none()
+            if row is not None:
+                return row
+            else:
+                try:
+                    async with session.begin_nested():
+                        row = Member(team_id=team_id, user_id=user_id)
+                        session.add(row)
+                        await session.flush()
+                except sa.exc.IntegrityError:
+                    row = (await session.execute(sa.select(Member).where(Member.team_id == team_id, Member.user_id == user_id))).scalar_one_or_none()
+                    if row is None:
+                        raise
+                    return row
+            return row
+        """,
+        id="async-execute-is-not-none",
+    ),
+]
+
+
+GET_OR_CREATE += [
+    pytest.param(
+        """
+        async def ensure(session, email):
+            result = await session.execute(select(User).where(User.email == email))
+            if not result.scalar_one_or_none():
+                session.add(User(email=email))
+                await session.commit()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        async def ensure(session, email):
+            result = await session.execute(select(User).where(User.email == email))
+            if not result.scalar_one_or_none():
+                try:
+                    session.add(User(email=email))
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                    result = await session.execute(select(User).where(User.email == email))
+                    if not result.scalar_one_or_none():
+                        raise
+        """,
+        id="async-result-object",
+    ),
+    pytest.param(
+        """
+        def link(db, sources, category):
+            for source in sources:
+                found = db.scalars(select(Link).filter_by(source=source.id, category=category)).first()
+                if found is None:
+                    found = Link(source=source.id, category=category)
+                    db.add(found)
+                    db.commit()
+                # per item
+                if not db.query(Seen).filter(Seen.source == source.id).first():
+                    db.add(Seen(source=source.id))
+                    db.commit()
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def link(db, sources, category):
+            for source in sources:
+                found = db.scalars(select(Link).filter_by(source=source.id, category=category)).first()
+                if found is None:
+                    try:
+                        found = Link(source=source.id, category=category)
+                        db.add(found)
+                        db.commit()
+                    except IntegrityError:
+                        db.rollback()
+                        found = db.scalars(select(Link).filter_by(source=source.id, category=category)).first()
+                        if found is None:
+                            raise
+                # per item
+                try:
+                    db.add(Seen(source=source.id))
+                    db.commit()
+                except IntegrityError:
+                    db.rollback()
+        """,
+        id="loop-each-iteration-commit-stays-per-item",
+    ),
+]
+
+
+GET_OR_CREATE.append(
+    pytest.param(
+        """
+        def add_user(form):
+            if not form.ok:
+                flash("bad")
+            elif User.query.filter_by(email=form.email).first():
+                flash("taken")  # already
+            else:
+                db.session.add(User(email=form.email))
+                db.session.commit()
+            return redirect("/")
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def add_user(form):
+            if not form.ok:
+                flash("bad")
+            elif User.query.filter_by(email=form.email).first():
+                flash("taken")  # already
+            else:
+                try:
+                    db.session.add(User(email=form.email))
+                    db.session.commit()
+                except IntegrityError:
+                    db.session.rollback()
+                    if not User.query.filter_by(email=form.email).first():
+                        raise
+                    flash("taken")  # already
+            return redirect("/")
+        """,
+        id="inline-inverted-elif-found-branch-runs-after-the-recheck",
+    )
+)
+
+
+GET_OR_CREATE.append(
+    pytest.param(
+        """
+        def create_tag(db, name):
+            existing = db.query(Tag).filter(Tag.name == name).first()
+            if existing is None:
+                tag = Tag(name=name)
+                db.add(tag)
+                db.commit()
+                return tag
+            else:
+                return existing
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        def create_tag(db, name):
+            existing = db.query(Tag).filter(Tag.name == name).first()
+            if existing is None:
+                try:
+                    tag = Tag(name=name)
+                    db.add(tag)
+                    db.commit()
+                    return tag
+                except IntegrityError:
+                    db.rollback()
+                    existing = db.query(Tag).filter(Tag.name == name).first()
+                    if existing is None:
+                        raise
+                    return existing
+            else:
+                return existing
+        """,
+        id="create-branch-returns-another-name",
+    )
+)
+GET_OR_CREATE.append(
+    pytest.param(
+        """
+        async def get_or_create_tag(session, name):
+            if not (tag := await session.scalar(select(Tag).where(Tag.name == name))):
+                tag = Tag(name=name)
+                session.add(tag)
+            return tag
+        """,
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        async def get_or_create_tag(session, name):
+            if not (tag := await session.scalar(select(Tag).where(Tag.name == name))):
+                try:
+                    async with session.begin_nested():
+                        tag = Tag(name=name)
+                        session.add(tag)
+                except IntegrityError:
+                    tag = await session.scalar(select(Tag).where(Tag.name == name))
+                    if not tag:
+                        raise
+            return tag
+        """,
+        id="walrus-async-savepoint",
+    )
+)
+
+
+@pytest.mark.parametrize(("before", "after"), GET_OR_CREATE)
+def test_get_or_create_fixes_exactly(before: str, after: str) -> None:
+    expected = textwrap.dedent(after).lstrip("\n")
+    assert fixed(before, unsafe=True) == expected
+    assert fixed(expected, unsafe=True) == expected
+
+
+def test_get_or_create_is_safe_on_a_visible_unique_key_and_unsafe_otherwise() -> None:
+    seed = "def seed(db, e):\n    user = db.query(User).filter(User.{column} == e).first()\n    if user is None:\n        user = User({column}=e)\n        db.add(user)\n        db.commit()\n    return user\n"
+    assert safeties(MODELS + seed.format(column="email")) == ["safe"]
+    assert safeties(MODELS + seed.format(column="name")) == ["unsafe"]
+
+
+@st.composite
+def get_or_create_programs(draw: st.DrawFn) -> str:
+    session = draw(st.sampled_from(("db", "session", "db.session")))
+    lookup = draw(st.sampled_from((f"{session}.query(Tag).filter_by(name=key).first()", f"{session}.get(Tag, key)", "Tag.query.filter_by(name=key).one_or_none()")))
+    test, inverted = draw(st.sampled_from((("tag is None", False), ("not tag", False), ("tag", True), ("tag is not None", True))))
+    create = ["tag = Tag(name=key)", f"{session}.add(tag)", *draw(st.sampled_from(([f"{session}.commit()"], [f"{session}.flush()"], [])))]
+    update = draw(st.sampled_from((["tag.hits += 1"], ["return tag"])))
+    branches = (update, create) if inverted else (create, draw(st.sampled_from(([], update))))
+    statement = [f"if {test}:", *("    " + line for line in branches[0])]
+    statement += ["else:", *("    " + line for line in branches[1])] if branches[1] else []
+    return "def work(db, session, key):\n" + "".join(f"    {line}\n" for line in (f"tag = {lookup}", *statement, "return tag"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(get_or_create_programs())
+def test_get_or_create_variants_compile_are_idempotent_and_recheck(code: str) -> None:
+    result = fixed(code, unsafe=True)
+    tree = ast.parse(result)
+    compile(tree, "example.py", "exec")
+    handlers = [node for node in ast.walk(tree) if isinstance(node, ast.ExceptHandler)]
+    assert len(handlers) == 1
+    again, recheck = [statement for statement in handlers[0].body if isinstance(statement, (ast.Assign, ast.If))][:2]
+    assert ast.unparse(again) == ast.unparse(ast.parse(code).body[0].body[0])  # the same lookup, run again
+    assert isinstance(recheck, ast.If) and isinstance(recheck.body[0], ast.Raise)
+    assert result.count("import IntegrityError") == 1
+    assert fixed(result, unsafe=True) == result
+
+
+# --- Django: `if not M.objects.filter(...).exists(): M.objects.create(...)` ----------------------
+
+DJANGO_TAG = """\
+from django.db import models
+
+
+class Tag(models.Model):
+    owner = models.ForeignKey("auth.User", on_delete=models.CASCADE)
+    name = models.CharField(max_length=40)
+    color = models.CharField(max_length=10)
+
+    class Meta:
+        unique_together = [("owner", "name")]
+
+
+"""
+
+
+def test_django_exists_then_create_becomes_get_or_create() -> None:
+    code = DJANGO_TAG + (
+        "def seed(user, name):\n    # once\n    if not Tag.objects.filter(owner=user, name=name).exists():\n"
+        '        Tag.objects.create(name=name, color="red", owner=user)\n'
+    )
+    expected = DJANGO_TAG + 'def seed(user, name):\n    # once\n    Tag.objects.get_or_create(name=name, owner=user, defaults={"color": "red"})\n'
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+
+
+def test_django_exists_in_a_name_keeps_the_name_and_gets_or_creates() -> None:
+    code = DJANGO_TAG + (
+        "def seed(user, name):\n    found = Tag.objects.filter(owner=user, name=name).exists()\n"
+        "    if not found:\n        Tag.objects.create(owner=user, name=name)\n    return found\n"
+    )
+    expected = DJANGO_TAG + (
+        "def seed(user, name):\n    found = Tag.objects.filter(owner=user, name=name).exists()\n"
+        "    Tag.objects.get_or_create(owner=user, name=name)\n    return found\n"
+    )
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+
+
+def test_django_queryset_in_a_name_and_a_multi_line_create_keep_their_layout() -> None:
+    code = DJANGO_TAG + (
+        "def seed(user, name, color):\n    tags = Tag.objects.filter(owner=user, name=name)\n    if not tags.exists():\n"
+        "        Tag.objects.create(\n            color=color,\n            owner=user,\n            name=name,\n        )\n"
+    )
+    expected = DJANGO_TAG + (
+        "def seed(user, name, color):\n    tags = Tag.objects.filter(owner=user, name=name)\n"
+        '    Tag.objects.get_or_create(\n        owner=user,\n        name=name,\n        defaults={"color": color},\n    )\n'
+    )
+    assert fixed(code) == expected
+
+
+def test_django_without_a_visible_unique_key_is_unsafe() -> None:
+    half = DJANGO_TAG + "def seed(user):\n    if not Tag.objects.filter(owner=user).exists():\n        Tag.objects.create(owner=user, name='x')\n"
+    assert safeties(half) == ["unsafe"]
+    unseen = "def seed(name):\n    if not Label.objects.filter(name=name).exists():\n        Label.objects.create(name=name)\n"
+    assert safeties(unseen) == ["unsafe"]
+    assert fixed(unseen, unsafe=True).endswith("def seed(name):\n    Label.objects.get_or_create(name=name)\n")
+    computed = DJANGO_TAG + "def seed(user, n):\n    if not Tag.objects.filter(owner=user, name=n).exists():\n        Tag.objects.create(owner=user, name=n, color=pick())\n"
+    assert safeties(computed) == ["unsafe"]
+
+
+def test_django_first_then_create_keeps_the_fast_path_and_gets_or_creates() -> None:
+    code = DJANGO_TAG + (
+        "def seed(user, name):\n    tag = Tag.objects.filter(owner=user, name=name).first()\n    if tag is None:\n"
+        '        tag = Tag.objects.create(owner=user, name=name, color="red")  # new\n    return tag\n'
+    )
+    expected = code.replace(
+        'Tag.objects.create(owner=user, name=name, color="red")',
+        'Tag.objects.get_or_create(owner=user, name=name, defaults={"color": "red"})[0]',
+    )
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("t = Tag.objects.filter(name=n).first()\nif t is None:\n    t = Tag.objects.create(name=n.lower())\n", id="first-other-value"),
+        pytest.param("t = Tag.objects.filter(name=n).first()\nif t:\n    t = Tag.objects.create(name=n)\n", id="first-inverted"),
+        pytest.param("t = Tag.objects.filter(name=n).first()\nif t is None:\n    other = Tag.objects.create(name=n)\n", id="first-binds-another-name"),
+        pytest.param("t = Tag.objects.filter(name=n).last()\nif t is None:\n    t = Tag.objects.create(name=n)\n", id="last"),
+        pytest.param("t = Tag.objects.filter(name=n).first()\nif t is None:\n    t = Tag.objects.create(name=n)\n    t.save()\n", id="first-more-statements"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n.lower())\n", id="other-value"),
+        pytest.param("found = Tag.objects.filter(name=n).first()\nif not found:\n    Tag.objects.create(name=n)\n", id="name-not-an-exists"),
+        pytest.param("found = Tag.objects.filter(name=n).exists()\nlog()\nif not found:\n    Tag.objects.create(name=n)\n", id="exists-not-right-before"),
+        pytest.param("if not Tag.objects.filter(name__iexact=n).exists():\n    Tag.objects.create(name=n)\n", id="lookup"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\nelse:\n    log()\n", id="else"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\n    log()\n", id="more-statements"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Label.objects.create(name=n)\n", id="creates-another-model"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n, defaults=d)\n", id="defaults-field"),
+        pytest.param("if not Tag.objects.filter(Q(name=n)).exists():\n    Tag.objects.create(name=n)\n", id="q-object"),
+        pytest.param("if not Tag.objects.filter(name=n).exists() and go:\n    Tag.objects.create(name=n)\n", id="tests-more"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    tag = Tag.objects.create(name=n)\n", id="created-object-used"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(**fields)\n", id="star-arguments"),
+    ],
+)
+def test_django_look_alikes_are_left_alone(code: str) -> None:
+    result = run_rules(code, RULES, unsafe=True)
+    assert result.findings == [] and fixed_text(result) == code
+
+
+GET_OR_CREATE_PROGRAM = '''
+from sqlalchemy import CheckConstraint, Column, Integer, String, create_engine
+from sqlalchemy.orm import Session, declarative_base
+
+Base = declarative_base()
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    id = Column(Integer, primary_key=True)
+    name = Column(String, unique=True, nullable=False)
+    __table_args__ = (CheckConstraint("length(name) < 10"),)
+
+
+def get_or_create_tag(session, name):
+    tag = session.query(Tag).filter(Tag.name == name).first()
+    if tag is None:
+        tag = Tag(name=name)
+        session.add(tag)
+        session.commit()
+    return tag
+'''
+
+
+def test_fixed_get_or_create_re_raises_when_another_constraint_failed() -> None:
+    """The fixed code run on SQLite: the insert breaks the CHECK constraint, not the unique key;
+    the lookup run again still finds nothing, so the handler raises instead of returning None."""
+    fixed_program = fixed(GET_OR_CREATE_PROGRAM)
+    assert "        except IntegrityError:\n" in fixed_program
+    namespace: dict[str, Any] = {}
+    exec(compile(fixed_program, "example.py", "exec"), namespace)
+    engine = namespace["create_engine"]("sqlite://")
+    namespace["Base"].metadata.create_all(engine)
+    with namespace["Session"](engine) as session:
+        assert namespace["get_or_create_tag"](session, "python").name == "python"
+        with pytest.raises(namespace["IntegrityError"]):
+            namespace["get_or_create_tag"](session, "much-too-long-name")
+        assert [tag.name for tag in session.query(namespace["Tag"])] == ["python"]

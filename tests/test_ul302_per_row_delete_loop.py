@@ -621,3 +621,278 @@ def test_fixed_code_deletes_the_same_rows_with_one_statement(code: str, doomed: 
     deletes_after, left_after = _deletes_and_rows_left(fixed, doomed)
     assert left_after == left_before == [id for id in (11, 12, 21, 22, 31, 32) if id // 10 not in doomed]
     assert (deletes_before, deletes_after) == (len(doomed), 1 if doomed else 0)
+
+
+# --- per-object deletes: `for row in <query>: session.delete(row)`, and a commit per row ---------
+
+TOKEN = """\
+from sqlalchemy import Column, ForeignKey, Integer, String
+from sqlalchemy.orm import declarative_base, relationship
+
+Base = declarative_base()
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    id = Column(Integer, primary_key=True)
+    user = Column(String)
+
+
+class Toolkit(Base):
+    __tablename__ = "toolkits"
+    id = Column(Integer, primary_key=True)
+    owner = Column(String)
+    tools = relationship("Tool", cascade="all, delete-orphan")
+
+
+"""
+
+
+def _findings(code: str, unsafe: bool = True) -> list[tuple[str, str]]:
+    result = run_rules(textwrap.dedent(code).lstrip("\n"), RULES, unsafe=unsafe, fixing=False)
+    return [(finding.safety, finding.message) for finding in result.findings]
+
+
+PER_OBJECT = {
+    "legacy query, commit after the loop stays": (
+        """
+        def purge(session, user):
+            # old ones
+            for token in session.query(Token).filter(Token.user == user).all():  # all of them
+                session.delete(token)
+            session.commit()
+        """,
+        """
+        def purge(session, user):
+            # old ones
+            session.query(Token).filter(Token.user == user).delete(synchronize_session="fetch")  # all of them
+            session.commit()
+        """,
+    ),
+    "flask query with a commit per row: one commit if rows went": (
+        """
+        def purge(user):
+            for row in Token.query.filter_by(user=user):
+                db.session.delete(row)
+                db.session.commit()
+        """,
+        """
+        def purge(user):
+            if Token.query.filter_by(user=user).delete(synchronize_session="fetch"):
+                db.session.commit()
+        """,
+    ),
+    "async scalars(select()) with sa.select": (
+        """
+        import sqlalchemy as sa
+
+        async def purge(session, user):
+            for token in (await session.scalars(sa.select(Token).where(Token.user == user))).all():
+                await session.delete(token)
+                await session.commit()
+        """,
+        """
+        import sqlalchemy as sa
+
+        async def purge(session, user):
+            if (await session.execute(sa.delete(Token).where(Token.user == user))).rowcount:
+                await session.commit()
+        """,
+    ),
+    "children with one in_() delete first, then the parents' own loop": (
+        """
+        def remove(session, toolkits):
+            # children first
+            for t in toolkits:
+                session.query(Tool).filter(Tool.toolkit_id == t.id).delete()
+                session.delete(t)
+                session.commit()
+        """,
+        """
+        def remove(session, toolkits):
+            # children first
+            t_ids = [t.id for t in toolkits]
+            if t_ids:
+                session.query(Tool).filter(Tool.toolkit_id.in_(t_ids)).delete(synchronize_session=False)
+            for t in toolkits:
+                session.delete(t)
+            if toolkits:
+                session.commit()
+        """,
+    ),
+    "flask children, then the parents' query as a bulk delete": (
+        """
+        def remove(user):
+            for c in Toolkit.query.filter_by(owner=user.id).all():
+                Tool.query.filter_by(toolkit_id=c.id).delete()
+                db.session.delete(c)
+        """,
+        """
+        def remove(user):
+            c_ids = [c.id for c in Toolkit.query.filter_by(owner=user.id).all()]
+            if c_ids:
+                Tool.query.filter(Tool.toolkit_id.in_(c_ids)).delete(synchronize_session=False)
+            Toolkit.query.filter_by(owner=user.id).delete(synchronize_session="fetch")
+        """,
+    ),
+    "the rows loaded into a name right before, used nowhere else": (
+        """
+        def expire(session):
+            tokens = session.query(Token).filter(Token.user == None).all()
+            for token in tokens:
+                session.delete(token)
+            session.commit()
+        """,
+        """
+        def expire(session):
+            tokens = session.query(Token).filter(Token.user == None).all()
+            session.query(Token).filter(Token.user == None).delete(synchronize_session="fetch")
+            session.commit()
+        """,
+    ),
+    "Django: each row's delete() becomes the queryset's": (
+        """
+        def clear(request):
+            # read ones
+            for note in Notification.objects.filter(user=request.user).exclude(unread=True):
+                note.delete()
+        """,
+        """
+        def clear(request):
+            # read ones
+            Notification.objects.filter(user=request.user).exclude(unread=True).delete()
+        """,
+    ),
+    "relationship collection: the commit moves after the loop": (
+        """
+        def clear(db, user):
+            for message in user.messages:
+                logger.info("deleting %s", message.id)
+                db.delete(message)
+                db.commit()  # one by one
+            done()
+        """,
+        """
+        def clear(db, user):
+            for message in user.messages:
+                logger.info("deleting %s", message.id)
+                db.delete(message)
+            if user.messages:
+                db.commit()  # one by one
+            done()
+        """,
+    ),
+}
+
+
+@pytest.mark.parametrize(("before", "after"), PER_OBJECT.values(), ids=PER_OBJECT.keys())
+def test_per_object_deletes_fix_exactly(before: str, after: str) -> None:
+    code = TOKEN + textwrap.dedent(before).lstrip("\n")
+    expected = TOKEN + textwrap.dedent(after).lstrip("\n")
+    assert fixed_text(run_rules(code, RULES, unsafe=True)) == expected
+    assert fixed_text(run_rules(expected, RULES, unsafe=True)) == expected
+
+
+def test_select_imported_gets_delete_imported_once() -> None:
+    before = "from sqlalchemy import select\n\ndef purge(db, a, b):\n" + "".join(
+        f"    for token in db.scalars(select(Token).filter_by(user={user})):\n        db.delete(token)\n" for user in "ab"
+    )
+    after = "from sqlalchemy import delete, select\n\ndef purge(db, a, b):\n" + "".join(
+        f"    db.execute(delete(Token).filter_by(user={user}))\n" for user in "ab"
+    )
+    assert fixed_text(run_rules(before, RULES, unsafe=True)) == after
+
+
+def test_a_bulk_delete_is_safe_only_for_a_visible_model_without_relationships_or_listeners() -> None:
+    loop = "def purge(db):\n    for row in db.query({model}).all():\n        db.delete(row)\n"
+    assert _findings(TOKEN + loop.format(model="Token"))[0][0] == "safe"
+    safety, message = _findings(TOKEN + loop.format(model="Toolkit"))[0]
+    assert safety == "unsafe" and "Toolkit has relationships (tools)" in message
+    safety, message = _findings(loop.format(model="Token"))[0]
+    assert safety == "unsafe" and "unleak cannot see Token" in message
+    listened = TOKEN + "from sqlalchemy import event\n\n\n@event.listens_for(Token, 'after_delete')\ndef audit(mapper, connection, target):\n    pass\n\n\n"
+    safety, message = _findings(listened + loop.format(model="Token"))[0]
+    assert safety == "unsafe" and "delete listeners" in message
+
+
+def test_a_commit_moved_past_other_side_effects_is_unsafe() -> None:
+    code = "def purge(db, items):\n    for item in items:\n        notify(item)\n        db.delete(item)\n        db.commit()\n"
+    safety, message = _findings(code)[0]
+    assert safety == "unsafe" and "changes when those effects become durable" in message
+    assert fixed_text(run_rules(code, RULES, unsafe=True)).endswith("        db.delete(item)\n    if items:\n        db.commit()\n")
+
+
+def test_an_iterable_that_cannot_be_tested_again_is_reported_without_a_fix() -> None:
+    code = "def purge(db):\n    for item in load_items():\n        db.delete(item)\n        db.commit()\n"
+    assert _findings(code) == [("detect", _findings(code)[0][1])]
+    assert "by hand" in _findings(code)[0][1]
+
+
+def test_delete_naming_something_else_gets_no_bulk_fix() -> None:
+    code = "from sqlalchemy import select\nfrom app import delete\n\ndef purge(db):\n    for t in db.scalars(select(Token)):\n        db.delete(t)\n"
+    assert [safety for safety, _ in _findings(code)] == ["detect"]
+
+
+PER_OBJECT_LEFT_ALONE = [
+    pytest.param("for message in user.messages:\n    db.delete(message)\n", id="relationship-collection-no-commit"),
+    pytest.param("for t in db.query(Token).all():\n    db.delete(t)\nprint(t)\n", id="item-used-after-the-loop"),
+    pytest.param("for t in db.query(Token).order_by(Token.id).all():\n    db.delete(t)\n", id="ordered-query"),
+    pytest.param("for t in db.query(Token).limit(5):\n    db.delete(t)\n", id="limited-query"),
+    pytest.param("for t in other.query(Token).all():\n    db.delete(t)\n", id="another-session"),
+    pytest.param("for t in db.query(Token).all():\n    db.delete(t)\n    count += 1\n", id="body-does-more"),
+    pytest.param("for k in keys:\n    cache.delete(k)\n    cache.commit()\n", id="not-a-session"),
+    pytest.param("for m in ms:\n    db.delete(m)\n    if m.last:\n        break\n    db.commit()\n", id="break"),
+    pytest.param("for m in ms:\n    db.delete(m)\n    db.rollback()\n    db.commit()\n", id="rolls-back"),
+    pytest.param("for m in ms:\n    db.delete(m)\n    other.delete(m)\n    db.commit()\n", id="two-deletes-of-the-item"),
+    pytest.param("for m in ms:\n    db.commit()\n    db.delete(m)\n", id="commit-first"),
+    pytest.param("for m in ms:\n    db.delete(m.child)\n    db.commit()\n", id="deletes-something-else"),
+    pytest.param("async def f():\n    async for t in db.scalars(select(Token)):\n        await db.delete(t)\n", id="async-for"),
+    pytest.param("for t in db.query(Token.id).all():\n    db.delete(t)\n", id="column-query"),
+    pytest.param("ts = db.query(Token).all()\nfor t in ts:\n    db.delete(t)\nprint(len(ts))\n", id="loaded-rows-used-after"),
+    pytest.param("ts = db.query(Token).all()\nlog(ts)\nfor t in ts:\n    db.delete(t)\n", id="loaded-rows-not-right-before"),
+    pytest.param("ns = N.objects.filter(u=1)\nfor n in ns:\n    n.delete()\nrender(ns)\n", id="django-queryset-rendered-after"),
+    pytest.param("for n in N.objects.filter(u=1)[:10]:\n    n.delete()\n", id="django-sliced"),
+    pytest.param("for n in N.objects.filter(u=1).order_by('id'):\n    n.delete()\n", id="django-ordered"),
+    pytest.param("for n in N.objects.filter(u=1):\n    n.delete()\n    log(n)\n", id="django-body-does-more"),
+    pytest.param("for n in N.objects.filter(u=1):\n    n.delete(keep_parents=True)\n", id="django-delete-arguments"),
+    pytest.param("for m in bot.messages(chat):\n    m.delete()\n", id="telegram-messages"),
+    pytest.param("for t in load():\n    db.query(Tool).filter(Tool.toolkit_id == t.id).delete()\n    db.delete(t)\n", id="children-of-an-iterable-read-once"),
+    pytest.param("for t in ts:\n    db.query(Tool).filter(Tool.toolkit_id == t.id, Tool.kind == t.kind).delete()\n    db.delete(t)\n", id="children-by-two-per-item-conditions"),
+    pytest.param("for t in ts:\n    other.query(Tool).filter(Tool.toolkit_id == t.id).delete()\n    db.delete(t)\n", id="children-on-another-session"),
+    pytest.param("for t in ts:\n    db.delete(t)\n    db.query(Tool).filter(Tool.toolkit_id == t.id).delete()\n", id="parent-first"),
+]
+
+
+@pytest.mark.parametrize("code", PER_OBJECT_LEFT_ALONE)
+def test_per_object_deletes_left_alone(code: str) -> None:
+    result = run_rules(code, RULES, unsafe=True)
+    assert result.findings == [] and fixed_text(result) == code
+
+
+@st.composite
+def per_object_loops(draw: st.DrawFn) -> str:
+    asynchronous = draw(st.booleans())
+    session = draw(st.sampled_from(("db", "session", "db.session")))
+    awaiting = "await " if asynchronous else ""
+    iterables = [f"({awaiting}{session}.scalars(select(Token).where(Token.user == user))).all()", "user.tokens", "tokens"]
+    if not asynchronous:
+        iterables += [f"{session}.query(Token).filter_by(user=user)", f"{session}.query(Token).filter(Token.user == user).all()"]
+    body = [f"{awaiting}{session}.delete(token)"]
+    if draw(st.booleans()):
+        body.insert(0, f"{session}.query(Tool).filter(Tool.token_id == token.id).delete()" if not asynchronous else "log.info('bye')")
+    if draw(st.booleans()):
+        body.append(f"{awaiting}{session}.commit()")
+    loop = [f"for token in {draw(st.sampled_from(iterables))}:", *(f"    {line}" for line in body)]
+    header = "async def purge(db, session, user, tokens):\n" if asynchronous else "def purge(db, session, user, tokens):\n"
+    return "from sqlalchemy import select\n\n\n" + header + "".join(f"    {line}\n" for line in loop)
+
+
+@settings(max_examples=50, deadline=None)
+@given(per_object_loops())
+def test_per_object_variants_compile_and_are_idempotent(code: str) -> None:
+    result = fixed_text(run_rules(code, RULES, unsafe=True))
+    compile(ast.parse(result), "example.py", "exec")
+    assert fixed_text(run_rules(result, RULES, unsafe=True)) == result
+    imports = [line for line in result.splitlines() if line.startswith(("from sqlalchemy import", "import"))]
+    assert sum(" delete" in line for line in imports) <= 1
+    assert result.count(".commit()") == code.count(".commit()")

@@ -14,11 +14,39 @@ where `<query>` is `session.query(Model)...`, Flask-SQLAlchemy's `Model.query...
 `try`, and `except IntegrityError:` rolls the same session back and runs the former `else:`
 branch.
 
+The two-statement get-or-create is fixed too: `obj = <lookup>` (`.first()`, `.one_or_none()`,
+`.scalar_one_or_none()`, `.scalar()`, a `get`) right before `if obj is None:` / `if not obj:`
+whose body binds `obj` again (`obj = M(...)`) and adds, or the inverted `if obj: <update>
+else: <create>` (a create branch that ends with `return` need not bind `obj`). The `if` stays
+(the fast path for "already there"); the create goes in the `try`, and `except IntegrityError:`
+rolls back and runs the same lookup again, so that `obj` is
+the row the concurrent writer inserted. When that lookup still finds nothing, the conflict came
+from another constraint: the handler re-raises. The update branch, if any, then runs on the row
+found (a copy of it goes into the handler). The inline inverted form, `if q.first(): <found>
+else: <create>` (also as an `elif`), is fixed the same way: the handler re-raises when `not
+q.first()` still holds, then runs a copy of the found branch. So is the walrus form, `if not
+(obj := <lookup>):` / `if (obj := <lookup>) is None:` with a create that binds `obj`. A result object works the same way: `result =
+[await] session.execute(select(M)...)` (or `session.scalars(...)`) right before `if not
+result.scalar_one_or_none():` (`.scalar()`, `.first()`, `.scalars().first()`, `is None`); the
+handler runs the `execute` again and re-raises when the same test still finds no row. Inside a
+loop each iteration is fixed where it stands: a commit per item stays per item.
+
 When the body does not commit (the caller commits later), only the insert is rolled back: the
 body goes into `with session.begin_nested():` (a SAVEPOINT) inside the `try`, so the caller's
 other pending work survives. `from sqlalchemy.exc import IntegrityError` is added once, unless
 the name is already reachable (`IntegrityError`, `exc.IntegrityError`, `sa.exc.IntegrityError`
 under whatever names the module imported them): then that name is used.
+
+Django's `if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` becomes
+`M.objects.get_or_create(a=x, defaults={"b": y})` (also with the `exists()` assigned to a name
+right before `if not name:`, or the queryset before `if not rows.exists():`; that line stays),
+and `obj = M.objects.filter(a=x).first()`
+then `if obj is None: obj = M.objects.create(a=x, b=y)` keeps its lookup and `if` (the fast
+path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. `get_or_create`
+inserts and, on `IntegrityError`, gets the row the concurrent writer inserted. Only when the
+`if` is exactly that (inline: no `else:` and a create whose result is not used; two-statement:
+`if obj is None:` / `if not obj:` with the one assignment) and the create repeats every filter
+keyword with the same value (lookups such as `a__iexact=` do not qualify).
 
 ## Why is this bad?
 The check and the insert are two statements, not one atomic operation. Workers that start
@@ -55,6 +83,13 @@ columns the check compares with `==`, and the body builds that model (`Model(...
 the insert would no longer be deduplicated by anything when the column is not unique, so the
 fix is unsafe (`--unsafe`): make sure the constraint exists first.
 
+The Django rewrite is safe when the project index sees the model with a unique key (primary key,
+`unique=True`, `unique_together`, a `UniqueConstraint`) among the filtered fields. Otherwise it
+is unsafe: `get_or_create` looks the row up with `get()`, which raises `MultipleObjectsReturned`
+where `filter(...).exists()` accepted repeated rows, and without the constraint it races as well.
+It is unsafe too when a value that goes into `defaults` calls something: the call now runs even
+when the row exists, where the create ran it only for a new row.
+
 With a commit in the body, a conflict rolls back the whole session, as any failed commit must;
 work the session had pending before the check is lost in that case, where before it stayed
 pending. Without a commit in the body, the SAVEPOINT keeps it.
@@ -62,11 +97,15 @@ pending. Without a commit in the body, the SAVEPOINT keeps it.
 Left alone: conditions that test anything else too (`if not q.first() and flag:`), an `elif`,
 bodies that do not add to a session, that commit somewhere other than in their own top-level
 statements, that roll back, close or begin transactions, a lookup on another session than the
-insert's, and the two-statement form `user = q.first()` / `if user is None:` (the result may be
-used later). A module where `IntegrityError` names something else gets a report without a fix.
+insert's. In the two-statement form, also left alone: a lookup whose result is used before the
+`if`, a create branch that does not bind the name again (`obj` would stay None after it) or that
+assigns a name the lookup reads (running it again would look up something else). The inline
+form's handler does not look up again: it runs the former `else:` as before. A module where
+`IntegrityError` names something else gets a report without a fix.
 
 The byte triggers are a call of `.add(`/`.add_all(` and of one of the lookups; `could_fire`
-keeps only files with an `if` whose test calls a lookup and whose body adds.
+keeps only files with an `if` whose test calls a lookup and whose body adds, or an `if` testing
+the name a lookup was assigned to in the statement before, with a branch that adds.
 '''
 
 from __future__ import annotations
@@ -77,7 +116,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import ImportAssignment, Scope, ScopeProvider
+from libcst.metadata import ImportAssignment, ParentNodeProvider, Scope, ScopeProvider
 
 from unleak.knowledge import quickscan
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
@@ -91,6 +130,7 @@ _INTEGRITY_ERROR = "sqlalchemy.exc.IntegrityError"
 _LEGACY_QUERY = m.Call(func=m.Attribute(attr=m.Name("query")), args=[m.Arg(keyword=None, star="")])
 _ZERO = m.Integer("0")
 _NONE = m.Name("None")
+_EXECUTE = m.Call(func=m.Attribute(attr=m.Name("execute") | m.Name("scalars")))
 
 
 @dataclass(frozen=True)
@@ -114,44 +154,215 @@ class _Insert:
     builds: frozenset[str]  # the code of every callee in the body (`User`, `models.User`)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """The name an `if` tests for "no row": `obj is None`, `not obj`, or inverted `obj`, `obj is not None`."""
+
+    name: str
+    creates_in_body: bool  # `if obj is None: <create>`; False: `if obj: <update> else: <create>`
+    with_is: bool  # written `is None` / `is not None` (the re-check is written the same way)
+
+
+@dataclass(frozen=True)
+class _DjangoCheck:
+    """`if not M.objects.filter(<filters>).exists(): M.objects.create(<filters>, <defaults>)`."""
+
+    manager: cst.BaseExpression  # `M.objects`
+    model: cst.BaseExpression
+    filters: frozenset[str]
+    created: cst.Call  # `M.objects.create(...)`
+
+
+@dataclass(frozen=True)
+class _LookedUpBefore:
+    """A lookup assigned in the statement before the `if` that tests its result."""
+
+    lookup: _Lookup
+    looked_up: cst.BaseExpression | None  # the assigned value, run again in the handler (None: the test runs it)
+    checked: _Checked  # the assigned name and how the `if` tests it
+    missing: cst.BaseExpression  # "still no row" after running it again
+    binds_row: bool  # the name is the row (`obj`): the create must bind it too
+
+
 class CheckThenInsert(Rule):
     code = "UL301"
     name = "check-then-insert"
     safety = FixSafety.SAFE
     summary = "Check-then-insert races with concurrent workers: insert, and handle `IntegrityError`"
     trigger = (
-        rb"\.add(?:_all)?\s*\(",
-        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count)\s*\(",
+        rb"\.(?:add|add_all|create)\s*\(",
+        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count|exists)\s*\(",
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
     uses_project = True
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        return any(_looks_up_then_adds(node) for node in quickscan.of_type(tree, ast.If))
+        ifs = list(quickscan.of_type(tree, ast.If))
+        return any(_looks_up_then_adds(node) or _django_exists_then_creates(node) for node in ifs) or any(
+            _gets_then_creates(before, statement)
+            for statements in quickscan.statement_lists(tree)
+            for before, statement in zip(statements, statements[1:])
+        )
 
     @m.visit(m.If())
     def flag_check_then_insert(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
             return
+        django = _django_check_then_create(node, self._exists_before(node))
+        if django is not None:
+            self._report_django(node, django)
+            return
         lookup = _lookup(node.test)
+        if lookup is None:
+            self._flag_get_or_create(node)
+            return
         insert = _insert(node.body)
-        if lookup is None or insert is None:
+        if insert is None or not _same_session(lookup, insert):
             return
-        if lookup.session is not None and lookup.session != insert.session:
+        spelled = self._spelled_integrity_error(node)
+        if spelled is not None:
+            name, imports = spelled
+            fix = _try_insert(node, insert, lookup.awaited, name)
+            self._report_fix(node, lookup, insert, fix, imports)
+
+    def _flag_get_or_create(self, node: cst.If) -> None:
+        """A lookup in the statement before the `if`: `obj = <lookup>` then `if obj is None:
+        obj = M(...); session.add(obj) ...` (or the inverted `if obj: <update> else: <create>`),
+        or `result = session.execute(...)` then `if not result.scalar():`. The `if` stays, the
+        create goes in a `try` whose handler runs the lookup again."""
+        shape = self._looked_up_before(node)
+        if shape is None:
             return
-        integrity_error = self._integrity_error(node)
-        if integrity_error is None:
-            self.report(node, f"{self.summary} (`IntegrityError` names something else here: fix by hand)")
+        branches = _branches(node, shape.checked)
+        if branches is None:
             return
-        name, imports = integrity_error
-        fix = _try_insert(node, insert, lookup.awaited, name)
+        create, update = branches
+        insert = _insert(create)
+        if insert is None or not _same_session(shape.lookup, insert):
+            return
+        if shape.binds_row and not _binds(create, shape.checked.name) and not _returns(create):
+            return  # `obj` would stay None after the create
+        if _assigned_names(create) & _names_in(shape.looked_up or node.test):
+            return  # the create changes what the lookup reads: running it again looks up something else
+        spelled = self._spelled_integrity_error(node)
+        if spelled is None:
+            return
+        name, imports = spelled
+        recheck = _recheck(shape.checked.name, shape.looked_up, shape.missing)
+        handled = _try(create, insert, shape.lookup.awaited, name, recheck, update)
+        self._report_fix(node, shape.lookup, insert, _with_create(node, shape.checked, handled), imports)
+
+    def _looked_up_before(self, node: cst.If) -> _LookedUpBefore | None:
+        walrus = _walrus(node.test)
+        if walrus is not None:
+            return walrus
+        checked = _checked_name(node.test)
+        if checked is not None:
+            value = self._value_before(node, checked.name)
+            django = _django_get_then_create(node, value, checked)
+            if django is not None:
+                self._report_django_create(node, django)
+                return None
+            lookup = _lookup_call(value)
+            if value is None or lookup is None:
+                return None
+            missing = cst.parse_expression(f"{checked.name} is None" if checked.with_is else f"not {checked.name}")
+            return _LookedUpBefore(lookup, value, checked, missing, binds_row=True)
+        return self._result_looked_up_before(node) or _inverted_inline(node)
+
+    def _result_looked_up_before(self, node: cst.If) -> _LookedUpBefore | None:
+        """`result = [await] session.execute(...)` (or `.scalars(...)`), then a test of
+        `result.scalar_one_or_none()`, `result.first()`, ... for "no row"."""
+        tested = _tested_call(node.test)
+        root = tested.func if tested is not None else None
+        while isinstance(root, (cst.Attribute, cst.Call)):
+            root = root.value if isinstance(root, cst.Attribute) else root.func
+        if not isinstance(root, cst.Name):
+            return None
+        value = self._value_before(node, root.value)
+        if value is None or not m.matches(_unawaited(value), _EXECUTE):
+            return None
+        inlined = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if isinstance(value, cst.Await) else value
+        lookup = _lookup(cst.ensure_type(node.test.deep_replace(root, inlined), cst.BaseExpression))
+        if lookup is None:
+            return None
+        return _LookedUpBefore(lookup, value, _Checked(root.value, True, False), node.test.deep_clone(), binds_row=False)
+
+    def _report_django(self, node: cst.If, check: _DjangoCheck) -> None:
+        """`if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` ->
+        `M.objects.get_or_create(a=x, defaults={"b": y})`."""
+        line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+        fix = line.with_changes(body=[cst.Expr(_get_or_create(check))], leading_lines=node.leading_lines)
+        self._report_get_or_create(node, check, fix)
+
+    def _report_django_create(self, node: cst.If, check: _DjangoCheck) -> None:
+        """`if obj is None: obj = M.objects.create(a=x, b=y)` -> `obj = M.objects.get_or_create(a=x,
+        defaults={"b": y})[0]`; the lookup before the `if` stays as the fast path."""
+        body = cst.ensure_type(node.body, cst.IndentedBlock)
+        line = cst.ensure_type(body.body[0], cst.SimpleStatementLine)
+        created = cst.Subscript(_get_or_create(check), [cst.SubscriptElement(cst.Index(cst.Integer("0")))])
+        assign = cst.ensure_type(line.body[0], cst.Assign).with_changes(value=created)
+        fix = node.with_changes(body=body.with_changes(body=[line.with_changes(body=[assign])]))
+        self._report_get_or_create(node, check, fix)
+
+    def _report_get_or_create(self, node: cst.If, check: _DjangoCheck, fix: cst.BaseStatement) -> None:
+        summary = "Check-then-create races with concurrent workers: `get_or_create` handles the conflict"
+        unsafe = self._get_or_create_unsafe(check)
+        if unsafe is None:
+            self.report(node, summary, fix=fix)
+        else:
+            self.report(node, f"{summary} ({unsafe})", fix=fix, safety=FixSafety.UNSAFE)
+
+    def _get_or_create_unsafe(self, check: _DjangoCheck) -> str | None:
+        """Why `get_or_create` may not do what the check and the create did (None: it does)."""
+        model = cst.Module([]).code_for_node(check.model)
+        found = self.project.model(model)
+        if found.found is None:
+            return f"it relies on a unique constraint on {model} that unleak cannot see: {found.reason}"
+        if found.found.unique_key_within(check.filters) is None:
+            fields = ", ".join(sorted(check.filters))
+            return f"no unique key of {model} covers {fields}: `get()` would raise MultipleObjectsReturned where rows repeat"
+        if any(m.findall(arg.value, m.Call()) for arg in check.created.args if _keyword(arg) not in check.filters):
+            return "the `defaults` now run their calls even when the row exists"
+        return None
+
+    def _report_fix(
+        self, node: cst.If, lookup: _Lookup, insert: _Insert, fix: cst.BaseStatement, imports: tuple[ImportSpec, ...]
+    ) -> None:
         unseen = self._unseen_constraint(lookup, insert)
         if unseen is None:
             self.report(node, fix=fix, imports=imports)
         else:
             message = f"{self.summary} (the fix relies on a unique constraint {unseen})"
             self.report(node, message, fix=fix, imports=imports, safety=FixSafety.UNSAFE)
+
+    def _spelled_integrity_error(self, node: cst.If) -> tuple[str, tuple[ImportSpec, ...]] | None:
+        """`_integrity_error`, reporting without a fix when the name is taken."""
+        integrity_error = self._integrity_error(node)
+        if integrity_error is None:
+            self.report(node, f"{self.summary} (`IntegrityError` names something else here: fix by hand)")
+        return integrity_error
+
+    def _exists_before(self, node: cst.If) -> cst.BaseExpression | None:
+        """`<value>` for `found = <value>` right before `if not found:`; `<value>.exists()` for
+        `rows = <value>` right before `if not rows.exists():`."""
+        exists_of_name = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("exists")), args=[])
+        if not m.matches(node.test, m.UnaryOperation(operator=m.Not(), expression=m.Name() | exists_of_name)):
+            return None
+        tested = cst.ensure_type(node.test, cst.UnaryOperation).expression
+        if isinstance(tested, cst.Name):
+            return self._value_before(node, tested.value)
+        method = cst.ensure_type(cst.ensure_type(tested, cst.Call).func, cst.Attribute)
+        rows = self._value_before(node, cst.ensure_type(method.value, cst.Name).value)
+        return None if rows is None else cst.ensure_type(tested, cst.Call).with_changes(func=method.with_changes(value=rows))
+
+    def _value_before(self, node: cst.If, name: str) -> cst.BaseExpression | None:
+        """`<value>` when the statement right before `node` is `name = <value>`."""
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        statements = list(parent.body) if isinstance(parent, (cst.IndentedBlock, cst.Module)) else []
+        position = next((i for i, statement in enumerate(statements) if statement is node), 0)
+        return _assigned_value(statements[position - 1], name) if position > 0 else None
 
     def _unseen_constraint(self, lookup: _Lookup, insert: _Insert) -> str | None:
         """None when the database visibly enforces the check; else why unleak cannot tell."""
@@ -292,6 +503,47 @@ class CheckThenInsert(Rule):
                     db.session.commit()
                 except IntegrityError:
                     db.session.rollback()
+            """,
+            unsafe=True,
+        ),
+        Invalid(
+            """
+            def get_or_create_tag(session, name):
+                tag = session.query(Tag).filter(Tag.name == name).first()
+                if tag is None:
+                    tag = Tag(name=name)
+                    session.add(tag)
+                    session.commit()
+                return tag
+            """,
+            """
+            from sqlalchemy.exc import IntegrityError
+
+            def get_or_create_tag(session, name):
+                tag = session.query(Tag).filter(Tag.name == name).first()
+                if tag is None:
+                    try:
+                        tag = Tag(name=name)
+                        session.add(tag)
+                        session.commit()
+                    except IntegrityError:
+                        session.rollback()
+                        tag = session.query(Tag).filter(Tag.name == name).first()
+                        if tag is None:
+                            raise
+                return tag
+            """,
+            unsafe=True,
+        ),
+        Invalid(
+            """
+            def follow(user, author):
+                if not Follow.objects.filter(user=user, author=author).exists():
+                    Follow.objects.create(user=user, author=author, notify=True)
+            """,
+            """
+            def follow(user, author):
+                Follow.objects.get_or_create(user=user, author=author, defaults={"notify": True})
             """,
             unsafe=True,
         ),
@@ -472,20 +724,246 @@ def _is_awaited_in(body: cst.CSTNode, call: cst.Call) -> bool:
     return any(cst.ensure_type(node, cst.Await).expression is call for node in m.findall(body, m.Await()))
 
 
+# --- the two-statement form: `obj = <lookup>` then `if obj is None:` ---------------------------
+
+
+def _checked_name(test: cst.BaseExpression) -> _Checked | None:
+    if isinstance(test, cst.Name):
+        return _Checked(test.value, creates_in_body=False, with_is=False)
+    if m.matches(test, m.UnaryOperation(operator=m.Not(), expression=m.Name())):
+        return _Checked(cst.ensure_type(cst.ensure_type(test, cst.UnaryOperation).expression, cst.Name).value, True, False)
+    for operator, creates_in_body in ((m.Is(), True), (m.IsNot(), False)):
+        if m.matches(test, m.Comparison(left=m.Name(), comparisons=[m.ComparisonTarget(operator, _NONE)])):
+            return _Checked(cst.ensure_type(cst.ensure_type(test, cst.Comparison).left, cst.Name).value, creates_in_body, True)
+    return None
+
+
+def _assigned_value(statement: cst.BaseStatement, name: str) -> cst.BaseExpression | None:
+    """`<value>` of the statement `name = <value>` (or `name: T = <value>`)."""
+    single = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(name))]) | m.AnnAssign(target=m.Name(name))])
+    if not m.matches(statement, single):
+        return None
+    assignment = cst.ensure_type(statement, cst.SimpleStatementLine).body[0]
+    return cst.ensure_type(assignment, (cst.Assign, cst.AnnAssign)).value
+
+
+def _lookup_call(value: cst.BaseExpression | None) -> _Lookup | None:
+    """The lookup `value` makes when it is one row or None: `q.first()`, `session.get(M, k)`..."""
+    call = _unawaited(value) if value is not None else None
+    if not m.matches(call, m.Call(func=m.Attribute(attr=m.OneOf(*map(m.Name, _LOOKUPS))))):
+        return None
+    call = cst.ensure_type(call, cst.Call)
+    if cst.ensure_type(call.func, cst.Attribute).attr.value == "get":
+        return _primary_key_lookup(call, call) if value is call else _primary_key_lookup(value, call)
+    return _query_lookup(value, call)
+
+
+def _branches(node: cst.If, checked: _Checked) -> tuple[cst.IndentedBlock, cst.IndentedBlock | None] | None:
+    """(the branch that creates, the branch that uses the row found), by how the `if` tests."""
+    other = _as_block(node.orelse.body) if node.orelse is not None else None
+    if checked.creates_in_body:
+        create: cst.BaseSuite | None = node.body
+        update = other
+    else:
+        create, update = other, _as_block(node.body)
+    return (create, update) if isinstance(create, cst.IndentedBlock) else None
+
+
+def _returns(block: cst.IndentedBlock) -> bool:
+    """The block ends with `return`: the name it did not bind is not used after it."""
+    return m.matches(block.body[-1], m.SimpleStatementLine(body=[m.Return()])) if block.body else False
+
+
+def _binds(block: cst.IndentedBlock, name: str) -> bool:
+    """The block assigns `name` in a statement of its own (`obj = Model(...)`)."""
+    return any(_assigned_value(statement, name) is not None for statement in block.body)
+
+
+def _assigned_names(node: cst.CSTNode) -> set[str]:
+    """Every name `node` binds: assignment, augmented and annotated targets, loop targets,
+    `as` names and `:=`."""
+    bound: list[cst.CSTNode] = []
+    for found in m.findall(node, m.AssignTarget() | m.AugAssign() | m.AnnAssign() | m.For() | m.NamedExpr()):
+        bound.append(cst.ensure_type(found, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)).target)
+    bound += [cst.ensure_type(found, cst.AsName).name for found in m.findall(node, m.AsName())]
+    return {name for target in bound for name in _names_in(target)}
+
+
+def _names_in(node: cst.CSTNode) -> set[str]:
+    return {cst.ensure_type(name, cst.Name).value for name in m.findall(node, m.Name())} | (
+        {node.value} if isinstance(node, cst.Name) else set()
+    )
+
+
+def _same_session(lookup: _Lookup, insert: _Insert) -> bool:
+    return lookup.session is None or lookup.session == insert.session
+
+
+def _recheck(name: str, looked_up: cst.BaseExpression | None, missing: cst.BaseExpression) -> list[cst.BaseStatement]:
+    """`obj = <the same lookup>` and `if obj is None: raise`: the concurrent writer's row, or the
+    error came from another constraint and must not be swallowed. Without `looked_up`, the
+    test `missing` runs the lookup itself."""
+    raise_ = cst.If(missing, cst.IndentedBlock([cst.SimpleStatementLine([cst.Raise()])]))
+    if looked_up is None:
+        return [raise_]
+    again = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], looked_up.deep_clone())])
+    return [again, raise_]
+
+
+def _walrus(test: cst.BaseExpression) -> _LookedUpBefore | None:
+    """`if not (obj := <lookup>):` / `if (obj := <lookup>) is None:`: the two-statement form in one."""
+    named = m.NamedExpr(target=m.Name())
+    if m.matches(test, m.UnaryOperation(operator=m.Not(), expression=named)):
+        assigned, with_is = cst.ensure_type(cst.ensure_type(test, cst.UnaryOperation).expression, cst.NamedExpr), False
+    elif m.matches(test, m.Comparison(left=named, comparisons=[m.ComparisonTarget(m.Is(), _NONE)])):
+        assigned, with_is = cst.ensure_type(cst.ensure_type(test, cst.Comparison).left, cst.NamedExpr), True
+    else:
+        return None
+    lookup = _lookup_call(assigned.value)
+    if lookup is None:
+        return None
+    name = cst.ensure_type(assigned.target, cst.Name).value
+    missing = cst.parse_expression(f"{name} is None" if with_is else f"not {name}")
+    return _LookedUpBefore(lookup, assigned.value, _Checked(name, True, with_is), missing, binds_row=True)
+
+
+def _inverted_inline(node: cst.If) -> _LookedUpBefore | None:
+    """`if q.first(): <found> else: <create>` (or `q.first() is not None`, an `elif`): the
+    lookup is the test itself, and "still no row" is its negation."""
+    if not isinstance(node.orelse, cst.Else):
+        return None
+    test = node.test
+    if m.matches(test, m.Comparison(comparisons=[m.ComparisonTarget(m.IsNot(), _NONE)])):
+        comparison = cst.ensure_type(test, cst.Comparison)
+        missing: cst.BaseExpression = comparison.with_changes(
+            comparisons=[comparison.comparisons[0].with_changes(operator=cst.Is())]
+        )
+    elif m.matches(test, m.Call() | m.Await()):
+        missing = cst.UnaryOperation(cst.Not(), test)
+    else:
+        return None
+    lookup = _lookup(missing)
+    if lookup is None:
+        return None
+    return _LookedUpBefore(lookup, None, _Checked("", False, False), missing.deep_clone(), binds_row=False)
+
+
+def _with_create(node: cst.If, checked: _Checked, handled: cst.Try) -> cst.If:
+    """`node` with its creating branch replaced by `handled`."""
+    if checked.creates_in_body:
+        return node.with_changes(body=cst.ensure_type(node.body, cst.IndentedBlock).with_changes(body=[handled]))
+    orelse = cst.ensure_type(node.orelse, cst.Else)
+    block = cst.ensure_type(orelse.body, cst.IndentedBlock)
+    return node.with_changes(orelse=orelse.with_changes(body=block.with_changes(body=[handled])))
+
+
+# --- Django: `if not M.objects.filter(...).exists(): M.objects.create(...)` ---------------------
+
+_DJANGO_MANAGER = m.Attribute(value=m.Name() | m.Attribute(), attr=m.Name("objects"))
+_KEYWORDS_ONLY = m.MatchIfTrue(lambda args: all(arg.keyword is not None and not arg.star for arg in args))
+
+
+_DJANGO_FILTER = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("filter")), args=_KEYWORDS_ONLY)
+_DJANGO_CREATE = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("create")), args=_KEYWORDS_ONLY)
+
+
+def _django_check_then_create(node: cst.If, before: cst.BaseExpression | None) -> _DjangoCheck | None:
+    """`if not M.objects.filter(...).exists(): M.objects.create(...)`, exactly; or `if not
+    found:` where `before` is what `found` was set to right before the `if` (that line stays)."""
+    exists = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("exists")), args=[])
+    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(_DJANGO_CREATE)])])
+    if not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not()), body=body, orelse=None)):
+        return None
+    tested = before if before is not None else cst.ensure_type(node.test, cst.UnaryOperation).expression
+    if not m.matches(tested, exists):
+        return None
+    line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+    created = cst.ensure_type(cst.ensure_type(line.body[0], cst.Expr).value, cst.Call)
+    filtered = cst.ensure_type(cst.ensure_type(cst.ensure_type(tested, cst.Call).func, cst.Attribute).value, cst.Call)
+    return _django_check(filtered, created)
+
+
+def _django_get_then_create(node: cst.If, looked_up: cst.BaseExpression | None, checked: _Checked) -> _DjangoCheck | None:
+    """`obj = M.objects.filter(...).first()` then `if obj is None: obj = M.objects.create(...)`."""
+    first = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("first")), args=[])
+    assign = m.Assign(targets=[m.AssignTarget(m.Name(checked.name))], value=_DJANGO_CREATE)
+    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[assign])])
+    if looked_up is None or not checked.creates_in_body or not m.matches(looked_up, first) or not m.matches(node.body, body):
+        return None
+    filtered = cst.ensure_type(cst.ensure_type(cst.ensure_type(looked_up, cst.Call).func, cst.Attribute).value, cst.Call)
+    line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+    return _django_check(filtered, cst.ensure_type(cst.ensure_type(line.body[0], cst.Assign).value, cst.Call))
+
+
+def _django_check(filtered: cst.Call, created: cst.Call) -> _DjangoCheck | None:
+    """The check, when the create is on the filter's manager and repeats every filter (same
+    field, same value)."""
+    manager = cst.ensure_type(filtered.func, cst.Attribute).value
+    if not cst.ensure_type(created.func, cst.Attribute).value.deep_equals(manager):
+        return None
+    given = {_keyword(arg): arg.value for arg in created.args}
+    filters = {_keyword(arg): arg.value for arg in filtered.args}
+    repeated = all(key in given and given[key].deep_equals(value) for key, value in filters.items())
+    if not filters or "defaults" in given or not repeated:
+        return None  # `a__in=...` lookups are not fields the create repeats
+    model = cst.ensure_type(manager, cst.Attribute).value
+    return _DjangoCheck(manager, model, frozenset(filters), created)
+
+
+def _keyword(arg: cst.Arg) -> str:
+    return cst.ensure_type(arg.keyword, cst.Name).value
+
+
+def _get_or_create(check: _DjangoCheck) -> cst.Call:
+    """`M.objects.get_or_create(<filters>, defaults={<the rest>})`, in the create's order and
+    layout (a create written one argument a line stays so)."""
+    created = check.created.args
+    looked_up = [arg for arg in created if _keyword(arg) in check.filters]
+    rest = [arg for arg in created if _keyword(arg) not in check.filters]
+    last = created[-1].comma  # the create's trailing comma (and the line break before `)`), or none
+    between = created[0].comma if len(created) > 1 else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    separated = [arg if arg is not created[-1] else arg.with_changes(comma=between) for arg in looked_up]
+    if rest:
+        defaults = cst.Dict([cst.DictElement(cst.SimpleString(f'"{_keyword(arg)}"'), arg.value) for arg in rest])
+        tight = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
+        arguments = [*separated, cst.Arg(defaults, keyword=cst.Name("defaults"), equal=tight, comma=last)]
+    else:
+        arguments = [*separated[:-1], separated[-1].with_changes(comma=last)]
+    get_or_create = cst.Attribute(check.manager, cst.Name("get_or_create"))
+    return check.created.with_changes(func=get_or_create, args=arguments)
+
+
 # --- the rewrite --------------------------------------------------------------------------------
 
 
 def _try_insert(node: cst.If, insert: _Insert, lookup_awaited: bool, integrity_error: str) -> cst.Try:
+    """The inline form: the check goes, the former `else:` runs when the insert conflicts."""
+    orelse = cst.ensure_type(node.orelse, cst.Else) if node.orelse is not None else None
     body = cst.ensure_type(node.body, cst.IndentedBlock)
+    handled = _try(body, insert, lookup_awaited, integrity_error, [], orelse)
+    return handled.with_changes(leading_lines=node.leading_lines)
+
+
+def _try(
+    body: cst.IndentedBlock,
+    insert: _Insert,
+    lookup_awaited: bool,
+    integrity_error: str,
+    recheck: list[cst.BaseStatement],
+    handled: cst.Else | cst.IndentedBlock | None,
+) -> cst.Try:
+    """`try: <body>` (in a SAVEPOINT when it does not commit) `except IntegrityError:` rolling
+    back, then `recheck`, then `handled` (an `else:` moved there, or a copy of a branch)."""
     asynchronous = insert.awaited or lookup_awaited
     first: list[cst.BaseStatement] = []
     if insert.commits:
         first.append(_session_call(insert.session, "rollback", asynchronous))
     else:
         body = body.with_changes(body=[_savepoint(body, insert.session, asynchronous)])
-    orelse = cst.ensure_type(node.orelse, cst.Else) if node.orelse is not None else None
-    handler = _handler(orelse, first, cst.parse_expression(integrity_error))
-    return cst.Try(body=body, handlers=[handler], leading_lines=node.leading_lines)
+    if isinstance(handled, cst.IndentedBlock):  # a copy: its comments and header stay where they are
+        handled = cst.Else(handled.deep_clone().with_changes(header=cst.TrailingWhitespace()))
+    handler = _handler(handled, [*first, *recheck], cst.parse_expression(integrity_error))
+    return cst.Try(body=body, handlers=[handler])
 
 
 def _handler(orelse: cst.Else | None, first: list[cst.BaseStatement], caught: cst.BaseExpression) -> cst.ExceptHandler:
@@ -565,10 +1043,12 @@ def _looks_up_then_adds(node: ast.AST) -> bool:
     """`if` + "no row" test + top-level `X.add(...)`; the lookup goes through a query, or is
     `X.get(Model, key)` on the receiver of the add (`options.get("k", True)` is a dict)."""
     assert isinstance(node, ast.If)
-    lookup = _tested_ast_call(node.test)
+    lookup, branch = _tested_ast_call(node.test), node.body
+    if lookup is None:  # `if q.first(): <found> else: <create>`
+        lookup, branch = _found_ast_call(node.test), node.orelse
     if lookup is None:
         return False
-    receivers = {ast.unparse(call.func.value) for call in _top_level_ast_calls(node.body) if call.func.attr in _ADDS}
+    receivers = {ast.unparse(call.func.value) for call in _top_level_ast_calls(branch) if call.func.attr in _ADDS}
     if not receivers:
         return False
     if lookup.func.attr == "get" and len(lookup.args) == 2:
@@ -580,6 +1060,16 @@ def _looks_up_then_adds(node: ast.AST) -> bool:
     )
 
 
+def _found_ast_call(test: ast.expr) -> ast.Call | None:
+    """`x.first()` in `x.first()` and `x.first() is not None` (awaited or not)."""
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot):
+        test = test.left
+    tested = test.value if isinstance(test, ast.Await) else test
+    if isinstance(tested, ast.Call) and isinstance(tested.func, ast.Attribute) and tested.func.attr in _LOOKUPS:
+        return tested
+    return None
+
+
 def _tested_ast_call(test: ast.expr) -> ast.Call | None:
     """`x.first()` in `not x.first()`, `x.first() is None`, `x.count() == 0` (awaited or not)."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
@@ -588,6 +1078,7 @@ def _tested_ast_call(test: ast.expr) -> ast.Call | None:
         tested = test.left
     else:
         return None
+    tested = tested.value if isinstance(tested, ast.NamedExpr) else tested  # `not (obj := q.first())`
     tested = tested.value if isinstance(tested, ast.Await) else tested
     if isinstance(tested, ast.Call) and isinstance(tested.func, ast.Attribute):
         return tested if tested.func.attr in _LOOKUPS | {_COUNT} else None
@@ -603,3 +1094,57 @@ def _top_level_ast_calls(body: list[ast.stmt]) -> Iterator[ast.Call]:
 
 def _is_attribute_named(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Attribute) and node.attr == name
+
+
+def _gets_then_creates(before: ast.stmt, statement: ast.stmt) -> bool:
+    """`obj = x.first()` (or another one-row lookup) then an `if` testing `obj`, or `result =
+    s.execute(...)` then an `if` testing `result.scalar()` (...), whose creating branch adds at
+    its top level."""
+    if not isinstance(statement, ast.If) or not isinstance(before, (ast.Assign, ast.AnnAssign)) or before.value is None:
+        return False
+    target = before.targets[0] if isinstance(before, ast.Assign) and len(before.targets) == 1 else getattr(before, "target", None)
+    value = before.value.value if isinstance(before.value, ast.Await) else before.value
+    if not isinstance(target, ast.Name) or not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
+        return False
+    if not (value.func.attr in _LOOKUPS and _tests_name(statement.test, target.id)) and not (
+        value.func.attr in ("execute", "scalars") and _tests_result_of(statement.test, target.id)
+    ):
+        return False
+    adds = any(call.func.attr in _ADDS for branch in (statement.body, statement.orelse) for call in _top_level_ast_calls(branch))
+    return adds or any(_is_django_create(line) for line in statement.body)
+
+
+def _is_django_create(statement: ast.stmt) -> bool:
+    """`obj = X.objects.create(...)`."""
+    if not isinstance(statement, ast.Assign) or not isinstance(statement.value, ast.Call):
+        return False
+    callee = statement.value.func
+    return isinstance(callee, ast.Attribute) and callee.attr == "create" and _is_attribute_named(callee.value, "objects")
+
+
+def _tests_name(test: ast.expr, name: str) -> bool:
+    tested = test.operand if isinstance(test, ast.UnaryOp) else test
+    tested = tested.left if isinstance(tested, ast.Compare) else tested
+    return isinstance(tested, ast.Name) and tested.id == name
+
+
+def _tests_result_of(test: ast.expr, name: str) -> bool:
+    """The test looks for "no row" in `name.scalar()`, `name.scalars().first()`..."""
+    call = _tested_ast_call(test)
+    root: ast.expr | None = call.func if call is not None else None
+    while isinstance(root, (ast.Attribute, ast.Call)):
+        root = root.value if isinstance(root, ast.Attribute) else root.func
+    return isinstance(root, ast.Name) and root.id == name
+
+
+def _django_exists_then_creates(node: ast.If) -> bool:
+    """`if not X.objects.filter(...).exists():` (or `if not <name>:`) whose one statement calls
+    `X.objects.create(...)`."""
+    test = node.test
+    if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)) or len(node.body) != 1:
+        return False
+    exists = test.operand.func if isinstance(test.operand, ast.Call) else None
+    if not isinstance(test.operand, ast.Name) and not (isinstance(exists, ast.Attribute) and exists.attr == "exists"):
+        return False
+    calls = list(_top_level_ast_calls(node.body))
+    return len(calls) == 1 and calls[0].func.attr == "create" and _is_attribute_named(calls[0].func.value, "objects")

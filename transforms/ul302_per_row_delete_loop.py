@@ -19,6 +19,32 @@ statement at all (no `IN ()`). A legacy `Query` delete gets `synchronize_session
 inside the same `if`, because the loop committed only when it had items. Comments above and
 inside the loop are kept.
 
+It also finds the per-object form, a loop handing each row to `session.delete(row)` (`await`ed
+on an `AsyncSession`, `db.session.delete(row)` with Flask-SQLAlchemy):
+
+- over a whole query -- `session.query(M).filter(...)` / `.filter_by(...)` (`.all()` or not),
+  `M.query...`, `session.scalars(select(M).where(...))`, `(await session.scalars(...)).all()` --
+  with nothing else in the body: the loop becomes the query's own bulk delete,
+  `<query>.delete(synchronize_session="fetch")` or `session.execute(delete(M).where(...))`
+  (`delete` imported from `sqlalchemy` beside `select`, or `sa.delete` for `sa.select`). A
+  `session.commit()` after each row becomes one, inside `if <the delete's row count>:`;
+- over a name the statement right before loaded from such a query (`rows = q.all()` then
+  `for row in rows:`), when the loop is the name's only use: the same bulk delete (the
+  assignment stays; its SELECT still runs);
+- Django: `for obj in M.objects.filter(...)` (`.all()`, `.exclude()`, or a name loaded so right
+  before) whose body is only `obj.delete()`: `M.objects.filter(...).delete()`, always unsafe,
+  since `QuerySet.delete()` sends the delete signals and cascades but does not call a model's own
+  `delete()` method;
+- over anything else (a relationship collection such as `user.messages`, a list) with a
+  `session.commit()` as the body's last statement: the loop stays, and the commit moves after
+  it, guarded by `if <iterable>:` since the loop committed only when it had items. No bulk
+  delete is offered for a collection;
+- parents with child deletes, `for t in ts: session.query(Tool).filter(Tool.toolkit_id ==
+  t.id).delete(); session.delete(t)`: the children go with one `in_()` delete before the loop
+  (as above, safe), and the loop keeps the parents' deletes, which the next pass handles as
+  the two forms before. The iterable is read twice, so it must be a name, an attribute or a
+  query (not a call that may give other items, or an iterator).
+
 ## Why is this bad?
 The loop issues one `DELETE` per item. When one of them fails halfway -- a lock timeout, a
 foreign key that still points at a row, a worker killed mid-loop -- the rows of the earlier
@@ -75,10 +101,27 @@ what lets the bulk delete run without evaluating the `IN` against every object i
 The 2.x `session.execute(delete(...))` form keeps its default synchronization. A very long
 iterable makes one statement with that many bound parameters (SQLite before 3.32 allows 999).
 
+The per-object forms: the bulk delete skips what `session.delete(obj)` does per object -- the
+ORM's cascades over the model's relationships (children deleted, or their foreign keys set to
+NULL; association rows of a many-to-many) and `before_delete`/`after_delete` listeners. So the
+fix is safe only when the project index sees the model (in any module of the run) with no
+relationship at all and no delete listener; otherwise it is unsafe and the message says why.
+`synchronize_session="fetch"` marks the deleted rows' objects already in the session as deleted,
+as the per-object deletes did. Left alone: a body that does anything besides the delete (and a
+last commit), a loop item used after the loop, queries with `order_by`, `limit`, `join` or other
+steps than filters, a query on another session than the delete's, receivers not named like a
+session (`cache.delete(k)`), `async for`. Moving the commit out of the loop: left alone when the
+body also commits, rolls back, closes or begins elsewhere, or has `break`, `continue`, `return`,
+`raise`, `yield` or `try`; unsafe when the body calls anything but the session and a logger
+(`notify(item)`, an HTTP call: they now happen before the one commit instead of between commits);
+reported without a fix when the iterable is a call (it cannot be tested again after the loop).
+
 The byte triggers are a call of something ending in `delete` (or `delete` imported under another
-name), the word `for` and a call of `filter`, `filter_by` or `where`; `could_fire` then keeps only files with a `for` loop (no `else`) whose
+name), the word `for` and a call of `filter`, `filter_by`, `where` or `scalars`, a `.query` or a
+`.commit(`; `could_fire` then keeps only files with a `for` loop (no `else`) whose
 body is one or two expression statements, the first calling `delete` (or a name `delete` is
-imported as) and `filter`, `filter_by` or `where`.
+imported as) and `filter`, `filter_by` or `where`, or whose body deletes the loop variable
+(`x.delete(item)`) while iterating over a query or committing last.
 '''
 
 from __future__ import annotations
@@ -90,11 +133,13 @@ from dataclasses import dataclass
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import QualifiedNameProvider, ScopeProvider
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function, within
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.knowledge.project import Model
+from unleak.knowledge.queries import SESSION_NAME, RowQuery, is_session_of, row_query
+from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 
 SQLALCHEMY_DELETE = ("sqlalchemy.delete", "sqlalchemy.sql.delete", "sqlalchemy.sql.expression.delete")
 
@@ -129,6 +174,8 @@ _EXECUTE_DELETE = m.Call(
     args=[_positional(m.Call(func=m.Attribute(value=m.Call(args=[_positional(_MODEL)]), attr=m.Name("where"))))],
 )
 # SQLAlchemy raises NotImplementedError for `relationship.in_()`: key-like names mean plain columns.
+_PER_OBJECT = "One ORM delete per row half-finishes when one fails: delete the query's rows with one statement"
+_COMMIT_PER_ROW = "A commit per deleted row leaves the delete half-finished when a row fails: commit once, after the loop"
 _NO_RELATIONSHIP_IN = "SQLAlchemy has no `in_()` for relationships, write one `in_()` on a column by hand"
 _KEY_NAME = re.compile(r"(?:\w*_)?(?:id|ID|pk|uuid|key)|\w*[a-z](?:Id|ID|Pk|Uuid|Key)")
 _BINDS_TIGHTER_THAN_A_COMPREHENSION = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.List, cst.ListComp)
@@ -138,6 +185,38 @@ _SYNCHRONIZE_FALSE = cst.Arg(
     value=cst.Name("False"),
     equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
 )
+
+
+SQLALCHEMY_SELECT = (
+    "sqlalchemy.select",
+    "sqlalchemy.sql.select",
+    "sqlalchemy.sql.expression.select",
+    "sqlalchemy.future.select",
+)
+# An iterable that reads the same items again after the loop: a name or an attribute chain.
+_REREADABLE = m.Name() | m.Attribute(value=m.Name() | m.Attribute())
+_FETCH = cst.Arg(
+    keyword=cst.Name("synchronize_session"),
+    value=cst.SimpleString('"fetch"'),
+    equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
+)
+_CONTROL_FLOW = m.Break() | m.Continue() | m.Return() | m.Raise() | m.Yield() | m.Try() | m.FunctionDef() | m.Lambda()
+_TRANSACTION_ENDS = frozenset({"commit", "rollback", "close", "begin", "begin_nested"})
+_LOGGERS = re.compile(r"(?:\w*log(?:ger)?|logging|print|warnings)(?:\.\w+)*")
+_DJANGO_BULK_UNSAFE = "`QuerySet.delete()` sends the delete signals and cascades, but does not call the model's own `delete()`"
+_DJANGO_QUERYSET_STEPS = frozenset({"all", "filter", "exclude"})
+_MOVED_COMMIT_UNSAFE = "the loop does more than delete: moving the commit changes when those effects become durable"
+
+
+@dataclass(frozen=True)
+class _ObjectDeletes:
+    """A loop body that hands each item to `session.delete(item)`, maybe committing after each."""
+
+    session: cst.BaseExpression  # `db`, `db.session`
+    item: cst.Name  # the item in `session.delete(item)`
+    awaited: bool  # `await session.delete(item)`: an AsyncSession
+    commit: cst.SimpleStatementLine | None  # the body's last statement, when it is `session.commit()`
+    others: tuple[cst.BaseStatement, ...]  # the body's other statements
 
 
 @dataclass(frozen=True)
@@ -155,8 +234,10 @@ class PerRowDeleteLoop(Rule):
     name = "per-row-delete-loop"
     safety = FixSafety.SAFE
     summary = "One DELETE per item half-finishes when one fails: delete them all with one `IN (...)` statement"
-    trigger = (rb"delete(?:\s*\(|\s+as\b)", rb"\bfor\b", rb"\b(?:filter|filter_by|where)\s*\(")
+    # the third: a per-item filter, or what a per-object delete loop iterates over or commits with
+    trigger = (rb"delete(?:\s*\(|\s+as\b)", rb"\bfor\b", rb"\b(?:filter|filter_by|where|scalars)\s*\(|\.query\b|\.commit\s*\(")
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    uses_project = True
 
     _names_in_module: set[str]  # every name the module uses, set by `visit_Module`
 
@@ -166,12 +247,24 @@ class PerRowDeleteLoop(Rule):
         calling `delete` and `filter`, `filter_by` or `where`."""
         deletes = quickscan.calls_named("delete", *_delete_aliases(tree))
         filters = quickscan.calls_named("filter", "filter_by", "where")
+        loaded = {
+            id(after)
+            for statements in quickscan.statement_lists(tree)
+            for before, after in zip(statements, statements[1:])
+            if _loads_rows_for(before, after)
+        }
         return any(
             not loop.orelse
-            and 1 <= len(loop.body) <= 2
-            and all(isinstance(statement, ast.Expr) for statement in loop.body)
-            and _expression_calls(loop.body[0], deletes)
-            and _expression_calls(loop.body[0], filters)
+            and (
+                (
+                    1 <= len(loop.body) <= 2
+                    and all(isinstance(statement, ast.Expr) for statement in loop.body)
+                    and _expression_calls(loop.body[0], deletes)
+                    and _expression_calls(loop.body[0], filters)
+                )
+                or _deletes_each_object(loop, id(loop) in loaded)
+                or _deletes_itself(loop)
+            )
             for loop in quickscan.of_type(tree, ast.For)
             if isinstance(loop, ast.For)
         )
@@ -206,6 +299,16 @@ class PerRowDeleteLoop(Rule):
         deleting: cst.SimpleStatementLine,
         committing: list[cst.SimpleStatementLine],
     ) -> None:
+        self.report(loop, fix=cst.FlattenSentinel(self._bulk_statements(loop, delete, deleting, committing)))
+
+    def _bulk_statements(
+        self,
+        loop: cst.For,
+        delete: _PerItemDelete,
+        deleting: cst.SimpleStatementLine,
+        committing: list[cst.SimpleStatementLine],
+    ) -> list[cst.BaseStatement]:
+        """`<item>_ids = [...]` and `if <item>_ids: <the bulk delete> [commit]`."""
         ids = self._free_name(f"{cst.ensure_type(loop.target, cst.Name).value}_ids")
         values = cst.ListComp(
             elt=delete.value.deep_clone(),
@@ -222,7 +325,186 @@ class PerRowDeleteLoop(Rule):
         )
         guarded_body = body.with_changes(body=[bulk_delete, *committing], header=cst.TrailingWhitespace())
         guarded = cst.If(test=cst.Name(ids), body=guarded_body)
-        self.report(loop, fix=cst.FlattenSentinel([collect, guarded]))
+        return [collect, guarded]
+
+    @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
+    def flag_children_then_parent(self, loop: cst.For) -> None:
+        """`for t in ts: <children of t>.delete(); session.delete(t)`: the children go with one
+        `in_()` delete before the loop, which keeps deleting the parents (the next pass looks at it)."""
+        statements = cst.ensure_type(loop.body, cst.IndentedBlock).body
+        children = self._children_deleted_first(loop)
+        if children is None:
+            return
+        if not _compares_keys(children):
+            column = cst.Module([]).code_for_node(children.column)
+            self.report(loop, f"{self.summary} (`{column}` may be a relationship: {_NO_RELATIONSHIP_IN})")
+            return
+        deleting = cst.ensure_type(statements[0], cst.SimpleStatementLine)
+        before = self._bulk_statements(loop, children, deleting, [])
+        parents = loop.with_changes(body=loop.body.with_changes(body=statements[1:]), leading_lines=())
+        self.report(loop, f"{self.summary} (the children first)", fix=cst.FlattenSentinel([*before, parents]))
+
+    def _children_deleted_first(self, loop: cst.For) -> _PerItemDelete | None:
+        """The first statement's per-item delete, when the second is `session.delete(item)` on
+        the same session (and a last `commit()` at most follows), over an iterable that can be
+        read twice (a name, an attribute, a query)."""
+        if isinstance(enclosing_function(self, loop), cst.ClassDef):
+            return None
+        statements = cst.ensure_type(loop.body, cst.IndentedBlock).body
+        deletes = _object_deletes(loop)
+        if deletes is None or not 2 <= len(statements) <= 3 or deletes.others != (statements[0],):
+            return None
+        if not _is_lone_expression(statements[0]) or _statement_call(statements[1], "delete") is None:
+            return None
+        first = _expression(cst.ensure_type(statements[0], cst.SimpleStatementLine))
+        children = self._per_item_delete(first, deletes.item.value)
+        if children is None or not _same_receiver(children.session, deletes.session):
+            return None
+        rereadable = m.matches(loop.iter, _REREADABLE) or row_query(loop.iter) is not None
+        return children if rereadable else None
+
+    @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
+    def flag_per_object_delete(self, loop: cst.For) -> None:
+        """`for row in <query>: session.delete(row)` (one bulk DELETE), or a loop that commits
+        after each `session.delete(item)` (the commit moves after the loop)."""
+        if isinstance(enclosing_function(self, loop), cst.ClassDef):
+            return
+        deletes = _object_deletes(loop)
+        if deletes is None or m.findall(loop.body, _CONTROL_FLOW) or self._children_deleted_first(loop) is not None:
+            return
+        query = row_query(self._iterated(loop))
+        if query is not None and not deletes.others and self._deletes_only(loop, query, deletes):
+            self._report_bulk_object_delete(loop, query, deletes)
+        elif deletes.commit is not None:
+            self._report_commit_moved_out(loop, deletes)
+
+    def _iterated(self, loop: cst.For) -> cst.BaseExpression:
+        """What the loop iterates: its iterable, or for `rows = <value>` right before `for row
+        in rows:` with `rows` used nowhere else, that value."""
+        if not isinstance(loop.iter, cst.Name):
+            return loop.iter
+        parent = self.get_metadata(ParentNodeProvider, loop, None)
+        statements = list(parent.body) if isinstance(parent, (cst.IndentedBlock, cst.Module)) else []
+        position = next((i for i, statement in enumerate(statements) if statement is loop), 0)
+        single = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(loop.iter.value))])])
+        if position == 0 or not m.matches(statements[position - 1], single):
+            return loop.iter
+        assign = cst.ensure_type(cst.ensure_type(statements[position - 1], cst.SimpleStatementLine).body[0], cst.Assign)
+        scope = self.get_metadata(ScopeProvider, loop.iter, None)
+        bindings = list(scope[loop.iter.value]) if scope is not None else []
+        if len(bindings) != 1 or bindings[0].node is not assign.targets[0].target:
+            return loop.iter
+        uses = [access.node for access in bindings[0].references]
+        return assign.value if uses == [loop.iter] else loop.iter
+
+    @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
+    def flag_django_per_object_delete(self, loop: cst.For) -> None:
+        """`for obj in M.objects.filter(...): obj.delete()` -> `M.objects.filter(...).delete()`."""
+        item = cst.ensure_type(loop.target, cst.Name)
+        body = cst.ensure_type(loop.body, cst.IndentedBlock)
+        own_delete = m.SimpleStatementLine(body=[m.Expr(m.Call(func=m.Attribute(value=m.Name(item.value), attr=m.Name("delete")), args=[]))])
+        if len(body.body) != 1 or not m.matches(body.body[0], own_delete):
+            return
+        queryset = self._iterated(loop)
+        if not _is_django_queryset(queryset) or isinstance(enclosing_function(self, loop), cst.ClassDef):
+            return
+        used = m.findall(body.body[0], m.Name(item.value))
+        if not self._item_used_only_in(loop, used[0]):
+            return
+        line = cst.ensure_type(body.body[0], cst.SimpleStatementLine)
+        bulk = cst.Call(cst.Attribute(queryset.deep_clone(), cst.Name("delete")))
+        fix = line.with_changes(body=[cst.Expr(bulk)], leading_lines=loop.leading_lines, trailing_whitespace=body.header)
+        self.report(loop, f"{_PER_OBJECT} (unsafe: {_DJANGO_BULK_UNSAFE})", fix=fix, safety=FixSafety.UNSAFE)
+
+    def _deletes_only(self, loop: cst.For, query: RowQuery, deletes: _ObjectDeletes) -> bool:
+        """The loop deletes the query's rows on the query's session and uses them for nothing else."""
+        same_session = is_session_of(deletes.session, query) and deletes.awaited == query.awaited
+        return same_session and self._item_used_only_in(loop, deletes.item)
+
+    def _report_bulk_object_delete(self, loop: cst.For, query: RowQuery, deletes: _ObjectDeletes) -> None:
+        bulk = self._bulk_object_delete(query, deletes)
+        if bulk is None:
+            self.report(loop, f"{_PER_OBJECT} (`delete` names something else here: write the bulk delete by hand)")
+            return
+        statement, imports = bulk
+        body = cst.ensure_type(loop.body, cst.IndentedBlock)
+        if deletes.commit is None:
+            fix: cst.BaseStatement = cst.SimpleStatementLine(
+                [cst.Expr(statement)], leading_lines=loop.leading_lines, trailing_whitespace=body.header
+            )
+        else:  # `Query.delete()` returns the row count; `execute()` a result with `rowcount`
+            test = statement if query.style != "select" else cst.Attribute(_parenthesized(statement), cst.Name("rowcount"))
+            fix = cst.If(test, body.with_changes(body=[deletes.commit]), leading_lines=loop.leading_lines)
+        unsafe = self._skipped_by_bulk(query.model)
+        if unsafe is None:
+            self.report(loop, _PER_OBJECT, fix=fix, imports=imports)
+        else:
+            self.report(loop, f"{_PER_OBJECT} (unsafe: {unsafe})", fix=fix, imports=imports, safety=FixSafety.UNSAFE)
+
+    def _bulk_object_delete(
+        self, query: RowQuery, deletes: _ObjectDeletes
+    ) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]] | None:
+        """`<query>.delete(synchronize_session="fetch")`, or `session.execute(delete(M).where(...))`."""
+        if query.style != "select":
+            return cst.Call(cst.Attribute(query.filtered, cst.Name("delete")), args=[_FETCH]), ()
+        assert query.select is not None
+        if not calls(self, query.select, *SQLALCHEMY_SELECT):
+            return None
+        spelled = self._delete_callee(query.select)
+        if spelled is None:
+            return None
+        callee, imports = spelled
+        statement = _replaced(query.filtered, query.select, query.select.with_changes(func=callee))
+        execute: cst.BaseExpression = cst.Call(cst.Attribute(deletes.session, cst.Name("execute")), [cst.Arg(statement)])
+        return (cst.Await(execute) if query.awaited else execute), imports
+
+    def _delete_callee(self, select: cst.Call) -> tuple[cst.BaseExpression, tuple[ImportSpec, ...]] | None:
+        """`sa.delete` beside `sa.select`; `delete` for `select`, imported unless it already is
+        SQLAlchemy's (None: the name is taken)."""
+        if isinstance(select.func, cst.Attribute):
+            return select.func.with_changes(attr=cst.Name("delete")), ()
+        scope = self.get_metadata(ScopeProvider, select.func, None)
+        if scope is None or "delete" not in scope:
+            return cst.Name("delete"), (ImportSpec("sqlalchemy", "delete"),)
+        resolved = {qualified.name for qualified in scope.get_qualified_names_for("delete")}
+        return (cst.Name("delete"), ()) if resolved & set(SQLALCHEMY_DELETE) else None
+
+    def _skipped_by_bulk(self, model: cst.BaseExpression) -> str | None:
+        """Why the bulk delete may not do what the per-object deletes did (None: nothing it skips)."""
+        name = cst.Module([]).code_for_node(model)
+        found = self.project.model(name)
+        if found.found is None:
+            skipped = "the bulk delete skips the ORM's cascades and delete events"
+            return f"{skipped}, and unleak cannot see {name}: {found.reason}"
+        if found.found.relationships:
+            related = ", ".join(relationship.attribute for relationship in found.found.relationships)
+            return f"{name} has relationships ({related}) the per-object delete cascades to or unlinks"
+        if self._delete_listened(found.found):
+            return f"{name} has delete listeners that the bulk delete does not run"
+        return None
+
+    def _delete_listened(self, model: Model) -> bool:
+        """A `before_delete`/`after_delete` listener on `model` in the run, this file's included
+        (read from its source as it is now, which the index may not have on disk: stdin)."""
+        own = (self.project.model(listener.model).found == model for listener in self.project.own.listeners)
+        return bool(self.project.delete_listeners(model)) or any(own)
+
+    def _report_commit_moved_out(self, loop: cst.For, deletes: _ObjectDeletes) -> None:
+        """`for x in xs: session.delete(x); session.commit()` -> the commit after the loop, `if xs:`."""
+        if not m.matches(loop.iter, _REREADABLE):
+            self.report(loop, f"{_COMMIT_PER_ROW} (move it after the loop by hand: the iterable cannot be tested again)")
+            return
+        if any(_ends_transaction(statement, deletes.session) for statement in deletes.others):
+            return
+        assert deletes.commit is not None
+        body = cst.ensure_type(loop.body, cst.IndentedBlock)
+        kept = loop.with_changes(body=body.with_changes(body=[s for s in body.body if s is not deletes.commit]))
+        guarded = cst.If(loop.iter.deep_clone(), cst.IndentedBlock([deletes.commit]))
+        fix = cst.FlattenSentinel([kept, guarded])
+        if all(_only_session_or_logging(statement, deletes.session) for statement in deletes.others):
+            self.report(loop, _COMMIT_PER_ROW, fix=fix)
+        else:
+            self.report(loop, f"{_COMMIT_PER_ROW} (unsafe: {_MOVED_COMMIT_UNSAFE})", fix=fix, safety=FixSafety.UNSAFE)
 
     VALID = (
         Valid(
@@ -317,6 +599,33 @@ class PerRowDeleteLoop(Rule):
             for conversation in conversations:
                 Message.query.filter_by(conversation=conversation).delete()
             """
+        ),
+        Invalid(
+            """
+            def clear(db, user):
+                for message in user.messages:
+                    db.delete(message)
+                    db.commit()
+            """,
+            """
+            def clear(db, user):
+                for message in user.messages:
+                    db.delete(message)
+                if user.messages:
+                    db.commit()
+            """,
+        ),
+        Invalid(
+            """
+            def purge(session, user):
+                for token in session.query(Token).filter(Token.user == user).all():
+                    session.delete(token)
+            """,
+            """
+            def purge(session, user):
+                session.query(Token).filter(Token.user == user).delete(synchronize_session="fetch")
+            """,
+            unsafe=True,
         ),
     )
 
@@ -493,6 +802,89 @@ def _expression(line: cst.SimpleStatementLine) -> cst.BaseExpression:
     return cst.ensure_type(line.body[0], cst.Expr).value
 
 
+# --- per-object deletes: `session.delete(item)` -------------------------------------------------
+
+
+def _object_deletes(loop: cst.For) -> _ObjectDeletes | None:
+    """The body's one `[await] session.delete(item)` statement and its last `session.commit()`."""
+    item = cst.ensure_type(loop.target, cst.Name).value
+    statements = cst.ensure_type(loop.body, cst.IndentedBlock).body
+    of_item = m.Call(args=[m.Arg(m.Name(item), keyword=None, star="")])
+    found = [(line, call) for line in statements if m.matches(call := _statement_call(line, "delete"), of_item)]
+    if len(found) != 1:
+        return None
+    line, call = found[0]
+    session = cst.ensure_type(call.func, cst.Attribute).value
+    if not SESSION_NAME.search(cst.Module([]).code_for_node(session)):
+        return None
+    last = statements[-1]
+    commit_call = _statement_call(last, "commit")
+    commits = commit_call is not None and not commit_call.args and _receiver_of(commit_call).deep_equals(session)
+    commit = cst.ensure_type(last, cst.SimpleStatementLine) if commits else None
+    others = tuple(statement for statement in statements if statement is not line and statement is not commit)
+    awaited = isinstance(cst.ensure_type(cst.ensure_type(line, cst.SimpleStatementLine).body[0], cst.Expr).value, cst.Await)
+    return _ObjectDeletes(session, cst.ensure_type(call.args[0].value, cst.Name), awaited, commit, others)
+
+
+def _statement_call(statement: cst.BaseStatement, method: str) -> cst.Call | None:
+    """The `x.<method>(...)` call a statement consists of (awaited or not)."""
+    if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr()])):
+        return None
+    value = cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.Expr).value
+    value = value.expression if isinstance(value, cst.Await) else value
+    return cst.ensure_type(value, cst.Call) if m.matches(value, m.Call(func=m.Attribute(attr=m.Name(method)))) else None
+
+
+def _same_receiver(children: cst.BaseExpression | None, session: cst.BaseExpression) -> bool:
+    """The children's delete runs on `session` (`Model.query`: on some `<db>.session`)."""
+    if children is None:
+        return m.matches(session, m.Attribute(attr=m.Name("session")))
+    return children.deep_equals(session)
+
+
+def _is_django_queryset(expression: cst.BaseExpression) -> bool:
+    """`M.objects.filter(...).exclude(...).all()`: a manager's rows, filtered only."""
+    steps = 0
+    while m.matches(expression, m.Call(func=m.Attribute(attr=m.OneOf(*map(m.Name, sorted(_DJANGO_QUERYSET_STEPS)))))):
+        expression = cst.ensure_type(cst.ensure_type(expression, cst.Call).func, cst.Attribute).value
+        steps += 1
+    return steps > 0 and m.matches(expression, m.Attribute(value=m.Name() | m.Attribute(), attr=m.Name("objects")))
+
+
+def _receiver_of(call: cst.Call) -> cst.BaseExpression:
+    return cst.ensure_type(call.func, cst.Attribute).value
+
+
+def _ends_transaction(statement: cst.BaseStatement, session: cst.BaseExpression) -> bool:
+    """`statement` commits, rolls back, closes or begins on `session`."""
+    return any(
+        _receiver_of(cst.ensure_type(call, cst.Call)).deep_equals(session)
+        for call in m.findall(statement, m.Call(func=m.Attribute(attr=m.OneOf(*map(m.Name, sorted(_TRANSACTION_ENDS))))))
+    )
+
+
+def _only_session_or_logging(statement: cst.BaseStatement, session: cst.BaseExpression) -> bool:
+    """Every call in `statement` is the session's or a logger's: nothing else becomes durable."""
+    for found in m.findall(statement, m.Call()):
+        callee = cst.ensure_type(found, cst.Call).func
+        receiver = callee.value if isinstance(callee, cst.Attribute) else None
+        if receiver is not None and receiver.deep_equals(session):
+            continue
+        if not _LOGGERS.fullmatch(cst.Module([]).code_for_node(callee)):
+            return False
+    return True
+
+
+def _replaced(tree: cst.BaseExpression, old: cst.CSTNode, new: cst.CSTNode) -> cst.BaseExpression:
+    return cst.ensure_type(tree.deep_replace(old, new), cst.BaseExpression)
+
+
+def _parenthesized(expression: cst.BaseExpression) -> cst.BaseExpression:
+    if isinstance(expression, cst.Await):
+        return expression.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return expression
+
+
 # --- the cheap check on the stdlib AST ---------------------------------------------------------
 
 
@@ -509,4 +901,52 @@ def _delete_aliases(tree: ast.Module) -> set[str]:
 def _expression_calls(statement: ast.stmt, accepts: Callable[[ast.Call], bool]) -> bool:
     return isinstance(statement, ast.Expr) and any(
         isinstance(node, ast.Call) and accepts(node) for node in ast.walk(statement)
+    )
+
+
+def _deletes_each_object(loop: ast.For, loaded: bool) -> bool:
+    """`x.delete(<the loop variable>)` as a statement of the body, and a query to iterate (or
+    `loaded` right before into the iterable) or a `.commit()` as the body's last statement."""
+    if not isinstance(loop.target, ast.Name):
+        return False
+    item = loop.target.id
+    deletes = any(
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "delete"
+        and [ast.dump(arg) for arg in call.args] == [ast.dump(ast.Name(item, ast.Load()))]
+        for statement in loop.body if isinstance(statement, ast.Expr)
+        for call in (statement.value.value if isinstance(statement.value, ast.Await) else statement.value,)
+    )
+    if not deletes:
+        return False
+    return loaded or _queries(loop.iter) or _expression_calls(loop.body[-1], quickscan.calls_named("commit"))
+
+
+def _queries(expression: ast.expr) -> bool:
+    """`expression` runs a query: `session.query(...)`, `session.scalars(...)`, `Model.query...`."""
+    queries = quickscan.calls_named("query", "scalars")
+    return any(
+        (isinstance(node, ast.Call) and queries(node)) or (isinstance(node, ast.Attribute) and node.attr == "query")
+        for node in ast.walk(expression)
+    )
+
+
+def _loads_rows_for(before: ast.stmt, loop: ast.stmt) -> bool:
+    """`rows = <a query>` right before `for row in rows:`."""
+    return (
+        isinstance(loop, ast.For)
+        and isinstance(loop.iter, ast.Name)
+        and isinstance(before, ast.Assign)
+        and [ast.dump(target) for target in before.targets] == [ast.dump(ast.Name(loop.iter.id, ast.Store()))]
+        and _queries(before.value)
+    )
+
+
+def _deletes_itself(loop: ast.For) -> bool:
+    """`for obj in ...: obj.delete()`, the body's one statement."""
+    if not isinstance(loop.target, ast.Name) or len(loop.body) != 1 or not isinstance(loop.body[0], ast.Expr):
+        return False
+    call = loop.body[0].value
+    return (
+        isinstance(call, ast.Call) and not call.args and isinstance(call.func, ast.Attribute) and call.func.attr == "delete"
+        and isinstance(call.func.value, ast.Name) and call.func.value.id == loop.target.id
     )

@@ -1,0 +1,195 @@
+"""UL303 unawaited-async-session-call: cases beyond the embedded examples, and generated variants."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from tests.helpers import fixed_text, run_rules
+from unleak.cli import app
+from unleak.transforms.ul303_unawaited_async_session_call import COROUTINE_METHODS, UnawaitedAsyncSessionCall
+
+RULES = (UnawaitedAsyncSessionCall,)
+
+
+def fixed(code: str) -> str:
+    return fixed_text(run_rules(textwrap.dedent(code).lstrip("\n"), RULES))
+
+
+FIXES = [
+    pytest.param(
+        """
+        async def delete_item(item_id: int, db: Annotated[AsyncSession, Depends(get_db)]):
+            item = await db.get(Item, item_id)
+            db.delete(item)
+            db.commit()
+        """,
+        """
+        async def delete_item(item_id: int, db: Annotated[AsyncSession, Depends(get_db)]):
+            item = await db.get(Item, item_id)
+            await db.delete(item)
+            await db.commit()
+        """,
+        id="fastapi-annotated-dependency",
+    ),
+    pytest.param(
+        """
+        from app.db import AsyncSessionLocal
+
+        async def purge(ids):
+            async with AsyncSessionLocal() as session:
+                result = session.execute(select(Item).where(Item.id.in_(ids)))
+                for item in result.scalars():
+                    session.delete(item)
+                session.commit()
+        """,
+        """
+        from app.db import AsyncSessionLocal
+
+        async def purge(ids):
+            async with AsyncSessionLocal() as session:
+                result = await session.execute(select(Item).where(Item.id.in_(ids)))
+                for item in result.scalars():
+                    await session.delete(item)
+                await session.commit()
+        """,
+        id="async-with-a-named-factory-and-a-result-used-as-receiver",
+    ),
+    pytest.param(
+        """
+        from sqlalchemy.ext.asyncio import AsyncSession as AS
+
+        async def touch(engine, user):
+            session = AS(engine)
+            session.refresh(user)
+            count = session.scalar(select(func.count())).real
+            session.close()
+        """,
+        """
+        from sqlalchemy.ext.asyncio import AsyncSession as AS
+
+        async def touch(engine, user):
+            session = AS(engine)
+            await session.refresh(user)
+            count = (await session.scalar(select(func.count()))).real
+            await session.close()
+        """,
+        id="async-session-class-by-qualified-name",
+    ),
+    pytest.param(
+        """
+        async def save(session: "sqlalchemy.ext.asyncio.AsyncSession", user):
+            session.add(user)
+            session.flush()
+        """,
+        """
+        async def save(session: "sqlalchemy.ext.asyncio.AsyncSession", user):
+            session.add(user)
+            await session.flush()
+        """,
+        id="string-annotation-and-add-left-alone",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), FIXES)
+def test_fixes_exactly(before: str, after: str) -> None:
+    expected = textwrap.dedent(after).lstrip("\n")
+    assert fixed(before) == expected
+    assert fixed(expected) == expected
+
+
+LEFT_ALONE = [
+    pytest.param("async def f(session: AsyncSession, x):\n    session.add(x)\n    session.add_all([x])\n    session.expunge(x)\n", id="add-is-not-a-coroutine"),
+    pytest.param("async def f(session: Session, x):\n    session.delete(x)\n    session.commit()\n", id="sync-session-annotation"),
+    pytest.param("async def f(x):\n    with SessionLocal() as session:\n        session.commit()\n", id="sync-with"),
+    pytest.param(
+        "from sqlalchemy.orm import sessionmaker\n\nSessionLocal = sessionmaker()\n\n\nasync def f():\n    session = SessionLocal()\n    session.commit()\n",
+        id="sync-factory-in-the-module",
+    ),
+    pytest.param("async def f():\n    session = SessionLocal()\n    session.commit()\n", id="named-factory-without-async-with"),
+    pytest.param("async def f(session: AsyncSession):\n    def later():\n        session.commit()\n", id="nested-sync-function"),
+    pytest.param("async def f(session: AsyncSession):\n    await asyncio.gather(session.commit())\n    asyncio.create_task(session.close())\n", id="coroutine-passed-on"),
+    pytest.param("async def f(session: AsyncSession):\n    return session.commit()\n", id="coroutine-returned"),
+    pytest.param("async def f(session: AsyncSession):\n    pending = session.commit()\n    await pending\n", id="coroutine-stored-and-awaited"),
+    pytest.param("async def f(self):\n    self.session.commit()\n", id="attribute-receiver"),
+    pytest.param("async def f(session: AsyncSession, other):\n    if other:\n        session = other\n    session.commit()\n", id="rebound-to-something-unknown"),
+    pytest.param("async def f(session: AsyncSession):\n    await session.commit()\n    (await session.execute(q)).scalars()\n", id="already-awaited"),
+    pytest.param("async def f(cache: AsyncSession):\n    g = lambda: cache.close()\n", id="lambda"),
+    pytest.param("def f(session: AsyncSession):\n    session.commit()\n", id="sync-def"),
+    pytest.param("async def f(url):\n    async with aiohttp.ClientSession() as session:\n        session.close()\n", id="http-client-session"),
+]
+
+
+@pytest.mark.parametrize("code", LEFT_ALONE)
+def test_leaves_alone(code: str) -> None:
+    result = run_rules(code, RULES)
+    assert result.findings == [] and fixed_text(result) == code
+
+
+def test_async_sessionmaker_from_another_module_is_known_through_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("pyproject.toml").write_text("[tool.unleak]\n")
+    Path("app").mkdir()
+    Path("app/__init__.py").write_text("")
+    Path("app/database.py").write_text(
+        "from sqlalchemy.ext.asyncio import async_sessionmaker\nfrom sqlalchemy.orm import sessionmaker\n\n"
+        "make = async_sessionmaker(engine)\nmake_sync = sessionmaker(engine)\n"
+    )
+    jobs = Path("app/jobs.py")
+    jobs.write_text(
+        "from app.database import make, make_sync\n\n\nasync def run(item):\n"
+        "    session = make()\n    session.delete(item)\n    other = make_sync()\n    other.commit()\n"
+    )
+    result = CliRunner().invoke(app, ["apply", "--select", "UL303", "."])
+    assert result.exit_code == 0, result.output
+    assert jobs.read_text().endswith("    await session.delete(item)\n    other = make_sync()\n    other.commit()\n")
+
+
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        ("async def f(s):\n    s.commit()\n", True),
+        ("async def f(s):\n    x = s.execute(q).all()\n", True),
+        ("async def f(s):\n    await s.commit()\n", False),
+        ("def f(s):\n    s.commit()\n", False),
+        ("async def f(s):\n    s.add(x)\n", False),
+        ("async def f(s):\n    def g():\n        s.commit()\n", False),
+    ],
+)
+def test_could_fire_needs_an_unawaited_coroutine_method_in_an_async_def(code: str, possible: bool) -> None:
+    assert UnawaitedAsyncSessionCall.could_fire(ast.parse(code)) is possible
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> tuple[str, int]:
+    binding = draw(st.sampled_from(("param", "async-with")))
+    methods = draw(st.lists(st.sampled_from(sorted(COROUTINE_METHODS - {"connection"})), min_size=1, max_size=4))
+    awaited = [draw(st.booleans()) for _ in methods]
+    lines = [f"{'await ' if done else ''}session.{method}(x)" for method, done in zip(methods, awaited)]
+    lines.insert(draw(st.integers(0, len(lines))), "session.add(x)")
+    if binding == "param":
+        code = "async def work(session: AsyncSession, x):\n" + "".join(f"    {line}\n" for line in lines)
+    else:
+        code = "async def work(x):\n    async with AsyncSessionLocal() as session:\n" + "".join(f"        {line}\n" for line in lines)
+    return code, awaited.count(False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(programs())
+def test_generated_variants_compile_are_idempotent_and_await_every_coroutine(program: tuple[str, int]) -> None:
+    code, missing = program
+    result = fixed(code)
+    tree = ast.parse(result)
+    compile(tree, "example.py", "exec")
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
+    awaited = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Await)}
+    assert all((id(call) in awaited) == (call.func.attr != "add") for call in calls)
+    assert result.count("await ") == code.count("await ") + missing
+    assert fixed(result) == result

@@ -1,0 +1,269 @@
+'''UL303 unawaited-async-session-call
+
+## What it does
+Finds a call of an `AsyncSession` coroutine method -- `commit()`, `rollback()`, `close()`,
+`flush()`, `refresh(x)`, `delete(x)`, `execute(...)`, `scalar(...)`, `scalars(...)`, `get(...)`,
+`merge(x)`, ... -- that is not awaited, in an `async def`, and adds the `await`:
+
+- as a statement of its own: `session.delete(obj)` becomes `await session.delete(obj)`;
+- as the receiver of another call or attribute: `session.execute(q).scalars()` becomes
+  `(await session.execute(q)).scalars()`;
+- as an assignment whose name is only used as a receiver afterwards
+  (`result = session.execute(q)` then `result.scalars()`).
+
+The session is recognised when every binding of its name in the function is one of:
+
+- a parameter annotated `AsyncSession` (`session: AsyncSession`,
+  `Annotated[AsyncSession, Depends(get_db)]`, any `AsyncSession` class, such as SQLModel's);
+- `async with <factory>() as session:` where the factory is SQLAlchemy's `AsyncSession`, an
+  `async_sessionmaker(...)` (or `sessionmaker(class_=AsyncSession)`) the project index sees in
+  any module of the run, or a callee named like a database session factory
+  (`AsyncSessionLocal()`, `async_session()`, `get_session()`, `get_db()`; not
+  `aiohttp.ClientSession()`): a synchronous `Session` cannot be entered with `async with`;
+- `session = <factory>()` with a factory the project index knows to be asynchronous.
+
+## Why is this bad?
+On an `AsyncSession` these methods are coroutines. Called without `await` they return a
+coroutine object that never runs: the row is not deleted, the transaction is not committed,
+and Python only warns "coroutine ... was never awaited" when the object is garbage-collected,
+long after the request answered "done".
+
+## Example
+```python
+async def remove(session: AsyncSession, item: Item) -> None:
+    session.delete(item)
+    await session.commit()
+```
+
+## Use instead
+```python
+async def remove(session: AsyncSession, item: Item) -> None:
+    await session.delete(item)
+    await session.commit()
+```
+
+## Fix safety
+Safe: the call did nothing before, and awaiting it does what the code says. Left alone:
+`session.add(...)`, `add_all(...)`, `expunge(...)` and the other methods that are not
+coroutines; any call in a synchronous function (it cannot await) or in a lambda; a session
+bound in any other way too (`session = Session()`, a parameter annotated `Session` or not at
+all); `self.session` attributes; a call whose coroutine is used otherwise (passed to
+`asyncio.gather(...)`, returned, stored and awaited later).
+
+The byte triggers are `async` and a call of one of the coroutine methods; `could_fire` keeps
+only files with an `async def` that calls one of them outside an `await`.
+'''
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import Assignment, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
+
+from unleak.knowledge import quickscan
+from unleak.knowledge.analysis import in_async_function
+from unleak.knowledge.sessions import session_call
+from unleak.rule import FixSafety, Invalid, Rule, Valid
+
+# `AsyncSession` methods that return coroutines (`add`, `add_all`, `expunge`, `in_transaction`... do not).
+COROUTINE_METHODS = frozenset(
+    {
+        "commit", "rollback", "close", "flush", "refresh", "delete", "execute", "scalar", "scalars",
+        "get", "get_one", "merge", "stream", "stream_scalars", "run_sync", "invalidate", "reset", "connection",
+    }
+)  # fmt: skip
+_ASYNC_SESSION_CLASS = "AsyncSession"
+# A database session factory by its name alone: `AsyncSessionLocal`, `async_session`, `get_db`.
+_FACTORY_NAME = re.compile(r"(?:\w+\.)*(?:(?:async_?)?(?:db_?)?session(?:_?local|_?factory|_?maker)?|get_(?:async_)?(?:db|session))$", re.I)
+
+
+class UnawaitedAsyncSessionCall(Rule):
+    code = "UL303"
+    name = "unawaited-async-session-call"
+    safety = FixSafety.SAFE
+    summary = "An `AsyncSession` method called without `await` never runs: await it"
+    trigger = (rb"\basync\b", rb"\.(?:" + b"|".join(sorted(name.encode() for name in COROUTINE_METHODS)) + rb")\s*\(")
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    uses_project = True
+
+    @classmethod
+    def could_fire(cls, tree: ast.Module) -> bool:
+        return any(_calls_unawaited(function) for function in quickscan.of_type(tree, ast.AsyncFunctionDef))
+
+    @m.visit(m.Call(func=m.Attribute(value=m.Name(), attr=m.OneOf(*map(m.Name, sorted(COROUTINE_METHODS))))))
+    def flag_unawaited_call(self, node: cst.Call) -> None:
+        if not in_async_function(self, node) or not self._runs_nowhere_else(node):
+            return
+        receiver = cst.ensure_type(cst.ensure_type(node.func, cst.Attribute).value, cst.Name)
+        if not self._is_async_session(receiver):
+            return
+        parent = self.get_metadata(ParentNodeProvider, node)
+        awaited = cst.Await(node)
+        if isinstance(parent, (cst.Attribute, cst.Subscript)):  # `(await s.execute(q)).scalars()`
+            awaited = awaited.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        self.report(node, fix=awaited)
+
+    def _runs_nowhere_else(self, node: cst.Call) -> bool:
+        """The coroutine is dropped or used as if it were the result: a statement of its own, the
+        receiver of an attribute, or assigned to a name only used as a receiver."""
+        parent = self.get_metadata(ParentNodeProvider, node)
+        if isinstance(parent, cst.Expr):
+            return True
+        if isinstance(parent, cst.Attribute) and parent.value is node:
+            return True
+        if m.matches(parent, m.Assign(targets=[m.AssignTarget(m.Name())])):
+            target = cst.ensure_type(cst.ensure_type(parent, cst.Assign).targets[0].target, cst.Name)
+            return self._used_only_as_receiver(target)
+        return False
+
+    def _used_only_as_receiver(self, target: cst.Name) -> bool:
+        scope = self.get_metadata(ScopeProvider, target, None)
+        if scope is None:
+            return False
+        mine = [assignment for assignment in scope.assignments[target.value] if assignment.node is target]
+        if len(mine) != 1 or not isinstance(mine[0], Assignment):
+            return False
+        for access in mine[0].references:
+            parent = self.get_metadata(ParentNodeProvider, access.node, None)
+            if not (isinstance(parent, cst.Attribute) and parent.value is access.node):
+                return False
+        return True
+
+    def _is_async_session(self, receiver: cst.Name) -> bool:
+        """Every binding of the receiver's name in its scope makes it an `AsyncSession`."""
+        scope = self.get_metadata(ScopeProvider, receiver, None)
+        if scope is None:
+            return False
+        bindings = list(scope[receiver.value])
+        return bool(bindings) and all(self._binds_async_session(binding.node) for binding in bindings)
+
+    def _binds_async_session(self, bound: cst.CSTNode) -> bool:
+        if isinstance(bound, cst.Param):
+            return bound.annotation is not None and _names_async_session(bound.annotation.annotation)
+        with_item = self._parent_chain(bound, cst.AsName, cst.WithItem)
+        if with_item is not None:
+            with_statement = self.get_metadata(ParentNodeProvider, with_item)
+            entered = cst.ensure_type(with_item, cst.WithItem).item
+            asynchronous = isinstance(with_statement, cst.With) and with_statement.asynchronous is not None
+            return asynchronous and self._creates_session(entered, named_is_enough=True)
+        assign = self._parent_chain(bound, cst.AssignTarget, cst.Assign)
+        if assign is None:
+            return False
+        return self._creates_session(cst.ensure_type(assign, cst.Assign).value, named_is_enough=False)
+
+    def _parent_chain(self, node: cst.CSTNode, *kinds: type[cst.CSTNode]) -> cst.CSTNode | None:
+        """The last of `node`'s parents when they are of `kinds`, nearest first; else None."""
+        current = node
+        for kind in kinds:
+            current = self.get_metadata(ParentNodeProvider, current, None)
+            if not isinstance(current, kind):
+                return None
+        return current
+
+    def _creates_session(self, value: cst.BaseExpression, *, named_is_enough: bool) -> bool:
+        """`value` is a call that creates an async session: by qualified name or the project index;
+        in `async with`, a callee named like a session factory is enough."""
+        if not isinstance(value, cst.Call):
+            return False
+        found = session_call(self, value)
+        if found is None:
+            return False
+        if found.asynchronous is None:  # known by its name only: `aiohttp.ClientSession` is not one
+            return named_is_enough and bool(_FACTORY_NAME.match(get_full_name_for_node(value.func) or ""))
+        return found.asynchronous
+
+    VALID = (
+        Valid(
+            """
+            async def save(session: AsyncSession, item):
+                session.add(item)
+                await session.commit()
+            """
+        ),
+        Valid(
+            """
+            def save(session: Session, item):
+                session.delete(item)
+                session.commit()
+            """
+        ),
+        Valid(
+            """
+            async def close_all(sessions: list[AsyncSession], session: AsyncSession):
+                await asyncio.gather(session.close(), *(other.close() for other in sessions))
+            """
+        ),
+        Valid(
+            """
+            async def remove(session, item):
+                session.delete(item)
+            """
+        ),
+    )
+    INVALID = (
+        Invalid(
+            """
+            async def remove(session: AsyncSession, item: Item) -> None:
+                session.delete(item)  # gone
+                await session.commit()
+            """,
+            """
+            async def remove(session: AsyncSession, item: Item) -> None:
+                await session.delete(item)  # gone
+                await session.commit()
+            """,
+        ),
+        Invalid(
+            """
+            from sqlalchemy.ext.asyncio import async_sessionmaker
+
+            AsyncSessionLocal = async_sessionmaker(engine)
+
+
+            async def names():
+                async with AsyncSessionLocal() as session:
+                    return session.execute(select(User.name)).scalars().all()
+            """,
+            """
+            from sqlalchemy.ext.asyncio import async_sessionmaker
+
+            AsyncSessionLocal = async_sessionmaker(engine)
+
+
+            async def names():
+                async with AsyncSessionLocal() as session:
+                    return (await session.execute(select(User.name))).scalars().all()
+            """,
+        ),
+    )
+
+
+def _names_async_session(annotation: cst.BaseExpression) -> bool:
+    """`AsyncSession`, `asyncio.AsyncSession`, `Annotated[AsyncSession, ...]`, `"AsyncSession"`."""
+    if isinstance(annotation, cst.SimpleString):
+        return str(annotation.evaluated_value).rsplit(".", 1)[-1] == _ASYNC_SESSION_CLASS
+    if m.matches(annotation, m.Subscript(value=m.Name("Annotated") | m.Attribute(attr=m.Name("Annotated")))):
+        first = cst.ensure_type(annotation, cst.Subscript).slice[0].slice
+        return isinstance(first, cst.Index) and _names_async_session(first.value)
+    return m.matches(annotation, m.Name(_ASYNC_SESSION_CLASS) | m.Attribute(attr=m.Name(_ASYNC_SESSION_CLASS)))
+
+
+# --- the cheap check on the stdlib AST ----------------------------------------------------------
+
+
+def _calls_unawaited(function: ast.AST) -> bool:
+    """A coroutine method called on a name outside an `await`, in the function's own frame."""
+    awaited = {id(node.value) for node in quickscan.own_nodes(function) if isinstance(node, ast.Await)}
+    return any(id(call) not in awaited for call in _method_calls(function))
+
+
+def _method_calls(function: ast.AST) -> Iterator[ast.Call]:
+    for call in quickscan.own_calls(function):
+        callee = call.func
+        if isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) and callee.attr in COROUTINE_METHODS:
+            yield call
