@@ -602,7 +602,14 @@ def conditions(args: argparse.Namespace, installed: Installed) -> dict[str, obje
         "libcst": metadata.version("libcst"),
         "ruff": tool_version(installed.ruff),
         "unleak_has_cache": installed.unleak_has_cache,
+        "unleak_commit": git_head(BENCH_DIR.parent),
     }
+
+
+def git_head(checkout: Path) -> str:
+    """The commit of the checkout this script is in: with `pip install -e .`, the unleak measured."""
+    command = ["git", "-C", str(checkout), "log", "-1", "--format=%h %cs %s"]
+    return subprocess.run(command, capture_output=True, text=True).stdout.strip()
 
 
 def indent(lines: list[str]) -> str:
