@@ -65,7 +65,7 @@ def main(tree: Path) -> None:
     for method in ("facts", "module_paths", "listening_modules"):
         timed(indexing.ProjectFiles, method, spent)
     start = time.perf_counter()
-    runner.run(runner.Mode.CHECK, [tree], SettingsResolver(Overrides()), workers=1)
+    runner.run(runner.Mode.CHECK, [tree], SettingsResolver(Overrides()), workers=1, use_cache=False)
     total = time.perf_counter() - start
     print(json.dumps({"check_seconds": total, "index_seconds": spent[0], "eager_seconds": eager_seconds(tree)}))
 
