@@ -72,11 +72,11 @@ def test_a_broad_handler_is_fixed_only_with_unsafe() -> None:
             try:
                 db.add(row)
                 db.commit()
-            except ValueError:
+            except (ValueError, Exception):
                 return None
     """
     assert fixed(code) == textwrap.dedent(code).lstrip("\n")
-    assert "    except ValueError:\n        db.rollback()\n        return None\n" in fixed(code, unsafe=True)
+    assert "    except (ValueError, Exception):\n        db.rollback()\n        return None\n" in fixed(code, unsafe=True)
 
 
 def test_the_fix_is_idempotent() -> None:
@@ -156,6 +156,47 @@ def test_the_fix_is_idempotent() -> None:
                         log.exception("failed")
             """,
             id="leaving the with block closes the session",
+        ),
+        pytest.param(
+            """
+            from sqlalchemy.exc import SQLAlchemyError
+
+            def commit(db):
+                try:
+                    db.commit()
+                except Exception as error:
+                    if isinstance(error, SQLAlchemyError):
+                        raise DatabaseDown() from error
+                    else:
+                        raise Unexpected() from error
+            """,
+            id="every path of the handler raises",
+        ),
+        pytest.param(
+            """
+            async def add(data):
+                try:
+                    async with SessionLocal() as session:
+                        session.add(Row(**data))
+                        await session.commit()
+                except Exception:
+                    log.exception("failed")
+                    return None
+            """,
+            id="the session's with block inside the try closed it first",
+        ),
+        pytest.param(
+            """
+            from metapub import MetaPubError
+
+            def attach(db, item):
+                try:
+                    item.url = find_pdf(item)
+                    db.commit()
+                except (MetaPubError, KeyError):
+                    item.url = None
+            """,
+            id="the handler catches only errors a commit does not raise",
         ),
         pytest.param(
             """

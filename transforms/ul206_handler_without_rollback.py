@@ -55,21 +55,26 @@ class Repository:
 Safe when the handler catches only SQLAlchemy's errors (`sqlalchemy.exc.*`, aliases and
 attribute spellings resolved): then the session is in a failed transaction that nothing but a
 rollback can end, and the rollback discards only what was already lost. Unsafe when the handler
-catches more (`Exception`, `ValueError`, a bare `except:`): an error raised before the database
-failed (a `ValueError` from parsing, say) leaves the pending work valid, and a caller could still
-have committed it; the rollback now discards it. Reported without a fix when the session is another expression (`db.session`,
+catches everything (`Exception`, a bare `except:`, a name unleak cannot follow): an error raised
+before the database failed (a `ValueError` from parsing, say) leaves the pending work valid, and
+a caller could still have committed it; the rollback now discards it. A handler that catches
+only other errors (`ValueError`, `KeyError`, a library's own error) never sees a failed commit:
+not reported. Reported without a fix when the session is another expression (`db.session`,
 `get_session()`): name it, or roll back by hand. Left alone: handlers that already call
-`<session>.rollback()` or re-raise, a `try` whose `finally` closes the session (UL203's
-domain), a `try` that ends a `with SessionLocal() as db:` block (leaving it closes the session
-and rolls it back), and sessions that the `try` only reads from.
+`<session>.rollback()` or raise on any path, a `try` whose `finally` closes the session (UL203's
+domain), a session opened by a `with` inside the `try` (it is closed before any handler runs), a
+`try` that ends a `with SessionLocal() as db:` block (leaving it closes the session and rolls it
+back), and sessions that the `try` only reads from.
 """
 
 from __future__ import annotations
 
 import ast
+import enum
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import libcst as cst
 import libcst.matchers as m
@@ -77,13 +82,21 @@ from libcst.metadata import QualifiedNameProvider
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import FunctionLike, ancestors, qualified_names
-from unleak.knowledge.sessions import reraises, with_rollback_first
+from unleak.knowledge.sessions import with_rollback_first
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
 _WRITES = frozenset({"commit", "flush"})
 _UNIT_OF_WORK = frozenset({"add", "add_all", "delete", "merge", "execute", "query", "scalars", "refresh"})
 _NAMED_LIKE_A_SESSION = re.compile(r"(?:^|_)(?:session|db)$", re.IGNORECASE)
 _SQLALCHEMY_ERRORS = ("sqlalchemy.exc.", "sqlalchemy.orm.exc.")
+_Node = TypeVar("_Node", bound=cst.CSTNode)
+_BROAD = frozenset({"builtins.Exception", "builtins.BaseException"})
+
+
+class _Catches(enum.Enum):
+    DATABASE_ERRORS = "database"  # SQLAlchemy's errors (and maybe others of no concern)
+    EVERYTHING = "everything"  # `except:`, `Exception`, or what unleak cannot tell
+    OTHER_ERRORS = "other"  # only errors a failed commit does not raise (`ValueError`, `MetaPubError`)
 
 
 @dataclass(frozen=True)
@@ -113,7 +126,14 @@ class HandlerWithoutRollback(Rule):
     def _check(self, node: cst.Try, session: _Session) -> None:
         if _closes_in_finally(node, session.code) or self._ends_its_with_block(node, session.code):
             return
-        missing = [handler for handler in node.handlers if not _rolls_back(handler, session.code) and not reraises(handler)]
+        if _opened_by_a_with_inside(node, session.code):
+            return  # leaving that `with` closed the session (and rolled it back) before any handler runs
+        caught = {id(handler): self._catches(handler) for handler in node.handlers}
+        missing = [
+            handler
+            for handler in node.handlers
+            if caught[id(handler)] is not _Catches.OTHER_ERRORS and not _rolls_back(handler, session.code) and not _raises(handler)
+        ]
         if not missing:
             return
         message = f"{self.summary}: `{session.code}.rollback()`"
@@ -121,7 +141,7 @@ class HandlerWithoutRollback(Rule):
             self.report(missing[0], f"{message} (not fixed: roll back by hand)")
             return
         for handler in missing:
-            safety = FixSafety.SAFE if self._catches_only_database_errors(handler) else FixSafety.UNSAFE
+            safety = FixSafety.SAFE if caught[id(handler)] is _Catches.DATABASE_ERRORS else FixSafety.UNSAFE
             self.report(handler, message, fix=with_rollback_first(handler, session.code, session.awaited), safety=safety)
 
     def _sessions_written(self, node: cst.Try) -> Iterator[_Session]:
@@ -148,13 +168,23 @@ class HandlerWithoutRollback(Rule):
         parents = ancestors(self, call)
         return bool(parents) and isinstance(parents[0], cst.Await)
 
-    def _catches_only_database_errors(self, handler: cst.ExceptHandler) -> bool:
+    def _catches(self, handler: cst.ExceptHandler) -> _Catches:
+        """Whether a failed commit can reach the handler, and whether only SQLAlchemy's errors can."""
         if handler.type is None:
-            return False
-        caught = handler.type.elements if isinstance(handler.type, cst.Tuple) else [cst.Element(handler.type)]
-        return all(
-            any(name.startswith(_SQLALCHEMY_ERRORS) for name in qualified_names(self, element.value)) for element in caught
-        )
+            return _Catches.EVERYTHING
+        elements = handler.type.elements if isinstance(handler.type, cst.Tuple) else [cst.Element(handler.type)]
+        kinds = [self._kind_of(element.value) for element in elements]
+        if _Catches.EVERYTHING in kinds:
+            return _Catches.EVERYTHING
+        return _Catches.DATABASE_ERRORS if _Catches.DATABASE_ERRORS in kinds else _Catches.OTHER_ERRORS
+
+    def _kind_of(self, caught: cst.BaseExpression) -> _Catches:
+        names = qualified_names(self, caught)
+        if any(name.startswith(_SQLALCHEMY_ERRORS) for name in names):
+            return _Catches.DATABASE_ERRORS
+        if names & _BROAD or not names:  # `Exception`, or a name unleak cannot follow
+            return _Catches.EVERYTHING
+        return _Catches.OTHER_ERRORS
 
     VALID = (
         Valid(
@@ -312,19 +342,37 @@ def _writes_then_swallows(node: ast.Try) -> bool:
 # --- the LibCST side ----------------------------------------------------------------------------
 
 
-def _own_calls(body: cst.BaseSuite) -> list[cst.Call]:
-    """The calls the block makes in its own frame (not in nested functions, lambdas or classes)."""
-    found: list[cst.Call] = []
+def _own_nodes(body: cst.CSTNode, kind: type[_Node]) -> list[_Node]:
+    """The `kind` nodes the block holds in its own frame (not in nested functions, lambdas or classes)."""
+    found: list[_Node] = []
 
     class _Collector(cst.CSTVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            found.append(node)
-
         def on_visit(self, node: cst.CSTNode) -> bool:
-            return not isinstance(node, FunctionLike) and super().on_visit(node)
+            if isinstance(node, kind):
+                found.append(node)
+            return not isinstance(node, FunctionLike)
 
     body.visit(_Collector())
     return found
+
+
+def _own_calls(body: cst.CSTNode) -> list[cst.Call]:
+    return _own_nodes(body, cst.Call)
+
+
+def _raises(handler: cst.ExceptHandler) -> bool:
+    """A `raise` anywhere in the handler's own frame (`if ...: raise A` / `else: raise B` too):
+    it may swallow on some path, but unleak cannot tell it does."""
+    return bool(_own_nodes(handler.body, cst.Raise))
+
+
+def _opened_by_a_with_inside(node: cst.Try, session: str) -> bool:
+    """`async with SessionLocal() as session:` inside the `try`'s body."""
+    return any(
+        item.asname is not None and _code(item.asname.name) == session
+        for with_node in m.findall(node.body, m.With())
+        for item in cst.ensure_type(with_node, cst.With).items
+    )
 
 
 def _rolls_back(handler: cst.ExceptHandler, session: str) -> bool:
