@@ -110,6 +110,7 @@ from libcst.metadata import (
 )
 
 from unleak.knowledge import quickscan
+from unleak.knowledge.bindings import binds_in, reaching_binding
 from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, within
 from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.loops import drop_statements
@@ -212,7 +213,7 @@ class UnmanagedResource(Rule):
         resource = self._resource(line)
         if resource is None or (resource.asynchronous and not in_async_function(self, line)):
             return
-        references = self._references(resource)
+        references = self._references(resource, block)
         if references is None:
             return
         close = self._close_in_block(resource, block, references)
@@ -467,20 +468,40 @@ class UnmanagedResource(Rule):
 
     # --- how the name is used --------------------------------------------------------------------
 
-    def _references(self, resource: _Resource) -> list[cst.Name] | None:
-        """Every use of the name, or None when it is assigned elsewhere too or used in another scope."""
+    def _references(self, resource: _Resource, block: Block) -> list[cst.Name] | None:
+        """Every use of the name that sees this resource, or None when that is not certain: the
+        name is used in another scope, assigned again before the close, or used where another
+        assignment of it may or may not have run (`f = open(a)` ... `f.close()` then
+        `f = open(b)` in the same block is fine)."""
         assign = cst.ensure_type(resource.creation.body[0], cst.Assign)
         target = cst.ensure_type(assign.targets[0].target, cst.Name)
         scope = self.get_metadata(ScopeProvider, target)
         assignments = list(scope.assignments[target.value])
-        if len(assignments) != 1 or not isinstance(assignments[0], Assignment):
+        if not any(isinstance(assignment, Assignment) and assignment.node is target for assignment in assignments):
             return None
-        if assignments[0].node is not target:
-            return None
-        accesses = list(assignments[0].references)
+        accesses = {access for assignment in assignments for access in assignment.references}
         if not all(_runs_in(access.scope, scope) for access in accesses):
             return None  # a nested function, lambda or generator may use it later, elsewhere
-        return [cst.ensure_type(access.node, cst.Name) for access in accesses]
+        uses = [cst.ensure_type(access.node, cst.Name) for access in accesses]
+        if len(assignments) == 1:
+            return uses
+        return self._uses_of_this_creation(resource, block, uses, [assignment.node for assignment in assignments])
+
+    def _uses_of_this_creation(
+        self, resource: _Resource, block: Block, uses: list[cst.Name], bindings: list[cst.CSTNode]
+    ) -> list[cst.Name] | None:
+        """The uses of a reused name that see the resource; None when one may or may not."""
+        close = self._close_in_block(resource, block, uses)
+        statements = list(block.body)
+        start = statements.index(resource.creation)
+        end = statements.index(close) if close is not None else len(statements) - 1
+        others = [binding for binding in bindings if not within(self, binding, resource.creation)]
+        if binds_in(self, statements[start + 1 : end + 1], others):
+            return None  # the close may be another object's
+        seen = [(use, reaching_binding(self, use, bindings)) for use in uses]
+        if any(binding is None for _, binding in seen):
+            return None
+        return [use for use, binding in seen if binding is resource.creation]
 
     def _close_in_block(
         self, resource: _Resource, block: Block, references: list[cst.Name]
