@@ -12,7 +12,9 @@ Built-in kinds, resolved by qualified name (aliases and from-imports followed): 
 `httpx.Client`, `requests.Session` (all `close`), `httpx.AsyncClient` (`await aclose()`, `async
 with`), `aiohttp.ClientSession` (`await close()`, `async with`), `concurrent.futures` executors
 (`shutdown()`), SQLAlchemy's `Session(...)` and the sessions of a `sessionmaker(...)` this module
-assigns once (`db = SessionLocal()`; the async ones: `AsyncSession`, `async_sessionmaker`), and
+assigns once (`db = SessionLocal()`), or that the project index finds in another module, also when reached
+through a submodule (`db_manager.Session()` after `from app.db import manager as db_manager`)
+(the async ones: `AsyncSession`, `async_sessionmaker`), and
 playwright's `pw = await async_playwright().start()` ... `await pw.stop()` (`async with
 async_playwright() as pw:`; `sync_playwright` alike). Objects made by a method are known by what
 their receiver holds: `path.open()` on a `pathlib.Path` (built, derived with `/`, `.parent`,
@@ -79,7 +81,7 @@ before the close, stored on `self` or in a container (`bag.append(handle)`,
 assigned to another name, used by a nested function, lambda or a generator that leaves the
 frame -- since then someone else may still need them open; closes in another method; a second
 close on another path (`if bad: f.close(); return`, or a helper named like a release:
-`safe_close(f)`, `cleanup(session)`), since closing twice is not harmless for every kind; session factories imported from another module (their kind is unknown). A resource
+`safe_close(f)`, `cleanup(session)`), since closing twice is not harmless for every kind; session factories imported from a module the project index cannot read (their kind is unknown). A resource
 still used after its close (or outside the block that creates it) is reported without a fix.
 Async resources are rewritten only inside an `async def`.
 

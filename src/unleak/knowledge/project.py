@@ -192,9 +192,18 @@ class ProjectIndex:
         if not isinstance(binding, ImportedName):
             return _Declared(binding, module)
         found = self._modules_for(module.path, binding.level, binding.module)
-        if isinstance(found, _Unknown) or binding.name is None:
+        if binding.name is None:
             return found
+        if isinstance(found, _Unknown):
+            return self._imported_submodule(module, binding) or found
         return self._member(found, binding.name, depth + 1)
+
+    def _imported_submodule(self, module: ModuleFacts, binding: ImportedName) -> _Module | None:
+        """`from pkg.db import manager` where `pkg/db/__init__.py` declares nothing the index
+        reads: the name is then the submodule `pkg/db/manager.py`, if the project has it."""
+        dotted = ".".join(part for part in (binding.module, binding.name) if part)
+        found = self._modules_for(module.path, binding.level, dotted)
+        return found if isinstance(found, _Module) else None
 
     def _member(self, target: _Target, name: str, depth: int) -> _Target:
         if isinstance(target, _External):  # `from app import models` where `app/` has no indexed `__init__.py`
