@@ -74,7 +74,10 @@ something raises. So every other use of the name between the two must be an attr
 (`handle.read()`, `handle.name`), the iterable of a `for` or of a comprehension, or an argument
 of a call (`json.dump(data, handle)`, `writer = csv.writer(handle)`,
 `await self.run(url, session=session)`) whose result is used, passed on or bound to a plain
-name. Left alone: code that closes in a `finally` or already uses `with`; resources that
+name. In a `@contextmanager` (`@asynccontextmanager`) generator, `yield handle` (or
+`yield csv.reader(handle)`) as a statement also stays: the caller's `with` block uses it while the
+generator waits, and the close after the `yield` is that block's exit, which the new `with` now
+also runs when the block raises (`with open(p) as handle: yield handle`). Left alone: code that closes in a `finally` or already uses `with`; resources that
 escape -- returned or yielded (also inside what a call made of them: `return csv.reader(handle)`)
 before the close, stored on `self` or in a container (`bag.append(handle)`,
 `self.writer = csv.writer(handle)`, `stack.enter_context(handle)`, `Thread(args=(handle,))`),
@@ -113,7 +116,7 @@ from libcst.metadata import (
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.bindings import binds_in, reaching_binding
-from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, within
+from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, in_context_manager_generator, within
 from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.loops import drop_statements
 from unleak.knowledge.resources import BUILT_IN, METHOD_NAMES, Kind, creation_kind, stores
@@ -554,6 +557,8 @@ class UnmanagedResource(Rule):
             return parent.iter is reference
         if isinstance(parent, cst.CompFor) and parent.iter is reference:
             return self._comprehension_stays(parent)
+        if isinstance(parent, cst.Yield):
+            return self._lent_to_the_with_block(parent, reference)
         if isinstance(parent, cst.Arg) and parent.value is reference:
             call = cst.ensure_type(self.get_metadata(ParentNodeProvider, parent), cst.Call)
             if self._configured_release_of(resource, call) or _may_release(call) or stores(self, call):
@@ -585,7 +590,15 @@ class UnmanagedResource(Rule):
             return parent.value is result
         if isinstance(parent, cst.For):
             return parent.iter is result
+        if isinstance(parent, cst.Yield):
+            return self._lent_to_the_with_block(parent, result)
         return isinstance(parent, cst.Expr) or _bound_to_names(parent, result)
+
+    def _lent_to_the_with_block(self, yielded: cst.Yield, value: cst.BaseExpression) -> bool:
+        """`yield value` as a statement of a `@contextmanager` generator: the caller's `with` block
+        uses it while the generator waits, and the close after the `yield` is that block's exit."""
+        statement = self.get_metadata(ParentNodeProvider, yielded)
+        return yielded.value is value and isinstance(statement, cst.Expr) and in_context_manager_generator(self, yielded)
 
 
 

@@ -45,7 +45,7 @@ SESSION_FACTORIES = {
     "sqlalchemy.ext.asyncio.session.async_sessionmaker": True,
 }
 _SCOPED_SESSIONS = frozenset({"sqlalchemy.orm.scoped_session", "sqlalchemy.orm.scoping.scoped_session"})
-_CONTEXT_MANAGER_DECORATORS = {"contextlib.contextmanager": False, "contextlib.asynccontextmanager": True}
+CONTEXT_MANAGER_DECORATORS = {"contextlib.contextmanager": False, "contextlib.asynccontextmanager": True}
 _DJANGO_MODEL = "django.db.models.Model"
 _SQLMODEL = "sqlmodel.SQLModel"
 _DJANGO_DEFAULT_KEY = "id"
@@ -346,9 +346,9 @@ class ProjectIndex:
             return Lookup.unknown(f"{_describe(target)} is not a function declared in the project")
         for decorator in target.declaration.decorators:
             resolved = self.resolve(target.module, decorator)
-            if isinstance(resolved, _External) and resolved.qualified in _CONTEXT_MANAGER_DECORATORS:
+            if isinstance(resolved, _External) and resolved.qualified in CONTEXT_MANAGER_DECORATORS:
                 session = self._sessions_from(target.declaration.yields, target.declaration, target.module, 0).found
-                asynchronous = _CONTEXT_MANAGER_DECORATORS[resolved.qualified]
+                asynchronous = CONTEXT_MANAGER_DECORATORS[resolved.qualified]
                 return Lookup(ContextManagerFactory(asynchronous, target.module.path, session))
         return Lookup.unknown(f"`{target.declaration.name}` is not decorated @contextmanager")
 
