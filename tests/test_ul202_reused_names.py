@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import fixed_text, run_rules
 from unleak.transforms.ul202_unmanaged_resource import UnmanagedResource
@@ -178,3 +180,34 @@ UNCERTAIN = {
 def test_reused_name_with_an_uncertain_use_is_not_fixed(code: str) -> None:
     result = run_rules(textwrap.dedent(code), RULES)
     assert result.fixed is None
+
+
+# --- generated: one name, several files, some closed, some not, some uses in between -----------
+
+
+@st.composite
+def reusing_programs(draw: st.DrawFn) -> str:
+    """Segments in one block that each bind `f` again (closed or not), or use it, maybe under an `if`."""
+    lines: list[str] = []
+    for number in range(draw(st.integers(2, 4))):
+        segment = draw(st.sampled_from(("closed", "unclosed", "use", "conditional")))
+        if segment == "closed":
+            lines += [f"f = open('p{number}')", f"step{number}(f.read())", "f.close()"]
+        elif segment == "unclosed":
+            lines += [f"f = open('p{number}')", f"step{number}(f.read())"]
+        elif segment == "use":
+            lines += [f"step{number}(f)"] if lines else [f"step{number}()"]
+        else:
+            lines += ["if flag:", f"    f = open('p{number}')"]
+    body = textwrap.indent("\n".join(lines), "    ")
+    return f"def work(flag):\n{body}\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(reusing_programs())
+def test_generated_reuses_compile_are_idempotent_and_keep_every_open(code: str) -> None:
+    fixed = fixed_text(run_rules(code, RULES))
+    compile(fixed, "generated.py", "exec")
+    assert fixed.count("open(") == code.count("open(")
+    assert fixed.count(".close()") + fixed.count("with open(") == code.count(".close()")
+    assert fixed_text(run_rules(fixed, RULES)) == fixed
