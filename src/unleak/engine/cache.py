@@ -30,7 +30,7 @@ from unleak import registry, transforms
 from unleak.engine import source
 from unleak.engine.findings import FileResult, Finding
 from unleak.engine.indexing import project_root
-from unleak.engine.pipeline import Job
+from unleak.engine.jobs import Job
 from unleak.engine.prefilter import triggered_rules
 from unleak.errors import UserError
 from unleak.knowledge.declarations import module_facts

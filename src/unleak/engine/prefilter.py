@@ -10,10 +10,16 @@ from __future__ import annotations
 import ast
 import re
 from functools import cache
+from typing import TYPE_CHECKING, TypeVar
 
 from unleak.knowledge.project import ProjectView
-from unleak.rule import Rule
 from unleak.settings import Settings
+
+if TYPE_CHECKING:
+    from unleak.registry import Selectable
+    from unleak.rule import Rule
+
+AnyRule = TypeVar("AnyRule", bound="Selectable")
 
 
 @cache
@@ -21,8 +27,8 @@ def _compiled(pattern: bytes) -> re.Pattern[bytes]:
     return re.compile(pattern)
 
 
-def triggered_rules(raw: bytes, rules: tuple[type[Rule], ...], settings: Settings) -> tuple[type[Rule], ...]:
-    """The rules whose every trigger pattern occurs in `raw`."""
+def triggered_rules(raw: bytes, rules: tuple[AnyRule, ...], settings: Settings) -> tuple[AnyRule, ...]:
+    """The rules (entries or classes) whose every trigger pattern occurs in `raw`."""
     return tuple(
         rule for rule in rules if all(_compiled(pattern).search(raw) for pattern in rule.trigger_for(settings))
     )

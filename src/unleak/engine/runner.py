@@ -20,7 +20,7 @@ from unleak.knowledge.project import ProjectIndex
 from unleak.engine.execute import Progress, execute, terminal_progress
 from unleak.engine.findings import FileResult
 from unleak.engine.indexing import build_index, root_of
-from unleak.engine.pipeline import Job, install_indexes, process
+from unleak.engine.jobs import Job
 from unleak.engine.prefilter import triggered_rules
 from unleak.settings import SettingsResolver
 from unleak.engine.source import read_bytes
@@ -104,8 +104,8 @@ def run_stdin(mode: Mode, raw: bytes, stdin_filename: str | None, resolver: Sett
     project_root = root_of(named).as_posix() if stdin_filename else None  # the source stands for that file
     selected = tuple(rule.code for rule in rules)
     job = Job(display, None, raw, codes, settings, mode.fixing, project_root, mode is Mode.CHECK_WITH_EDITS, selected)
-    install_indexes(_indexes_for([job], resolver, _Walked([], [])))
-    return process(job)
+    [result] = execute([job], 1, _indexes_for([job], resolver, _Walked([], [])))
+    return result
 
 
 def display_path(path: Path) -> str:
@@ -150,7 +150,7 @@ class _Walked:
 
 def _indexes_for(jobs: list[Job], resolver: SettingsResolver, walked: _Walked) -> dict[str, ProjectIndex]:
     """The project indexes the jobs' rules may ask: none when no such rule may fire."""
-    if not any(registry.rule_by_code(code).uses_project for job in jobs for code in job.rule_codes):
+    if not any(registry.entry_by_code(code).uses_project for job in jobs for code in job.rule_codes):
         return {}
     roots = sorted({Path(job.project_root) for job in jobs if job.project_root is not None})
     return {root.as_posix(): build_index(root, resolver, walked.files_of(root)) for root in roots}
