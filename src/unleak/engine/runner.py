@@ -61,18 +61,22 @@ def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int,
     discovery = discover(paths, resolver)
     outcome.results.extend(_failed(error) for error in discovery.errors)
     outcome.scanned = len(discovery.files)
+    cache = ResultCache() if use_cache else None
     jobs: list[Job] = []
     for path in discovery.files:
-        job = _job(mode, path, resolver, outcome)
+        job = _job(mode, path, resolver, outcome, cache)
         if job is not None:
             jobs.append(job)
     indexes = _indexes_for(jobs, resolver, _Walked(paths, discovery.files))
-    cache = ResultCache(indexes) if use_cache else None
+    if cache is not None:
+        cache.indexes = indexes
     for result in _results(jobs, workers, indexes, cache):
         if result.parsed or result.error:
             outcome.results.append(result)
         else:
             outcome.skipped += 1
+    if cache is not None:
+        cache.save()
     if mode is Mode.APPLY:
         write_all(outcome.changed)
     outcome.results.sort(key=lambda result: result.display)
@@ -117,7 +121,7 @@ def display_path(path: Path) -> str:
         return absolute.as_posix()
 
 
-def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult) -> Job | None:
+def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult, cache: ResultCache | None) -> Job | None:
     """The job for one discovered file, or None when there is nothing to parse it for."""
     display = display_path(path)
     settings = resolver.for_folder(path.parent)
@@ -127,7 +131,10 @@ def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult)
     except UserError as error:
         outcome.results.append(_failed(UserError(display, error.reason)))
         return None
-    codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
+    if cache is not None:
+        codes = cache.triggered(path, raw, rules, settings)
+    else:
+        codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
     if not codes:
         outcome.skipped += 1
         return None
