@@ -106,9 +106,15 @@ class ResultCache:
         """The codes of `rules` whose byte triggers occur in `raw` (`prefilter.triggered_rules`)."""
         root = project_root(path.absolute().parent)
         digest = hashlib.sha256(raw).digest()
-        if root is None:
+        if root is not None:
+            self._digests.setdefault(root.as_posix(), {})[path.absolute().relative_to(root).as_posix()] = digest
+        return self._remembered_triggers(root, digest, raw, rules, settings)
+
+    def _remembered_triggers(
+        self, root: Path | None, digest: bytes, raw: bytes, rules: tuple[Selectable, ...], settings: Settings
+    ) -> tuple[str, ...]:
+        if root is None:  # outside any project: nothing is cached
             return tuple(rule.code for rule in triggered_rules(raw, rules, settings))
-        self._digests.setdefault(root.as_posix(), {})[path.absolute().relative_to(root).as_posix()] = digest
         memo = self._memos.get(root) or self._memos.setdefault(root, _TriggerMemo.read(root / CACHE_FOLDER / _TRIGGERS))
         key = hashlib.sha256(_trigger_signature(rules, settings) + digest).digest()
         codes = memo.known.get(key)
@@ -147,7 +153,7 @@ class ResultCache:
         self._write(job, result)
         if job.fixing and result.fixed is not None and result.error is None:
             settled_job = replace(job, raw=result.fixed)
-            if _triggered(settled_job) == job.rule_codes:  # else a rule the run did not run would see it
+            if self._triggered(settled_job) == job.rule_codes:  # else a rule the run did not run would see it
                 self._write(settled_job, replace(result, original=result.fixed, fixed=None, fixes=Counter()))
 
     def _write(self, job: Job, result: FileResult) -> None:
@@ -161,6 +167,14 @@ class ResultCache:
         except OSError:
             return  # a cache that cannot be written only costs time
         self._stored.add(location)
+
+    def _triggered(self, job: Job) -> tuple[str, ...]:
+        """The rules `job.raw` triggers (a fixed source: remembered, so that the next run, which
+        reads it from the file, finds the answer)."""
+        assert job.path is not None
+        selected = registry.rules_for(job.settings, job.path)
+        root = project_root(job.path.absolute().parent)
+        return self._remembered_triggers(root, hashlib.sha256(job.raw).digest(), job.raw, selected, job.settings)
 
     def _answers_hold(self, job: Job, entry: _Entry) -> bool:
         if not entry.answers or (entry.asked_in is not None and entry.asked_in == self._asked_in(job)):
@@ -224,12 +238,6 @@ def _location(job: Job) -> Path | None:
     if root is None:
         return None
     return root / CACHE_FOLDER / _ENTRIES / _key(job)
-
-
-def _triggered(job: Job) -> tuple[str, ...]:
-    assert job.path is not None
-    selected = registry.rules_for(job.settings, job.path)
-    return tuple(rule.code for rule in triggered_rules(job.raw, selected, job.settings))
 
 
 def _key(job: Job) -> str:
