@@ -65,7 +65,8 @@ class _Entry:
 
 @dataclass
 class _TriggerMemo:
-    """One project's memo of the byte prefilter: the triggered rules' codes by `_trigger_key`."""
+    """One project's memo of the byte prefilter: the triggered rules' codes, by the hash of the
+    file's bytes and of `_trigger_signature`."""
 
     location: Path
     known: dict[bytes, tuple[str, ...]]
@@ -188,7 +189,6 @@ class ResultCache:
             return False
         relative = job.path.absolute().relative_to(job.project_root).as_posix()
         return index.view(module_facts(tree, relative)).still_answers(entry.answers)
-
 
     def _asked_in(self, job: Job) -> tuple[str, bytes] | None:
         """The file's path in its project and the project's state (None: unknown)."""
