@@ -19,7 +19,7 @@ from unleak.errors import UserError
 from unleak.knowledge.project import ProjectIndex
 from unleak.engine.execute import Progress, execute, terminal_progress
 from unleak.engine.findings import FileResult
-from unleak.engine.indexing import build_index, root_of
+from unleak.engine.indexing import build_index, is_below, root_of
 from unleak.engine.jobs import Job
 from unleak.engine.prefilter import triggered_rules
 from unleak.settings import SettingsResolver
@@ -152,7 +152,7 @@ class _Walked:
     def files_of(self, root: Path) -> list[Path]:
         """The project's files when a walked folder holds the whole project, else [] (walk it)."""
         walked = any(path.is_dir() and path.absolute() in (root, *root.parents) for path in self.paths)
-        return [file for file in self.files if root in file.absolute().parents] if walked else []
+        return [file for file in self.files if is_below(file.absolute(), root)] if walked else []
 
 
 def _indexes_for(jobs: list[Job], resolver: SettingsResolver, walked: _Walked) -> dict[str, ProjectIndex]:
