@@ -166,3 +166,44 @@ def test_a_file_outside_any_project_is_not_cached(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr("unleak.engine.cache.project_root", lambda folder: None)
     unleak("check", "script.py")
     assert not Path(CACHE_FOLDER).exists()
+
+
+def test_a_re_run_takes_the_byte_prefilter_s_answers_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unleak.engine import cache
+
+    searched: list[bytes] = []
+    real = cache.triggered_rules
+    monkeypatch.setattr(cache, "triggered_rules", lambda raw, rules, settings: searched.append(raw) or real(raw, rules, settings))
+    write("app/plain.py", "x = 1\n")
+    first = unleak("check", ".", "--jobs", "1")
+    assert len(searched) == 4, "every file searched once"
+    searched.clear()
+    assert unleak("check", ".", "--jobs", "1").stdout == first.stdout
+    assert searched == []
+    write("app/plain.py", "try:\n    x = 1\nexcept:\n    pass\n")
+    assert "app/plain.py:3:1: UL401" in unleak("check", ".", "--jobs", "1").stdout
+    assert searched == [Path("app/plain.py").read_bytes()], "only the changed file is searched again"
+
+
+def test_a_corrupted_trigger_memo_is_a_miss(processed: list[str]) -> None:
+    expected = unleak("check", ".", "--jobs", "1")
+    Path(CACHE_FOLDER, "triggers").write_bytes(b"\x80\x05garbage")
+    processed.clear()
+    again = unleak("check", ".", "--jobs", "1")
+    assert processed == []
+    assert (again.exit_code, again.stdout) == (expected.exit_code, expected.stdout)
+
+
+def test_an_unchanged_project_s_answers_hold_without_asking_the_index_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unleak.knowledge.project import ProjectView
+
+    expected = unleak("check", ".", "--jobs", "1")
+    assert "[*]" in expected.stdout, "seed.py's fix relied on the index (Tenant.slug is unique)"
+    asked: list[object] = []
+    real = ProjectView.still_answers
+    monkeypatch.setattr(ProjectView, "still_answers", lambda self, used: asked.append(used) or real(self, used))
+    assert unleak("check", ".", "--jobs", "1").stdout == expected.stdout
+    assert asked == []
+    write("app/unrelated.py", "x = 1\n")  # the project changed: the entry's answers are asked again
+    assert unleak("check", ".", "--jobs", "1").stdout == expected.stdout
+    assert len(asked) == 1

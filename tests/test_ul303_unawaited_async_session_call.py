@@ -193,3 +193,13 @@ def test_generated_variants_compile_are_idempotent_and_await_every_coroutine(pro
     assert all((id(call) in awaited) == (call.func.attr != "add") for call in calls)
     assert result.count("await ") == code.count("await ") + missing
     assert fixed(result) == result
+
+
+def test_the_written_out_trigger_names_every_coroutine_method() -> None:
+    import re
+
+    from unleak.transforms.ul303_unawaited_async_session_call import COROUTINE_METHODS, UnawaitedAsyncSessionCall
+
+    called = re.compile(UnawaitedAsyncSessionCall.trigger[1])
+    assert all(called.search(f"session.{name}(x)".encode()) for name in COROUTINE_METHODS)
+    assert not called.search(b"session.add(x)")

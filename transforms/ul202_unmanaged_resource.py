@@ -179,6 +179,7 @@ class UnmanagedResource(Rule):
     trigger = (rb"\.(?:a?close|stop|quit|shutdown)\s*\(",)
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
     uses_project = True
+    trigger_reads = ("resources",)
 
     @classmethod
     def trigger_for(cls, settings: Settings) -> tuple[bytes, ...]:

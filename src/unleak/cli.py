@@ -22,9 +22,7 @@ from unleak.engine import cache
 from unleak.engine.findings import FileResult
 from unleak.engine.runner import Interrupted, Mode, RunResult, display_path, run, run_stdin
 from unleak.errors import UserError
-from unleak.output import explain as explaining
 from unleak.output import formats, report
-from unleak.output import review as reviewing
 from unleak.output.diffing import colourize, unified_diff
 from unleak.settings import Overrides, SettingsResolver
 
@@ -236,6 +234,8 @@ def _output_apply(invocation: Invocation, outcome: RunResult) -> int:
 
 def _output_review(invocation: Invocation, outcome: RunResult) -> int:
     """`apply --interactive`: ask about each fix, write the accepted ones, then summarise."""
+    from unleak.output import review as reviewing  # LibCST: only where a fix is reviewed
+
     colour = _stdout_is_terminal() and not os.environ.get("NO_COLOR")
     done = reviewing.review(outcome.results, reviewing.Terminal(sys.stdout, _read_answer, colour))
     _print_errors(outcome.results)
@@ -346,6 +346,8 @@ DocFormatOpt = Annotated[DocFormat, typer.Option("--format", help="text, or json
 @app.command("rules")
 def rules_command(output_format: DocFormatOpt = DocFormat.TEXT) -> None:
     """List every rule: code, name, fix safety, summary."""
+    from unleak.output import explain as explaining  # the rules' documentation: imports every rule
+
     if output_format == DocFormat.JSON:
         typer.echo(json.dumps([explaining.rule_json(rule) for rule in registry.all_rules()], indent=2))
     else:
@@ -365,6 +367,8 @@ def explain_command(
     output_format: DocFormatOpt = DocFormat.TEXT,
 ) -> None:
     """Show a rule's documentation with its examples."""
+    from unleak.output import explain as explaining
+
     found = registry.find_rule(rule)
     if found is None:
         typer.echo(f"{rule}: error: no such rule (see `unleak rules`)", err=True)

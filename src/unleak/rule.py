@@ -142,6 +142,11 @@ class Rule(m.MatcherDecoratableVisitor):
     # Regular expressions over the file's bytes that must ALL occur for the rule to possibly fire.
     # Files where they don't are never parsed for this rule; keep them loose but cheap.
     trigger: ClassVar[tuple[bytes, ...]]
+    # The `Settings` fields an overridden `trigger_for` reads. The registry reads `code`, `name`,
+    # `trigger`, `uses_project` and this from the module's source, as literals written before the
+    # class's first method, and imports the module for `trigger_for` only when one of these
+    # fields is not the default.
+    trigger_reads: ClassVar[tuple[str, ...]] = ()
     VALID: ClassVar[tuple[Valid, ...]] = ()
     INVALID: ClassVar[tuple[Invalid, ...]] = ()
     METADATA_DEPENDENCIES: ClassVar[tuple[type, ...]] = ()

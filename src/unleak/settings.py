@@ -156,17 +156,17 @@ class SettingsResolver:
         self._root = root.absolute() if root is not None else None
         self._fixed = load_config_file(config_file) if config_file else None
         self._by_folder: dict[Path, Settings] = {}
-        self._effective: dict[Path, Settings] = {}
+        self._effective: dict[Settings, Settings] = {}  # by the file's settings: with the flags applied
 
     def for_path(self, path: Path) -> Settings:
         return self.for_folder(path if path.is_dir() else path.parent)
 
     def for_folder(self, folder: Path) -> Settings:
         """The settings for files in `folder`, command-line flags applied."""
-        folder = folder.absolute()
-        if folder not in self._effective:
-            self._effective[folder] = self._overrides.apply(self._fixed or self._nearest(folder))
-        return self._effective[folder]
+        nearest = self._fixed or self._nearest(folder.absolute())
+        if nearest not in self._effective:
+            self._effective[nearest] = self._overrides.apply(nearest)
+        return self._effective[nearest]
 
     def _nearest(self, folder: Path) -> Settings:
         if folder not in self._by_folder:

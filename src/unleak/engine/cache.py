@@ -10,6 +10,12 @@ Entries live in `.unleak_cache/` at the project root (the nearest folder with `p
 `setup.cfg` or `.git`; a file outside any project is not cached), which holds its own
 `.gitignore`, as ruff's cache does. Each entry is written to a temporary file and renamed into
 place, so runs can share the cache; an entry that cannot be read is a miss, never an error.
+
+Two shortcuts keep a run where nothing changed cheap. Which rules' byte triggers occur in a
+file is kept too, one memo per project (`triggers`), by the hash of the file's bytes and of the
+triggers: a re-run does not search every file again. And an entry that relied on the project
+index remembers the state of the project it was computed in (the hash of every indexed file's
+path and bytes): while the run reads the same project, its answers hold without asking again.
 """
 
 from __future__ import annotations
@@ -29,15 +35,18 @@ import unleak
 from unleak import registry, transforms
 from unleak.engine import source
 from unleak.engine.findings import FileResult, Finding
-from unleak.engine.indexing import project_root
-from unleak.engine.pipeline import Job
+from unleak.engine.indexing import ProjectFiles, project_root
+from unleak.engine.jobs import Job
 from unleak.engine.prefilter import triggered_rules
 from unleak.errors import UserError
 from unleak.knowledge.declarations import module_facts
 from unleak.knowledge.project import ProjectIndex
+from unleak.registry import Selectable
+from unleak.settings import Settings
 
 CACHE_FOLDER = ".unleak_cache"
 _ENTRIES = "entries"
+_TRIGGERS = "triggers"
 _GITIGNORE = "# Written by unleak: this folder is its cache (`unleak clean` removes it).\n*\n"
 
 
@@ -51,15 +60,73 @@ class _Entry:
     error: str | None
     parsed: bool
     answers: dict[tuple[str, str], str]  # the project index's answers the result relied on
+    asked_in: tuple[str, bytes] | None  # the file's relative path and the project's state then
+
+
+@dataclass
+class _TriggerMemo:
+    """One project's memo of the byte prefilter: the triggered rules' codes, by the hash of the
+    file's bytes and of `_trigger_signature`."""
+
+    location: Path
+    known: dict[bytes, tuple[str, ...]]
+    learned: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, location: Path) -> _TriggerMemo:
+        try:
+            known = pickle.loads(location.read_bytes())
+        except Exception:  # missing, truncated, written by another version: nothing known
+            known = {}
+        return cls(location, known if isinstance(known, dict) else {})
+
+    def save(self) -> None:
+        """Add what this run learned to what the file holds now (another run may have written it)."""
+        if not self.learned:
+            return
+        merged = {**_TriggerMemo.read(self.location).known, **self.learned}
+        try:
+            _write_atomically(self.location, pickle.dumps(merged, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+        self.learned.clear()
 
 
 @dataclass
 class ResultCache:
     """The run's view of the caches of the projects it touches."""
 
-    indexes: dict[str, ProjectIndex]
+    indexes: dict[str, ProjectIndex] = field(default_factory=dict)  # set once the run has its jobs
     hits: int = 0
     _stored: set[Path] = field(default_factory=set)
+    _memos: dict[Path, _TriggerMemo] = field(default_factory=dict)
+    _digests: dict[str, dict[str, bytes]] = field(default_factory=dict)  # per project: each file's bytes' hash
+    _states: dict[str, bytes | None] = field(default_factory=dict)  # per project: see `_state`
+
+    def triggered(self, path: Path, raw: bytes, rules: tuple[Selectable, ...], settings: Settings) -> tuple[str, ...]:
+        """The codes of `rules` whose byte triggers occur in `raw` (`prefilter.triggered_rules`)."""
+        root = project_root(path.absolute().parent)
+        digest = hashlib.sha256(raw).digest()
+        if root is not None:
+            self._digests.setdefault(root.as_posix(), {})[path.absolute().relative_to(root).as_posix()] = digest
+        return self._remembered_triggers(root, digest, raw, rules, settings)
+
+    def _remembered_triggers(
+        self, root: Path | None, digest: bytes, raw: bytes, rules: tuple[Selectable, ...], settings: Settings
+    ) -> tuple[str, ...]:
+        if root is None:  # outside any project: nothing is cached
+            return tuple(rule.code for rule in triggered_rules(raw, rules, settings))
+        memo = self._memos.get(root) or self._memos.setdefault(root, _TriggerMemo.read(root / CACHE_FOLDER / _TRIGGERS))
+        key = hashlib.sha256(_trigger_signature(rules, settings) + digest).digest()
+        codes = memo.known.get(key)
+        if codes is None:
+            codes = memo.learned[key] = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
+        return codes
+
+    def save(self) -> None:
+        """Write what the run learned about triggers (the entries are written as results come)."""
+        for memo in self._memos.values():
+            memo.save()
 
     def look_up(self, job: Job) -> FileResult | None:
         location = _location(job)
@@ -87,22 +154,31 @@ class ResultCache:
         self._write(job, result)
         if job.fixing and result.fixed is not None and result.error is None:
             settled_job = replace(job, raw=result.fixed)
-            if _triggered(settled_job) == job.rule_codes:  # else a rule the run did not run would see it
+            if self._triggered(settled_job) == job.rule_codes:  # else a rule the run did not run would see it
                 self._write(settled_job, replace(result, original=result.fixed, fixed=None, fixes=Counter()))
 
     def _write(self, job: Job, result: FileResult) -> None:
         location = _location(job)
         if location is None or location in self._stored or location.exists():
             return
-        entry = _Entry(result.fixed, result.findings, result.fixes, result.error, result.parsed, result.project_answers)
+        asked_in = self._asked_in(job) if result.project_answers else None
+        entry = _Entry(result.fixed, result.findings, result.fixes, result.error, result.parsed, result.project_answers, asked_in)
         try:
             _write_atomically(location, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return  # a cache that cannot be written only costs time
         self._stored.add(location)
 
+    def _triggered(self, job: Job) -> tuple[str, ...]:
+        """The rules `job.raw` triggers (a fixed source: remembered, so that the next run, which
+        reads it from the file, finds the answer)."""
+        assert job.path is not None
+        selected = registry.rules_for(job.settings, job.path)
+        root = project_root(job.path.absolute().parent)
+        return self._remembered_triggers(root, hashlib.sha256(job.raw).digest(), job.raw, selected, job.settings)
+
     def _answers_hold(self, job: Job, entry: _Entry) -> bool:
-        if not entry.answers:
+        if not entry.answers or (entry.asked_in is not None and entry.asked_in == self._asked_in(job)):
             return True
         index = self.indexes.get(job.project_root or "")
         if index is None or job.path is None or job.project_root is None:
@@ -113,6 +189,32 @@ class ResultCache:
             return False
         relative = job.path.absolute().relative_to(job.project_root).as_posix()
         return index.view(module_facts(tree, relative)).still_answers(entry.answers)
+
+    def _asked_in(self, job: Job) -> tuple[str, bytes] | None:
+        """The file's path in its project and the project's state (None: unknown)."""
+        if job.path is None or job.project_root is None:
+            return None
+        if job.project_root not in self._states:
+            self._states[job.project_root] = self._state(job.project_root)
+        state = self._states[job.project_root]
+        return (job.path.absolute().relative_to(job.project_root).as_posix(), state) if state is not None else None
+
+    def _state(self, root: str) -> bytes | None:
+        """The hash of the path and bytes of every file the project's index holds (None: the run
+        did not read them all). Called once the run has read its files."""
+        index = self.indexes.get(root)
+        source = index.source if index is not None else None
+        digests = self._digests.get(root, {})
+        if not isinstance(source, ProjectFiles) or not source.paths <= digests.keys():
+            return None
+        return hashlib.sha256(repr(sorted((path, digests[path]) for path in source.paths)).encode()).digest()
+
+
+@cache
+def _trigger_signature(rules: tuple[Selectable, ...], settings: Settings) -> bytes:
+    """What the byte prefilter's answer depends on besides the file: unleak's code, the rules' triggers."""
+    triggers = repr(tuple((rule.code, rule.trigger_for(settings)) for rule in rules))
+    return hashlib.sha256((_code_fingerprint() + triggers).encode()).digest()
 
 
 def remove(paths: list[Path]) -> list[Path]:
@@ -136,12 +238,6 @@ def _location(job: Job) -> Path | None:
     if root is None:
         return None
     return root / CACHE_FOLDER / _ENTRIES / _key(job)
-
-
-def _triggered(job: Job) -> tuple[str, ...]:
-    assert job.path is not None
-    selected = registry.rules_for(job.settings, job.path)
-    return tuple(rule.code for rule in triggered_rules(job.raw, selected, job.settings))
 
 
 def _key(job: Job) -> str:
@@ -174,7 +270,8 @@ def _write_atomically(location: Path, data: bytes) -> None:
     folder = location.parent
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
-        gitignore = folder.parent / ".gitignore"  # in .unleak_cache/, above entries/
+        cache_folder = folder if folder.name == CACHE_FOLDER else folder.parent  # entries/ is in it
+        gitignore = cache_folder / ".gitignore"
         if not gitignore.exists():
             gitignore.write_text(_GITIGNORE)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-")

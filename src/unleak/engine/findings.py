@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from unleak.rule import Report
 from unleak.settings import Settings
-from unleak.engine.transform import is_applicable
+
+if TYPE_CHECKING:
+    from unleak.rule import Report
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Finding:
 
     @classmethod
     def from_report(cls, report: Report, path: str, settings: Settings) -> Finding:
+        from unleak.engine.transform import is_applicable  # in the worker, where LibCST is loaded already
+
         start, end = report.position.start, report.position.end
         return cls(
             path=path,

@@ -39,10 +39,9 @@ _PACKAGE_MARKER = "__init__.py"
 @cache
 def project_root(folder: Path) -> Path | None:
     """The nearest folder at or above `folder` with a project marker."""
-    for candidate in (folder, *folder.parents):
-        if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
-            return candidate
-    return None
+    if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+        return folder
+    return None if folder.parent == folder else project_root(folder.parent)  # the folders above: cached too
 
 
 def root_of(path: Path) -> Path:
@@ -58,8 +57,14 @@ def build_index(root: Path, resolver: SettingsResolver, known: Iterable[Path] = 
     files = [path.absolute() for path in known]
     if not files:
         files = [path.absolute() for path in discover([root], resolver).files]
-    relative = frozenset(path.relative_to(absolute).as_posix() for path in files if absolute in path.parents)
+    relative = frozenset(path.relative_to(absolute).as_posix() for path in files if is_below(path, absolute))
     return ProjectIndex(ProjectFiles(absolute.as_posix(), relative))
+
+
+def is_below(path: Path, folder: Path) -> bool:
+    """Whether the absolute `path` is below the absolute `folder`, compared as text
+    (`folder in path.parents` builds every parent: slow on thousands of files)."""
+    return path.as_posix().startswith(folder.as_posix().rstrip("/") + "/")
 
 
 @dataclass

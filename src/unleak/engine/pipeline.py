@@ -2,39 +2,26 @@
 
 `process` is what a worker process runs; it takes and returns plain data, so it can run in a
 process pool or in this process alike. The project indexes reach a worker once, through
-`install_indexes`, not with every job.
+`install_indexes`, not with every job. This module imports LibCST and the rules a file needs:
+the parent process imports it only when it processes a file itself.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 from pathlib import Path
 
 from unleak import registry
 from unleak.engine import edits, source, transform
 from unleak.errors import UserError
 from unleak.engine.findings import FileResult, Finding
+from unleak.engine.jobs import Job
 from unleak.engine.parse import parse
 from unleak.engine.prefilter import possible_in_tree, quick_parse, triggered_rules
 from unleak.rule import Rule
-from unleak.settings import Settings
 from unleak.engine.verify import Verifier
 from unleak.knowledge.declarations import module_facts
 from unleak.knowledge.project import ProjectIndex, ProjectView
-
-
-@dataclass(frozen=True)
-class Job:
-    display: str
-    path: Path | None  # None when the source came from stdin
-    raw: bytes
-    rule_codes: tuple[str, ...]  # the selected rules whose triggers occur in `raw`
-    settings: Settings
-    fixing: bool  # False: only report (check); True: apply fixes (diff, apply)
-    project_root: str | None = None  # the project whose index the file's rules may ask
-    proposing: bool = False  # check only: also give each finding its fix as edits (see engine.edits)
-    selected: tuple[str, ...] = ()  # every rule selected for the file: those a fix may come to trigger
 
 
 _indexes: dict[str, ProjectIndex] = {}

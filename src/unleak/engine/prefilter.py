@@ -9,23 +9,38 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING, TypeVar
 
 from unleak.knowledge.project import ProjectView
-from unleak.rule import Rule
 from unleak.settings import Settings
+
+if TYPE_CHECKING:
+    from unleak.registry import Selectable
+    from unleak.rule import Rule
+
+AnyRule = TypeVar("AnyRule", bound="Selectable")
 
 
 @cache
-def _compiled(pattern: bytes) -> re.Pattern[bytes]:
-    return re.compile(pattern)
+def _occurs(pattern: bytes) -> Callable[[bytes], bool]:
+    """Whether `pattern` occurs in a file's bytes.
+
+    A leading `\b` keeps `re` from jumping from one occurrence of the literal that follows it to
+    the next (a tenth of the time on Django): the pattern without it is searched first (each
+    match of the pattern is one of its), and the pattern itself only where that one occurs.
+    """
+    full = re.compile(pattern)
+    if not pattern.startswith(rb"\b"):
+        return lambda raw: full.search(raw) is not None
+    loose = re.compile(pattern[2:])
+    return lambda raw: loose.search(raw) is not None and full.search(raw) is not None
 
 
-def triggered_rules(raw: bytes, rules: tuple[type[Rule], ...], settings: Settings) -> tuple[type[Rule], ...]:
-    """The rules whose every trigger pattern occurs in `raw`."""
-    return tuple(
-        rule for rule in rules if all(_compiled(pattern).search(raw) for pattern in rule.trigger_for(settings))
-    )
+def triggered_rules(raw: bytes, rules: tuple[AnyRule, ...], settings: Settings) -> tuple[AnyRule, ...]:
+    """The rules (entries or classes) whose every trigger pattern occurs in `raw`."""
+    return tuple(rule for rule in rules if all(_occurs(pattern)(raw) for pattern in rule.trigger_for(settings)))
 
 
 def quick_parse(text: str) -> ast.Module | None:

@@ -19,8 +19,8 @@ from unleak.errors import UserError
 from unleak.knowledge.project import ProjectIndex
 from unleak.engine.execute import Progress, execute, terminal_progress
 from unleak.engine.findings import FileResult
-from unleak.engine.indexing import build_index, root_of
-from unleak.engine.pipeline import Job, install_indexes, process
+from unleak.engine.indexing import build_index, is_below, root_of
+from unleak.engine.jobs import Job
 from unleak.engine.prefilter import triggered_rules
 from unleak.settings import SettingsResolver
 from unleak.engine.source import read_bytes
@@ -61,18 +61,22 @@ def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int,
     discovery = discover(paths, resolver)
     outcome.results.extend(_failed(error) for error in discovery.errors)
     outcome.scanned = len(discovery.files)
+    cache = ResultCache() if use_cache else None
     jobs: list[Job] = []
     for path in discovery.files:
-        job = _job(mode, path, resolver, outcome)
+        job = _job(mode, path, resolver, outcome, cache)
         if job is not None:
             jobs.append(job)
     indexes = _indexes_for(jobs, resolver, _Walked(paths, discovery.files))
-    cache = ResultCache(indexes) if use_cache else None
+    if cache is not None:
+        cache.indexes = indexes
     for result in _results(jobs, workers, indexes, cache):
         if result.parsed or result.error:
             outcome.results.append(result)
         else:
             outcome.skipped += 1
+    if cache is not None:
+        cache.save()
     if mode is Mode.APPLY:
         write_all(outcome.changed)
     outcome.results.sort(key=lambda result: result.display)
@@ -104,8 +108,8 @@ def run_stdin(mode: Mode, raw: bytes, stdin_filename: str | None, resolver: Sett
     project_root = root_of(named).as_posix() if stdin_filename else None  # the source stands for that file
     selected = tuple(rule.code for rule in rules)
     job = Job(display, None, raw, codes, settings, mode.fixing, project_root, mode is Mode.CHECK_WITH_EDITS, selected)
-    install_indexes(_indexes_for([job], resolver, _Walked([], [])))
-    return process(job)
+    [result] = execute([job], 1, _indexes_for([job], resolver, _Walked([], [])))
+    return result
 
 
 def display_path(path: Path) -> str:
@@ -117,7 +121,7 @@ def display_path(path: Path) -> str:
         return absolute.as_posix()
 
 
-def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult) -> Job | None:
+def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult, cache: ResultCache | None) -> Job | None:
     """The job for one discovered file, or None when there is nothing to parse it for."""
     display = display_path(path)
     settings = resolver.for_folder(path.parent)
@@ -127,7 +131,10 @@ def _job(mode: Mode, path: Path, resolver: SettingsResolver, outcome: RunResult)
     except UserError as error:
         outcome.results.append(_failed(UserError(display, error.reason)))
         return None
-    codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
+    if cache is not None:
+        codes = cache.triggered(path, raw, rules, settings)
+    else:
+        codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
     if not codes:
         outcome.skipped += 1
         return None
@@ -145,12 +152,12 @@ class _Walked:
     def files_of(self, root: Path) -> list[Path]:
         """The project's files when a walked folder holds the whole project, else [] (walk it)."""
         walked = any(path.is_dir() and path.absolute() in (root, *root.parents) for path in self.paths)
-        return [file for file in self.files if root in file.absolute().parents] if walked else []
+        return [file for file in self.files if is_below(file.absolute(), root)] if walked else []
 
 
 def _indexes_for(jobs: list[Job], resolver: SettingsResolver, walked: _Walked) -> dict[str, ProjectIndex]:
     """The project indexes the jobs' rules may ask: none when no such rule may fire."""
-    if not any(registry.rule_by_code(code).uses_project for job in jobs for code in job.rule_codes):
+    if not any(registry.entry_by_code(code).uses_project for job in jobs for code in job.rule_codes):
         return {}
     roots = sorted({Path(job.project_root) for job in jobs if job.project_root is not None})
     return {root.as_posix(): build_index(root, resolver, walked.files_of(root)) for root in roots}

@@ -186,7 +186,7 @@ def commit_message(task: Task, result: RepositoryResult) -> str:
     """`unleak: N fixes` (or --message), then the count per rule, then the files."""
     total = sum(result.fixes.values())
     subject = task.message or f"unleak: {total} fix{'' if total == 1 else 'es'}"
-    per_rule = [f"{code} {registry.rule_by_code(code).name}: {count}" for code, count in result.fixes.items()]
+    per_rule = [f"{code} {registry.entry_by_code(code).name}: {count}" for code, count in result.fixes.items()]
     return "\n".join([subject, "", *per_rule, "", "Files:", *(f"  {path}" for path in result.files_changed), ""])
 
 
