@@ -2,15 +2,18 @@
 
 The new bytes go to a temporary file in the same folder (same file system), are flushed to
 disk, get the original's permission bits, and replace the original in one `os.replace`. A
-symbolic link is followed, so the link stays a link.
+symbolic link is followed, so the link stays a link. Ctrl-C waits while the temporary file
+exists, so that none is left behind: the interrupt arrives once it is renamed or removed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from unleak.errors import UserError
@@ -24,6 +27,11 @@ def write_atomically(path: Path, data: bytes, expected: bytes, display: str) -> 
     target = path.resolve()
     _ensure_unchanged(target, expected, display)
     status = target.stat()
+    with _interrupts_held():
+        _replace(target, data, expected, display, status)
+
+
+def _replace(target: Path, data: bytes, expected: bytes, display: str, status: os.stat_result) -> None:
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".unleak")
     try:
         with os.fdopen(descriptor, "wb") as handle:
@@ -39,6 +47,19 @@ def write_atomically(path: Path, data: bytes, expected: bytes, display: str) -> 
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT stays pending inside the block (where the platform can hold signals)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _ensure_unchanged(path: Path, expected: bytes, display: str) -> None:
