@@ -58,6 +58,8 @@ FIXES = [
                 await session.commit()
             except sa.exc.IntegrityError:
                 await session.rollback()
+                if (await session.execute(sa.select(User).where(User.email == "a"))).scalar_one_or_none() is None:
+                    raise
                 log("exists")
         """,
         id="async-2.x-select-uses-sa.exc-and-one-line-else",
@@ -80,6 +82,8 @@ FIXES = [
                 db.commit()
             except sqlalchemy.exc.IntegrityError:
                 db.rollback()
+                if not db.query(db.query(User).filter_by(name="x").exists()).scalar():
+                    raise
         """,
         id="exists-scalar-with-import-sqlalchemy.exc",
     ),
@@ -107,7 +111,8 @@ FIXES = [
                             self.session.add_all([User(id=1)])
                             self.session.flush()
                     except Duplicate:
-                        pass
+                        if not self.session.scalars(select(User).where(User.id == 1)).first():
+                            raise
                 finally:
                     self.done()
         """,
@@ -142,6 +147,8 @@ FIXES = [
             # nothing to do
             except IntegrityError:  # exists
                 db.rollback()
+                if not db.query(User).filter(User.id == 1).first():
+                    raise
                 # say so
                 log("exists")
 
@@ -165,6 +172,8 @@ FIXES = [
                 db.session.commit()
             except IntegrityError:
                 db.session.rollback()
+                if not User.query.get(1):
+                    raise
         """,
         id="flask-sqlalchemy-query-get",
     ),
@@ -184,7 +193,8 @@ FIXES = [
                     session.add(Setting(key=key))
                     await session.flush()
             except IntegrityError:
-                pass
+                if await session.get(Setting, key) is None:
+                    raise
         """,
         id="async-savepoint",
     ),
@@ -327,7 +337,7 @@ def checks(session: str, model: str) -> list[str]:
 
 
 @st.composite
-def programs(draw: st.DrawFn) -> tuple[str, str, bool]:
+def programs(draw: st.DrawFn) -> tuple[str, str, bool, str]:
     session = draw(st.sampled_from(("db", "session", "self.session", "db.session")))
     model = draw(st.sampled_from(("User", "Tag", "models.Account")))
     imports = draw(st.sampled_from(sorted(IMPORTS)))
@@ -346,18 +356,21 @@ def programs(draw: st.DrawFn) -> tuple[str, str, bool]:
     code = (imports + "\n\n" if imports else "") + "def work(self, db, session, key, flag0, flag1):\n" + "".join(
         f"    {line}\n" for line in (*around, *statement, *around)
     )
-    return code, IMPORTS[imports], commits
+    return code, IMPORTS[imports], commits, check
 
 
 @settings(max_examples=50, deadline=None)
 @given(programs())
-def test_generated_variants_compile_are_idempotent_and_import_once(program: tuple[str, str, bool]) -> None:
-    code, integrity_error, commits = program
+def test_generated_variants_compile_are_idempotent_and_import_once(program: tuple[str, str, bool, str]) -> None:
+    code, integrity_error, commits, check = program
     result = fixed(code, unsafe=True)
     assert result != code
     tree = ast.parse(result)
-    assert not any(isinstance(node, ast.If) and "flag" not in ast.unparse(node.test) for node in ast.walk(tree))
     handlers = [node for node in ast.walk(tree) if isinstance(node, ast.ExceptHandler)]
+    rechecks = [node for node in ast.walk(tree) if isinstance(node, ast.If) and "flag" not in ast.unparse(node.test)]
+    assert [ast.unparse(node.test) for node in rechecks] == [check]  # the check runs again, in the handler
+    assert all(isinstance(node.body[0], ast.Raise) for node in rechecks)
+    assert any(node in handler.body for handler in handlers for node in rechecks)
     assert [ast.unparse(handler.type) for handler in handlers if handler.type] == [integrity_error]
     assert result.count("import IntegrityError") <= 1
     assert (".rollback()" in result) == commits and ("begin_nested" in result) != commits
@@ -366,7 +379,7 @@ def test_generated_variants_compile_are_idempotent_and_import_once(program: tupl
 
 @settings(max_examples=30, deadline=None)
 @given(programs())
-def test_without_the_pattern_nothing_changes(program: tuple[str, str, bool]) -> None:
+def test_without_the_pattern_nothing_changes(program: tuple[str, str, bool, str]) -> None:
     code = program[0].replace(".add(", ".merge(")  # no insert of its own: not check-then-insert
     assert fixed(code, unsafe=True) == code
 
@@ -573,6 +586,8 @@ GET_OR_CREATE += [
                     db.commit()
                 except IntegrityError:
                     db.rollback()
+                    if not db.query(Seen).filter(Seen.source == source.id).first():
+                        raise
         """,
         id="loop-each-iteration-commit-stays-per-item",
     ),

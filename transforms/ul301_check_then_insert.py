@@ -11,8 +11,9 @@ Finds an `if` that looks a row up and inserts it when it is missing:
 where `<query>` is `session.query(Model)...`, Flask-SQLAlchemy's `Model.query...` or a 2.x
 `session.scalars(select(Model)...)` / `session.execute(...)`, and whose body adds to the session
 (`session.add(...)`, `add_all(...)`, `db.session.add(...)`). The check goes; the body runs in a
-`try`, and `except IntegrityError:` rolls the same session back and runs the former `else:`
-branch.
+`try`, and `except IntegrityError:` rolls the same session back, runs the check again (when it
+still finds no row, the conflict came from another constraint: the handler re-raises), then
+the former `else:` branch.
 
 The two-statement get-or-create is fixed too: `obj = <lookup>` (`.first()`, `.one_or_none()`,
 `.scalar_one_or_none()`, `.scalar()`, a `get`) right before `if obj is None:` / `if not obj:`
@@ -99,8 +100,7 @@ bodies that do not add to a session, that commit somewhere other than in their o
 statements, that roll back, close or begin transactions, a lookup on another session than the
 insert's. In the two-statement form, also left alone: a lookup whose result is used before the
 `if`, a create branch that does not bind the name again (`obj` would stay None after it) or that
-assigns a name the lookup reads (running it again would look up something else). The inline
-form's handler does not look up again: it runs the former `else:` as before. A module where
+assigns a name the lookup reads (running it again would look up something else).  A module where
 `IntegrityError` names something else gets a report without a fix.
 
 The byte triggers are a call of `.add(`/`.add_all(` and of one of the lookups; `could_fire`
@@ -465,6 +465,8 @@ class CheckThenInsert(Rule):
                     db.commit()
                 except IntegrityError:
                     db.rollback()
+                    if not db.query(User).filter(User.id == 1).first():
+                        raise
                     log.info("admin already there")
             """,
         ),
@@ -484,7 +486,8 @@ class CheckThenInsert(Rule):
                     with session.begin_nested():
                         session.add(Tag(name=name))
                 except exc.IntegrityError:
-                    pass
+                    if session.get(Tag, name) is None:
+                        raise
             """,
         ),
         Invalid(
@@ -503,6 +506,8 @@ class CheckThenInsert(Rule):
                     db.session.commit()
                 except IntegrityError:
                     db.session.rollback()
+                    if User.query.filter_by(email=email).count() == 0:
+                        raise
             """,
             unsafe=True,
         ),
@@ -937,10 +942,13 @@ def _get_or_create(check: _DjangoCheck) -> cst.Call:
 
 
 def _try_insert(node: cst.If, insert: _Insert, lookup_awaited: bool, integrity_error: str) -> cst.Try:
-    """The inline form: the check goes, the former `else:` runs when the insert conflicts."""
+    """The inline form: the check goes; when the insert conflicts, the handler runs the check
+    again (re-raising when it still finds no row: another constraint failed), then the former
+    `else:`."""
     orelse = cst.ensure_type(node.orelse, cst.Else) if node.orelse is not None else None
     body = cst.ensure_type(node.body, cst.IndentedBlock)
-    handled = _try(body, insert, lookup_awaited, integrity_error, [], orelse)
+    recheck = _recheck("", None, node.test.deep_clone())
+    handled = _try(body, insert, lookup_awaited, integrity_error, recheck, orelse)
     return handled.with_changes(leading_lines=node.leading_lines)
 
 
