@@ -827,14 +827,19 @@ def test_django_first_then_create_keeps_the_fast_path_and_gets_or_creates() -> N
         pytest.param("found = Tag.objects.filter(name=n).first()\nif not found:\n    Tag.objects.create(name=n)\n", id="name-not-an-exists"),
         pytest.param("found = Tag.objects.filter(name=n).exists()\nlog()\nif not found:\n    Tag.objects.create(name=n)\n", id="exists-not-right-before"),
         pytest.param("if not Tag.objects.filter(name__iexact=n).exists():\n    Tag.objects.create(name=n)\n", id="lookup"),
-        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\nelse:\n    log()\n", id="else"),
-        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\n    log()\n", id="more-statements"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Label.objects.create(name=n)\n", id="creates-another-model"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n, defaults=d)\n", id="defaults-field"),
         pytest.param("if not Tag.objects.filter(Q(name=n)).exists():\n    Tag.objects.create(name=n)\n", id="q-object"),
         pytest.param("if not Tag.objects.filter(name=n).exists() and go:\n    Tag.objects.create(name=n)\n", id="tests-more"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    tag = Tag.objects.create(name=n)\n", id="created-object-used"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(**fields)\n", id="star-arguments"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    log()\n    Tag.objects.create(name=n)\n", id="create-not-first"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Tag.DoesNotExist:\n    t = Tag.objects.create(name=n.lower())\n", id="get-other-value"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Tag.DoesNotExist:\n    u = Tag.objects.create(name=n)\n", id="get-binds-another-name"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Label.DoesNotExist:\n    t = Tag.objects.create(name=n)\n", id="get-catches-another-model"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Exception:\n    t = Tag.objects.create(name=n)\n", id="get-catches-everything"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Tag.DoesNotExist:\n    t = Tag.objects.create(name=n)\n    t.save()\n", id="get-handler-does-more"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Tag.DoesNotExist:\n    t = Tag.objects.create(name=n)\nfinally:\n    done()\n", id="get-finally"),
     ],
 )
 def test_django_look_alikes_are_left_alone(code: str) -> None:
@@ -880,3 +885,126 @@ def test_fixed_get_or_create_re_raises_when_another_constraint_failed() -> None:
         with pytest.raises(namespace["IntegrityError"]):
             namespace["get_or_create_tag"](session, "much-too-long-name")
         assert [tag.name for tag in session.query(namespace["Tag"])] == ["python"]
+
+
+# --- Django: more after the create, an `else:`, and `get()` / `except DoesNotExist` ------------------
+
+
+def test_django_exists_with_more_statements_and_else_tests_what_get_or_create_did() -> None:
+    code = DJANGO_TAG + (
+        "def follow(user, name):\n    found = Tag.objects.filter(owner=user, name=name).exists()\n    if not found:\n"
+        "        Tag.objects.create(owner=user, name=name)\n        user.count += 1\n        level = 'ok'\n"
+        "    else:\n        level = 'exists'\n    return level\n"
+    )
+    expected = DJANGO_TAG + (
+        "def follow(user, name):\n    found = Tag.objects.filter(owner=user, name=name).exists()\n"
+        "    if Tag.objects.get_or_create(owner=user, name=name)[1]:\n        user.count += 1\n        level = 'ok'\n"
+        "    else:\n        level = 'exists'\n    return level\n"
+    )
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+
+
+def test_django_toggle_runs_its_else_when_the_row_was_there() -> None:
+    code = DJANGO_TAG + (
+        "def toggle(user, name):\n    rows = Tag.objects.filter(owner=user, name=name)\n    if not rows.exists():\n"
+        "        Tag.objects.create(owner=user, name=name)\n    else:  # unfollow\n        rows.delete()\n"
+    )
+    expected = DJANGO_TAG + (
+        "def toggle(user, name):\n    rows = Tag.objects.filter(owner=user, name=name)\n"
+        "    if not Tag.objects.get_or_create(owner=user, name=name)[1]:  # unfollow\n        rows.delete()\n"
+    )
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+
+
+def test_django_get_except_does_not_exist_becomes_get_or_create() -> None:
+    code = DJANGO_TAG + (
+        "def tag_of(user, name):\n    try:\n        # the user's tag\n        tag = Tag.objects.get(owner=user, name=name)\n"
+        "    except Tag.DoesNotExist:\n        tag = Tag.objects.create(owner=user, name=name, color='red')\n    return tag\n"
+    )
+    expected = DJANGO_TAG + (
+        "def tag_of(user, name):\n    # the user's tag\n"
+        "    tag = Tag.objects.get_or_create(owner=user, name=name, defaults={\"color\": 'red'})[0]\n    return tag\n"
+    )
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+    unseen = "try:\n    c = Cart.objects.get(key=k)\nexcept ObjectDoesNotExist:\n    c = Cart.objects.create(key=k)\n"
+    assert safeties(unseen) == ["unsafe"]
+    assert fixed(unseen, unsafe=True) == "c = Cart.objects.get_or_create(key=k)[0]\n"
+
+
+# --- reported without a fix: `NoResultFound`, and an early exit before the insert ------------------
+
+REPORTED = [
+    pytest.param(
+        "def add(session, texts):\n    for text in texts:\n        try:\n"
+        "            session.query(Joke.text).filter(Joke.text == text).one()\n"
+        "        except NoResultFound:\n            session.add(Joke(text=text))\n    session.commit()\n",
+        id="one-except-no-result-in-a-loop",
+    ),
+    pytest.param(
+        "def add(session, uid):\n    try:\n        found = session.query(Member).filter(Member.uid == uid).one()\n"
+        "    except exc.NoResultFound:\n        session.add(Member(uid=uid))\n        session.commit()\n",
+        id="one-assigned-except-exc.NoResultFound",
+    ),
+    pytest.param(
+        "def register(db, name, email, p1, p2):\n"
+        "    by_name = db.query(models.User).filter(models.User.name == name).first()\n"
+        "    by_email = db.query(models.User).filter(models.User.email == email).first()\n"
+        "    if p1 != p2:\n        return 'mismatch'\n"
+        "    if by_name is not None or by_email is not None:\n        return 'taken'\n"
+        "    user = models.User()\n    user.name = name\n    db.add(user)\n    db.commit()\n",
+        id="guard-return-then-insert",
+    ),
+    pytest.param(
+        "def rate(db, pid, uid):\n    own = db.query(Picture).filter(Picture.id == pid).first()\n"
+        "    voted = db.query(Rating).filter(Rating.pid == pid, Rating.uid == uid).first()\n"
+        "    if own:\n        raise Locked()\n    elif voted:\n        raise Locked()\n"
+        "    elif pid:\n        db.add(Rating(pid=pid, uid=uid))\n        db.commit()\n",
+        id="guard-raise-in-an-elif-chain",
+    ),
+    pytest.param(
+        "def member(session, uid):\n    rows = session.query(Member).filter(Member.uid == uid)\n"
+        "    if list(rows):\n        return rows[0]\n    else:\n        session.add(Member(uid=uid))\n        session.commit()\n",
+        id="guard-list-of-a-query",
+    ),
+]
+
+
+@pytest.mark.parametrize("code", REPORTED)
+def test_reported_without_a_fix(code: str) -> None:
+    result = run_rules(code, RULES, unsafe=True)
+    assert [finding.rule for finding in result.findings] == ["UL301"]
+    assert fixed_text(result) == code
+    assert CheckThenInsert.could_fire(ast.parse(code))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("def f(db, uid):\n    user = db.query(User).get(uid)\n    if not user:\n        raise NotFound()\n"
+                     "    db.add(Comment(user=user))\n", id="guard-on-a-missing-row"),
+        pytest.param("def f(db, uid):\n    user = db.query(User).filter(User.id == uid).first()\n    log(user)\n"
+                     "    if user:\n        return user\n    db.add(User(id=uid))\n", id="guard-lookup-used-first"),
+        pytest.param("def f(db, uid):\n    user = db.query(User).filter(User.id == uid).first()\n"
+                     "    if user and user.active:\n        return user\n    db.add(User(id=uid))\n", id="guard-tests-more"),
+        pytest.param("def f(db, uid):\n    user = db.query(User).filter(User.id == uid).first()\n"
+                     "    if user:\n        return user\n    db.add(Visit(uid=uid))\n", id="guard-inserts-another-model"),
+        pytest.param("def f(db, other, uid):\n    user = db.query(User).filter(User.id == uid).first()\n"
+                     "    if user:\n        return user\n    other.add(User(id=uid))\n", id="guard-another-session"),
+        pytest.param("def f(db, uid):\n    user = db.query(User).filter(User.id == uid).first()\n"
+                     "    if user:\n        log(user)\n    db.add(User(id=uid))\n", id="no-early-exit"),
+        pytest.param("try:\n    session.query(M).filter(M.a == a).first()\nexcept NoResultFound:\n    session.add(M(a=a))\n",
+                     id="first-does-not-raise"),
+        pytest.param("try:\n    session.query(M).filter(M.a == a).one()\nexcept NoResultFound:\n    log(a)\n",
+                     id="no-result-handler-does-not-insert"),
+        pytest.param("try:\n    session.query(M).filter(M.a == a).one()\nexcept ValueError:\n    session.add(M(a=a))\n",
+                     id="catches-something-else"),
+    ],
+)
+def test_guards_and_exceptions_left_alone(code: str) -> None:
+    result = run_rules(code, RULES, unsafe=True)
+    assert result.findings == [] and fixed_text(result) == code

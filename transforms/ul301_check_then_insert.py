@@ -43,11 +43,24 @@ Django's `if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` bec
 right before `if not name:`, or the queryset before `if not rows.exists():`; that line stays),
 and `obj = M.objects.filter(a=x).first()`
 then `if obj is None: obj = M.objects.create(a=x, b=y)` keeps its lookup and `if` (the fast
-path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. `get_or_create`
+path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. When the
+`exists()` check's body goes on after the create, or has an `else:`, the `if` stays and tests
+what `get_or_create` did: `if M.objects.get_or_create(...)[1]:` (created: the rest of the body)
+`else:` (the row was there), or `if not ...[1]:` with only the `else:`. `try: obj =
+M.objects.get(a=x)` `except M.DoesNotExist:` (or `ObjectDoesNotExist`) `obj =
+M.objects.create(a=x, b=y)` becomes `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]`. `get_or_create`
 inserts and, on `IntegrityError`, gets the row the concurrent writer inserted. Only when the
-`if` is exactly that (inline: no `else:` and a create whose result is not used; two-statement:
-`if obj is None:` / `if not obj:` with the one assignment) and the create repeats every filter
+`if` is exactly that (inline: the create first, its result not used; two-statement: `if obj is
+None:` / `if not obj:` with the one assignment; `try`: one statement in each block, no
+`finally`) and the create repeats every filter
 keyword with the same value (lookups such as `a__iexact=` do not qualify).
+
+Reported without a fix: `try: <query>.one()` `except NoResultFound:` with an insert in the
+handler, and a check that exits early (`return`, `raise`) when a looked-up row exists (`found`,
+`found is not None`, `list(rows)`, or `or` of those, in an `if` or a branch of an `if`/`elif`
+chain) followed by an insert of the looked-up model on the same session, in a later branch or
+after the `if`, as registration endpoints write it. Moving the early exit into an
+`IntegrityError` handler is a rewrite of the function: left to a human.
 
 ## Why is this bad?
 The check and the insert are two statements, not one atomic operation. Workers that start
@@ -103,9 +116,11 @@ insert's. In the two-statement form, also left alone: a lookup whose result is u
 assigns a name the lookup reads (running it again would look up something else).  A module where
 `IntegrityError` names something else gets a report without a fix.
 
-The byte triggers are a call of `.add(`/`.add_all(` and of one of the lookups; `could_fire`
-keeps only files with an `if` whose test calls a lookup and whose body adds, or an `if` testing
-the name a lookup was assigned to in the statement before, with a branch that adds.
+The byte triggers are a call of `.add(`/`.add_all(`/`.create(` and of one of the lookups (or
+`.filter(`); `could_fire` keeps only files with an `if` whose test calls a lookup and whose
+body adds, or an `if` testing the name a lookup was assigned to in the statement before, with a
+branch that adds, or a `try` of one lookup whose one handler adds or creates, or an `if` on a
+name assigned a call earlier with a branch that returns or raises and an add after it.
 '''
 
 from __future__ import annotations
@@ -191,7 +206,7 @@ class CheckThenInsert(Rule):
     summary = "Check-then-insert races with concurrent workers: insert, and handle `IntegrityError`"
     trigger = (
         rb"\.(?:add|add_all|create)\s*\(",
-        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count|exists)\s*\(",
+        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count|exists|one|scalar_one|filter|filter_by)\s*\(",
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
     uses_project = True
@@ -203,10 +218,51 @@ class CheckThenInsert(Rule):
             _gets_then_creates(before, statement)
             for statements in quickscan.statement_lists(tree)
             for before, statement in zip(statements, statements[1:])
+        ) or any(_looks_up_by_exception(node) for node in quickscan.of_type(tree, ast.Try)) or any(
+            _guards_then_adds(statements[:position], statement, statements[position + 1 :])
+            for statements in quickscan.statement_lists(tree)
+            for position, statement in enumerate(statements)
+            if isinstance(statement, ast.If)
         )
+
+    @m.visit(m.Try(handlers=[m.ExceptHandler(name=None)], orelse=None, finalbody=None))
+    def flag_lookup_by_exception(self, node: cst.Try) -> None:
+        """`try: obj = M.objects.get(a=x) except M.DoesNotExist: obj = M.objects.create(a=x, ...)`
+        becomes `obj = M.objects.get_or_create(a=x, defaults={...})[0]`; `try: <query>.one()
+        except NoResultFound: <add>` is reported (there is no row for the handler to use)."""
+        django = _django_get_except_create(node)
+        if django is not None:
+            check, name = django
+            body = cst.ensure_type(node.body, cst.IndentedBlock)
+            created = cst.Subscript(_get_or_create(check), [cst.SubscriptElement(cst.Index(cst.Integer("0")))])
+            comments = [*node.leading_lines, *body.body[0].leading_lines]
+            fix = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], created)], leading_lines=comments)
+            self._report_get_or_create(node, check, fix)
+        elif _one_except_no_result_then_add(node):
+            self.report(node, f"{self.summary} (the lookup signals \"no row\" with `NoResultFound`: fix by hand)")
 
     @m.visit(m.If())
     def flag_check_then_insert(self, node: cst.If) -> None:
+        reported = len(self.reports)
+        self._flag_inline_or_two_statements(node)
+        if len(self.reports) == reported:
+            self._flag_guard_then_insert(node)
+
+    def _flag_guard_then_insert(self, node: cst.If) -> None:
+        """`found = <lookup>` ... `if found: return` (or `raise`, or a branch of an `if`/`elif`
+        chain), then an insert of the looked-up model, later in the chain or after the `if`:
+        reported without a fix (the early exit would have to move into an `IntegrityError`
+        handler)."""
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        if not isinstance(parent, (cst.IndentedBlock, cst.Module)):
+            return  # an `elif`: its chain is looked at from the first `if`
+        statements = list(parent.body)
+        position = next(i for i, statement in enumerate(statements) if statement is node)
+        guard = _guard(node, statements[:position], statements[position + 1 :])
+        if guard is not None:
+            self.report(node, f"{self.summary} (the check exits early when {guard} finds a row, and the insert comes after it: fix by hand)")
+
+    def _flag_inline_or_two_statements(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
             return
         django = _django_check_then_create(node, self._exists_before(node))
@@ -291,9 +347,19 @@ class CheckThenInsert(Rule):
 
     def _report_django(self, node: cst.If, check: _DjangoCheck) -> None:
         """`if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` ->
-        `M.objects.get_or_create(a=x, defaults={"b": y})`."""
-        line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
-        fix = line.with_changes(body=[cst.Expr(_get_or_create(check))], leading_lines=node.leading_lines)
+        `M.objects.get_or_create(a=x, defaults={"b": y})`; with more statements after the
+        create, or an `else:`, the `if` tests what `get_or_create` says: `if <it>[1]:` (created)."""
+        body = cst.ensure_type(node.body, cst.IndentedBlock)
+        line, rest = cst.ensure_type(body.body[0], cst.SimpleStatementLine), body.body[1:]
+        get_or_create = _get_or_create(check)
+        fix: cst.BaseStatement
+        if not rest and node.orelse is None:
+            fix = line.with_changes(body=[cst.Expr(get_or_create)], leading_lines=node.leading_lines)
+        elif rest:
+            fix = node.with_changes(test=_created(get_or_create), body=body.with_changes(body=rest))
+        else:
+            orelse = cst.ensure_type(node.orelse, cst.Else)
+            fix = node.with_changes(test=cst.UnaryOperation(cst.Not(), _created(get_or_create)), body=orelse.body, orelse=None)
         self._report_get_or_create(node, check, fix)
 
     def _report_django_create(self, node: cst.If, check: _DjangoCheck) -> None:
@@ -306,7 +372,7 @@ class CheckThenInsert(Rule):
         fix = node.with_changes(body=body.with_changes(body=[line.with_changes(body=[assign])]))
         self._report_get_or_create(node, check, fix)
 
-    def _report_get_or_create(self, node: cst.If, check: _DjangoCheck, fix: cst.BaseStatement) -> None:
+    def _report_get_or_create(self, node: cst.If | cst.Try, check: _DjangoCheck, fix: cst.BaseStatement) -> None:
         summary = "Check-then-create races with concurrent workers: `get_or_create` handles the conflict"
         unsafe = self._get_or_create_unsafe(check)
         if unsafe is None:
@@ -873,11 +939,12 @@ _DJANGO_CREATE = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("cre
 
 
 def _django_check_then_create(node: cst.If, before: cst.BaseExpression | None) -> _DjangoCheck | None:
-    """`if not M.objects.filter(...).exists(): M.objects.create(...)`, exactly; or `if not
-    found:` where `before` is what `found` was set to right before the `if` (that line stays)."""
+    """`if not M.objects.filter(...).exists(): M.objects.create(...)` (then other statements,
+    and an `else:`, or not); or `if not found:` where `before` is what `found` was set to right
+    before the `if` (that line stays)."""
     exists = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("exists")), args=[])
-    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(_DJANGO_CREATE)])])
-    if not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not()), body=body, orelse=None)):
+    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(_DJANGO_CREATE)]), m.ZeroOrMore()])
+    if not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not()), body=body, orelse=m.Else() | m.MatchIfTrue(lambda orelse: orelse is None))):
         return None
     tested = before if before is not None else cst.ensure_type(node.test, cst.UnaryOperation).expression
     if not m.matches(tested, exists):
@@ -900,6 +967,120 @@ def _django_get_then_create(node: cst.If, looked_up: cst.BaseExpression | None, 
     return _django_check(filtered, cst.ensure_type(cst.ensure_type(line.body[0], cst.Assign).value, cst.Call))
 
 
+# --- guards: `if found: return` before an insert -------------------------------------------------
+
+
+def _guard(node: cst.If, before: list[cst.BaseStatement], after: list[cst.BaseStatement]) -> str | None:
+    """The looked-up name(s) an `if`/`elif` branch exits on when they exist, when an insert of
+    their model follows on their session (later in the chain, or after the `if`); None otherwise."""
+    branches: list[tuple[cst.BaseExpression | None, cst.BaseSuite]] = []
+    current: cst.If | cst.Else | None = node
+    while current is not None:
+        if isinstance(current, cst.If):
+            branches.append((current.test, current.body))
+            current = current.orelse
+        else:
+            branches.append((None, current.body))
+            current = None
+    for index, (test, body) in enumerate(branches):
+        names = _existence_tested(test) if test is not None else None
+        if not names or not _exits(body):
+            continue
+        lookups = [_looked_up(name, before) for name in names]
+        if any(lookup is None for lookup in lookups):
+            continue
+        later = [statement for _, block in branches[index + 1 :] for statement in _as_block(block).body] + after
+        if any(_inserts(later, lookup) for lookup in lookups if lookup is not None):
+            return " or ".join(f"`{name}`" for name in names)
+    return None
+
+
+def _existence_tested(test: cst.BaseExpression) -> list[str] | None:
+    """The names `test` checks for a row, when that is all it checks: `found`, `found is not
+    None`, `list(rows)`, and `or` of those."""
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.Or):
+        left, right = _existence_tested(test.left), _existence_tested(test.right)
+        return left + right if left and right else None
+    if m.matches(test, m.Comparison(left=m.Name(), comparisons=[m.ComparisonTarget(m.IsNot(), _NONE)])):
+        return [cst.ensure_type(cst.ensure_type(test, cst.Comparison).left, cst.Name).value]
+    if m.matches(test, m.Call(func=m.Name("list"), args=[m.Arg(m.Name(), keyword=None, star="")])):
+        return [cst.ensure_type(cst.ensure_type(test, cst.Call).args[0].value, cst.Name).value]
+    return [test.value] if isinstance(test, cst.Name) else None
+
+
+def _exits(block: cst.BaseSuite) -> bool:
+    """The block ends with `return` or `raise`."""
+    last = _as_block(block).body[-1] if _as_block(block).body else None
+    return m.matches(last, m.SimpleStatementLine(body=[m.ZeroOrMore(), m.Return() | m.Raise()]))
+
+
+def _looked_up(name: str, before: list[cst.BaseStatement]) -> _Lookup | None:
+    """The lookup `name` was last assigned (a row, or a query over rows), when nothing between
+    that assignment and the `if` reads `name`."""
+    for position in range(len(before) - 1, -1, -1):
+        value = _assigned_value(before[position], name)
+        if value is not None:
+            call = _unawaited(value)
+            lookup = _lookup_call(value) or (_query_lookup(value, call) if isinstance(call, cst.Call) else None)
+            return lookup if lookup is not None and lookup.model is not None else None
+        if name in _names_in(before[position]):
+            return None
+    return None
+
+
+def _inserts(statements: list[cst.BaseStatement], lookup: _Lookup) -> bool:
+    """A statement adds to the lookup's session, and one builds its model (`User(...)`)."""
+    adds = {_receiver(call) for statement in statements if (call := _statement_call(statement)) and _method_name(call) in _ADDS}
+    builds = {_code(call.func) for statement in statements for call in _all_calls(statement)}
+    return lookup.model in builds and (lookup.session in adds if lookup.session is not None else bool(adds))
+
+
+def _django_get_except_create(node: cst.Try) -> tuple[_DjangoCheck, str] | None:
+    """`try: obj = M.objects.get(...)` `except M.DoesNotExist: obj = M.objects.create(...)`: the
+    check and the name both statements assign."""
+    get = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("get")), args=_KEYWORDS_ONLY)
+    assign = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])
+    handler = node.handlers[0]
+    if not m.matches(node.body, m.IndentedBlock(body=[assign])) or not m.matches(handler.body, m.IndentedBlock(body=[assign])):
+        return None
+    looked_up = _single_assignment(node.body)
+    created = _single_assignment(handler.body)
+    same_name = looked_up.targets[0].target.deep_equals(created.targets[0].target)
+    if not same_name or not m.matches(looked_up.value, get) or not m.matches(created.value, _DJANGO_CREATE):
+        return None
+    call = cst.ensure_type(looked_up.value, cst.Call)
+    model = cst.ensure_type(cst.ensure_type(call.func, cst.Attribute).value, cst.Attribute).value
+    missing = m.Attribute(value=m.MatchIfTrue(model.deep_equals), attr=m.Name("DoesNotExist"))
+    if not m.matches(handler.type, missing | m.Name("ObjectDoesNotExist") | m.Attribute(attr=m.Name("ObjectDoesNotExist"))):
+        return None
+    check = _django_check(call, cst.ensure_type(created.value, cst.Call))
+    return None if check is None else (check, cst.ensure_type(created.targets[0].target, cst.Name).value)
+
+
+def _single_assignment(block: cst.BaseSuite) -> cst.Assign:
+    line = cst.ensure_type(cst.ensure_type(block, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+    return cst.ensure_type(line.body[0], cst.Assign)
+
+
+def _one_except_no_result_then_add(node: cst.Try) -> bool:
+    """`try: <query>.one()` (or `.scalar_one()`, assigned or not) `except NoResultFound:` whose
+    handler adds to the session the query runs on."""
+    statement = m.SimpleStatementLine(body=[m.Expr() | m.Assign()])
+    if not m.matches(node.body, m.IndentedBlock(body=[statement])):
+        return False
+    handler = node.handlers[0]
+    if not m.matches(handler.type, m.Name("NoResultFound") | m.Attribute(attr=m.Name("NoResultFound"))):
+        return False
+    line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+    value = _unawaited(cst.ensure_type(line.body[0], (cst.Expr, cst.Assign)).value)
+    if not m.matches(value, m.Call(func=m.Attribute(attr=m.Name("one") | m.Name("scalar_one")), args=[])):
+        return False
+    lookup = _query_lookup(value, cst.ensure_type(value, cst.Call))
+    adds = [call for statement in cst.ensure_type(handler.body, cst.IndentedBlock).body if (call := _statement_call(statement))]
+    sessions = {_receiver(call) for call in adds if _method_name(call) in _ADDS}
+    return lookup is not None and bool(sessions) and (lookup.session is None or lookup.session in sessions)
+
+
 def _django_check(filtered: cst.Call, created: cst.Call) -> _DjangoCheck | None:
     """The check, when the create is on the filter's manager and repeats every filter (same
     field, same value)."""
@@ -913,6 +1094,11 @@ def _django_check(filtered: cst.Call, created: cst.Call) -> _DjangoCheck | None:
         return None  # `a__in=...` lookups are not fields the create repeats
     model = cst.ensure_type(manager, cst.Attribute).value
     return _DjangoCheck(manager, model, frozenset(filters), created)
+
+
+def _created(get_or_create: cst.Call) -> cst.Subscript:
+    """`<get_or_create>[1]`: whether it inserted the row."""
+    return cst.Subscript(get_or_create, [cst.SubscriptElement(cst.Index(cst.Integer("1")))])
 
 
 def _keyword(arg: cst.Arg) -> str:
@@ -1145,14 +1331,54 @@ def _tests_result_of(test: ast.expr, name: str) -> bool:
     return isinstance(root, ast.Name) and root.id == name
 
 
+def _guards_then_adds(before: list[ast.stmt], node: ast.If, after: list[ast.stmt]) -> bool:
+    """An `if` testing a name a call was assigned to earlier, with a branch that ends in
+    `return`/`raise`, and an `.add(...)` statement in a later branch or after the `if`."""
+    assigned = {
+        target.id
+        for statement in before
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, (ast.Call, ast.Await))
+        for target in statement.targets
+        if isinstance(target, ast.Name)
+    }
+    chain: list[ast.If] = [node]
+    while len(chain[-1].orelse) == 1 and isinstance(chain[-1].orelse[0], ast.If):
+        chain.append(chain[-1].orelse[0])
+    later: list[ast.stmt] = [*chain[-1].orelse, *after]
+    for branch in reversed(chain):
+        tested = {name.id for name in quickscan.of_type(branch.test, ast.Name)} & assigned
+        if tested and isinstance(branch.body[-1], (ast.Return, ast.Raise)):
+            if any(call.func.attr in _ADDS for call in _top_level_ast_calls(later)):
+                return True
+        later = [*branch.body, *later]
+    return False
+
+
+def _looks_up_by_exception(node: ast.AST) -> bool:
+    """`try:` one statement calling `.get(...)`, `.one()` or `.scalar_one()`, with one handler
+    whose statements call `.create(...)` or `.add(...)`."""
+    assert isinstance(node, ast.Try)
+    if len(node.body) != 1 or len(node.handlers) != 1 or node.orelse or node.finalbody:
+        return False
+    tried = node.body[0]
+    value = tried.value if isinstance(tried, (ast.Assign, ast.Expr)) else None
+    value = value.value if isinstance(value, ast.Await) else value
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
+        return False
+    if value.func.attr == "get":
+        return any(_is_django_create(statement) for statement in node.handlers[0].body)
+    adds = any(call.func.attr in _ADDS for call in _top_level_ast_calls(node.handlers[0].body))
+    return value.func.attr in ("one", "scalar_one") and adds
+
+
 def _django_exists_then_creates(node: ast.If) -> bool:
-    """`if not X.objects.filter(...).exists():` (or `if not <name>:`) whose one statement calls
-    `X.objects.create(...)`."""
+    """`if not X.objects.filter(...).exists():` (or `if not <name>:`) whose first statement
+    calls `X.objects.create(...)`."""
     test = node.test
-    if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)) or len(node.body) != 1:
+    if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)):
         return False
     exists = test.operand.func if isinstance(test.operand, ast.Call) else None
     if not isinstance(test.operand, ast.Name) and not (isinstance(exists, ast.Attribute) and exists.attr == "exists"):
         return False
-    calls = list(_top_level_ast_calls(node.body))
+    calls = list(_top_level_ast_calls(node.body[:1]))
     return len(calls) == 1 and calls[0].func.attr == "create" and _is_attribute_named(calls[0].func.value, "objects")
