@@ -971,6 +971,12 @@ REPORTED = [
         "    if list(rows):\n        return rows[0]\n    else:\n        session.add(Member(uid=uid))\n        session.commit()\n",
         id="guard-list-of-a-query",
     ),
+    pytest.param(
+        "def add(product, user):\n    found = Item.objects.filter(product=product, user=user).exists()\n    if found:\n"
+        "        bump(Item.objects.filter(product=product, user=user))\n    else:\n"
+        "        item = Item.objects.create(product=product, user=user, quantity=1)\n        item.save()\n",
+        id="django-found-branch-uses-the-rows-else-creates",
+    ),
 ]
 
 
@@ -1003,6 +1009,9 @@ def test_reported_without_a_fix(code: str) -> None:
                      id="no-result-handler-does-not-insert"),
         pytest.param("try:\n    session.query(M).filter(M.a == a).one()\nexcept ValueError:\n    session.add(M(a=a))\n",
                      id="catches-something-else"),
+        pytest.param("if Item.objects.filter(a=a).exists():\n    bump()\nelse:\n    Log.objects.create(a=a)\n", id="django-else-creates-another-model"),
+        pytest.param("if Item.objects.filter(a=a).exists():\n    bump()\nelse:\n    Item.objects.create(a=None)\n", id="django-else-creates-another-row"),
+        pytest.param("if Item.objects.filter(a=a).exists() and go:\n    bump()\nelse:\n    Item.objects.create(a=a)\n", id="django-tests-more"),
     ],
 )
 def test_guards_and_exceptions_left_alone(code: str) -> None:

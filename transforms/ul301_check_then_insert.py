@@ -214,7 +214,8 @@ class CheckThenInsert(Rule):
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
         ifs = list(quickscan.of_type(tree, ast.If))
-        return any(_looks_up_then_adds(node) or _django_exists_then_creates(node) for node in ifs) or any(
+        django = (_django_exists_then_creates(node) or _django_found_else_creates(node) for node in ifs)
+        return any(_looks_up_then_adds(node) for node in ifs) or any(django) or any(
             _gets_then_creates(before, statement)
             for statements in quickscan.statement_lists(tree)
             for before, statement in zip(statements, statements[1:])
@@ -247,6 +248,25 @@ class CheckThenInsert(Rule):
         self._flag_inline_or_two_statements(node)
         if len(self.reports) == reported:
             self._flag_guard_then_insert(node)
+        if len(self.reports) == reported:
+            self._flag_django_found_else_create(node)
+
+    def _flag_django_found_else_create(self, node: cst.If) -> None:
+        """`if M.objects.filter(a=x).exists(): <uses the rows> else: M.objects.create(a=x, ...)`
+        (or the `exists()` in a name right before): reported, `get_or_create` cannot say what
+        the found branch does with several rows."""
+        tested = node.test
+        if m.matches(tested, m.Name() | _EXISTS_OF_NAME):
+            tested = self._exists_of(node, tested) or tested
+        if not m.matches(tested, _DJANGO_EXISTS) or not m.matches(node.orelse, m.Else(body=m.IndentedBlock())):
+            return
+        filtered = cst.ensure_type(cst.ensure_type(cst.ensure_type(tested, cst.Call).func, cst.Attribute).value, cst.Call)
+        block = cst.ensure_type(cst.ensure_type(node.orelse, cst.Else).body, cst.IndentedBlock)
+        lines = [cst.ensure_type(line, cst.SimpleStatementLine) for line in block.body if m.matches(line, _EXPR_OR_ASSIGN)]
+        values = [cst.ensure_type(line.body[0], (cst.Expr, cst.Assign)).value for line in lines]
+        creates = [value for value in values if m.matches(value, _DJANGO_CREATE)]
+        if any(_django_check(filtered, cst.ensure_type(created, cst.Call)) is not None for created in creates):
+            self.report(node, "Check-then-create races with concurrent workers: create with `get_or_create` (fix by hand)")
 
     def _flag_guard_then_insert(self, node: cst.If) -> None:
         """`found = <lookup>` ... `if found: return` (or `raise`, or a branch of an `if`/`elif`
@@ -260,7 +280,8 @@ class CheckThenInsert(Rule):
         position = next(i for i, statement in enumerate(statements) if statement is node)
         guard = _guard(node, statements[:position], statements[position + 1 :])
         if guard is not None:
-            self.report(node, f"{self.summary} (the check exits early when {guard} finds a row, and the insert comes after it: fix by hand)")
+            reason = f"the check exits early when {guard} finds a row, and the insert comes after it"
+            self.report(node, f"{self.summary} ({reason}: fix by hand)")
 
     def _flag_inline_or_two_statements(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
@@ -413,10 +434,13 @@ class CheckThenInsert(Rule):
     def _exists_before(self, node: cst.If) -> cst.BaseExpression | None:
         """`<value>` for `found = <value>` right before `if not found:`; `<value>.exists()` for
         `rows = <value>` right before `if not rows.exists():`."""
-        exists_of_name = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("exists")), args=[])
-        if not m.matches(node.test, m.UnaryOperation(operator=m.Not(), expression=m.Name() | exists_of_name)):
+        if not m.matches(node.test, m.UnaryOperation(operator=m.Not(), expression=m.Name() | _EXISTS_OF_NAME)):
             return None
-        tested = cst.ensure_type(node.test, cst.UnaryOperation).expression
+        return self._exists_of(node, cst.ensure_type(node.test, cst.UnaryOperation).expression)
+
+    def _exists_of(self, node: cst.If, tested: cst.BaseExpression) -> cst.BaseExpression | None:
+        """What `found` (or `rows.exists()`) tested by `node` stands for, from the statement right
+        before it."""
         if isinstance(tested, cst.Name):
             return self._value_before(node, tested.value)
         method = cst.ensure_type(cst.ensure_type(tested, cst.Call).func, cst.Attribute)
@@ -936,18 +960,20 @@ _KEYWORDS_ONLY = m.MatchIfTrue(lambda args: all(arg.keyword is not None and not 
 
 _DJANGO_FILTER = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("filter")), args=_KEYWORDS_ONLY)
 _DJANGO_CREATE = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("create")), args=_KEYWORDS_ONLY)
+_DJANGO_EXISTS = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("exists")), args=[])
+_EXISTS_OF_NAME = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("exists")), args=[])
+_EXPR_OR_ASSIGN = m.SimpleStatementLine(body=[m.Expr() | m.Assign(targets=[m.AssignTarget(m.Name())])])
 
 
 def _django_check_then_create(node: cst.If, before: cst.BaseExpression | None) -> _DjangoCheck | None:
     """`if not M.objects.filter(...).exists(): M.objects.create(...)` (then other statements,
     and an `else:`, or not); or `if not found:` where `before` is what `found` was set to right
     before the `if` (that line stays)."""
-    exists = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("exists")), args=[])
     body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(_DJANGO_CREATE)]), m.ZeroOrMore()])
-    if not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not()), body=body, orelse=m.Else() | m.MatchIfTrue(lambda orelse: orelse is None))):
+    if not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not()), body=body)):  # `elif`s never get here
         return None
     tested = before if before is not None else cst.ensure_type(node.test, cst.UnaryOperation).expression
-    if not m.matches(tested, exists):
+    if not m.matches(tested, _DJANGO_EXISTS):
         return None
     line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
     created = cst.ensure_type(cst.ensure_type(line.body[0], cst.Expr).value, cst.Call)
@@ -1369,6 +1395,18 @@ def _looks_up_by_exception(node: ast.AST) -> bool:
         return any(_is_django_create(statement) for statement in node.handlers[0].body)
     adds = any(call.func.attr in _ADDS for call in _top_level_ast_calls(node.handlers[0].body))
     return value.func.attr in ("one", "scalar_one") and adds
+
+
+def _django_found_else_creates(node: ast.If) -> bool:
+    """`if X.objects.filter(...).exists():` (or `if <name>:`) with an `else:` of which a
+    statement is `[obj =] X.objects.create(...)`."""
+    test = node.test
+    exists = test.func if isinstance(test, ast.Call) else None
+    if not isinstance(test, ast.Name) and not (isinstance(exists, ast.Attribute) and exists.attr == "exists"):
+        return False
+    calls = _top_level_ast_calls(node.orelse)
+    creates = any(call.func.attr == "create" and _is_attribute_named(call.func.value, "objects") for call in calls)
+    return creates or any(_is_django_create(statement) for statement in node.orelse)
 
 
 def _django_exists_then_creates(node: ast.If) -> bool:

@@ -897,7 +897,8 @@ def _is_django_queryset(expression: cst.BaseExpression) -> bool:
 def _assigns(statement: cst.BaseStatement, name: str) -> bool:
     """`statement` binds `name` (an assignment, a loop, a `with ... as`, `:=`)."""
     targets = m.AssignTarget(m.Name(name)) | m.AugAssign(target=m.Name(name)) | m.AnnAssign(target=m.Name(name))
-    return bool(m.findall(statement, targets | m.For(target=m.Name(name)) | m.AsName(name=m.Name(name)) | m.NamedExpr(target=m.Name(name))))
+    loops_and_names = m.For(target=m.Name(name)) | m.AsName(name=m.Name(name)) | m.NamedExpr(target=m.Name(name))
+    return bool(m.findall(statement, targets | loops_and_names))
 
 
 def _small_statements(block: cst.BaseSuite) -> list[cst.BaseSmallStatement]:
