@@ -1017,3 +1017,27 @@ def test_reported_without_a_fix(code: str) -> None:
 def test_guards_and_exceptions_left_alone(code: str) -> None:
     result = run_rules(code, RULES, unsafe=True)
     assert result.findings == [] and fixed_text(result) == code
+
+
+INLINE_PROGRAM = GET_OR_CREATE_PROGRAM.split("def get_or_create_tag")[0] + '''def add_tag(session, name):
+    if not session.query(Tag).filter(Tag.name == name).first():
+        session.add(Tag(name=name))
+        session.commit()
+'''
+
+
+def test_fixed_inline_check_re_raises_when_another_constraint_failed() -> None:
+    """The inline form on SQLite: a conflict on the unique name is "already there"; a broken
+    CHECK constraint leaves no row for the repeated check to find, so the handler raises."""
+    fixed_program = fixed(INLINE_PROGRAM)
+    assert "    except IntegrityError:\n" in fixed_program and "            raise\n" in fixed_program
+    namespace: dict[str, Any] = {}
+    exec(compile(fixed_program, "example.py", "exec"), namespace)
+    engine = namespace["create_engine"]("sqlite://")
+    namespace["Base"].metadata.create_all(engine)
+    with namespace["Session"](engine) as session:
+        namespace["add_tag"](session, "python")
+        namespace["add_tag"](session, "python")  # the unique key conflicts: the row is there
+        with pytest.raises(namespace["IntegrityError"]):
+            namespace["add_tag"](session, "much-too-long-name")
+        assert [tag.name for tag in session.query(namespace["Tag"])] == ["python"]
