@@ -977,6 +977,11 @@ REPORTED = [
         "        item = Item.objects.create(product=product, user=user, quantity=1)\n        item.save()\n",
         id="django-found-branch-uses-the-rows-else-creates",
     ),
+    pytest.param(
+        "def init(db):\n    user = crud.user.get_by_email(db, email=ADMIN)\n    if not user:\n"
+        "        user_in = UserCreate(email=ADMIN)\n        user = crud.user.create(db, obj_in=user_in)\n",
+        id="helpers-get-by-then-create-on-the-same-session",
+    ),
 ]
 
 
@@ -1012,6 +1017,10 @@ def test_reported_without_a_fix(code: str) -> None:
         pytest.param("if Item.objects.filter(a=a).exists():\n    bump()\nelse:\n    Log.objects.create(a=a)\n", id="django-else-creates-another-model"),
         pytest.param("if Item.objects.filter(a=a).exists():\n    bump()\nelse:\n    Item.objects.create(a=None)\n", id="django-else-creates-another-row"),
         pytest.param("if Item.objects.filter(a=a).exists() and go:\n    bump()\nelse:\n    Item.objects.create(a=a)\n", id="django-tests-more"),
+        pytest.param("u = crud.get_by_email(db, e)\nif not u:\n    u = crud.create(other, e)\n", id="helpers-on-two-sessions"),
+        pytest.param("u = crud.get_by_email(db, e)\nif not u:\n    crud.create(db, e)\n", id="helper-create-not-bound"),
+        pytest.param("v = cache.get_item(k)\nif not v:\n    v = cache.create_item(k)\n", id="helpers-without-a-session"),
+        pytest.param("u = crud.get_by_email(db, e)\nif u:\n    u = crud.create(db, e)\n", id="helpers-create-when-found"),
     ],
 )
 def test_guards_and_exceptions_left_alone(code: str) -> None:

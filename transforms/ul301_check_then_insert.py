@@ -126,6 +126,7 @@ name assigned a call earlier with a branch that returns or raises and an add aft
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -134,6 +135,7 @@ import libcst.matchers as m
 from libcst.metadata import ImportAssignment, ParentNodeProvider, Scope, ScopeProvider
 
 from unleak.knowledge import quickscan
+from unleak.knowledge.queries import SESSION_NAME
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 
 _LOOKUPS = frozenset({"first", "one_or_none", "scalar_one_or_none", "scalar", "get"})
@@ -206,7 +208,7 @@ class CheckThenInsert(Rule):
     summary = "Check-then-insert races with concurrent workers: insert, and handle `IntegrityError`"
     trigger = (
         rb"\.(?:add|add_all|create)\s*\(",
-        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count|exists|one|scalar_one|filter|filter_by)\s*\(",
+        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get\w*|find\w*|count|exists|one|scalar_one|filter|filter_by)\s*\(",
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
     uses_project = True
@@ -250,6 +252,22 @@ class CheckThenInsert(Rule):
             self._flag_guard_then_insert(node)
         if len(self.reports) == reported:
             self._flag_django_found_else_create(node)
+        if len(self.reports) == reported:
+            self._flag_helpers_get_or_create(node)
+
+    def _flag_helpers_get_or_create(self, node: cst.If) -> None:
+        """`obj = crud.get_by_email(db, ...)` then `if not obj: obj = crud.create(db, ...)`:
+        helpers (often of another module) look up and insert on the same session; reported."""
+        checked = _checked_name(node.test)
+        value = self._value_before(node, checked.name) if checked is not None and checked.creates_in_body else None
+        if checked is None or not isinstance(value, cst.Call) or not _HELPER_LOOKUP.fullmatch(_method_name(value) or ""):
+            return
+        session = _session_argument(value)
+        block = node.body if isinstance(node.body, cst.IndentedBlock) else None
+        created = [_assigned_value(line, checked.name) for line in block.body] if block is not None else []
+        calls = [call for call in created if isinstance(call, cst.Call) and _HELPER_CREATE.fullmatch(_method_name(call) or "")]
+        if session is not None and any(_session_argument(call) == session for call in calls):
+            self.report(node, f"{self.summary} (the lookup and the insert are helpers on `{session}`: fix by hand)")
 
     def _flag_django_found_else_create(self, node: cst.If) -> None:
         """`if M.objects.filter(a=x).exists(): <uses the rows> else: M.objects.create(a=x, ...)`
@@ -995,6 +1013,19 @@ def _django_get_then_create(node: cst.If, looked_up: cst.BaseExpression | None, 
 
 # --- guards: `if found: return` before an insert -------------------------------------------------
 
+_HELPER_LOOKUP = re.compile(r"(?:get|find|fetch|read)(?:_\w+)?")
+_HELPER_CREATE = re.compile(r"(?:create|insert|add)(?:_\w+)?")
+
+
+def _session_argument(call: cst.Call) -> str | None:
+    """The session a helper is handed: its first argument, or `db=` / `session=`, named like one."""
+    given = [arg.value for arg in call.args if arg.keyword is None][:1] + [
+        arg.value for arg in call.args if arg.keyword is not None and SESSION_NAME.fullmatch(arg.keyword.value)
+    ]
+    names = [_code(value) for value in given if isinstance(value, (cst.Name, cst.Attribute))]
+    return next((name for name in names if SESSION_NAME.search(name)), None)
+
+
 
 def _guard(node: cst.If, before: list[cst.BaseStatement], after: list[cst.BaseStatement]) -> str | None:
     """The looked-up name(s) an `if`/`elif` branch exits on when they exist, when an insert of
@@ -1326,12 +1357,19 @@ def _gets_then_creates(before: ast.stmt, statement: ast.stmt) -> bool:
     value = before.value.value if isinstance(before.value, ast.Await) else before.value
     if not isinstance(target, ast.Name) or not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
         return False
-    if not (value.func.attr in _LOOKUPS and _tests_name(statement.test, target.id)) and not (
+    looks_up = value.func.attr in _LOOKUPS or _HELPER_LOOKUP.fullmatch(value.func.attr)
+    if not (looks_up and _tests_name(statement.test, target.id)) and not (
         value.func.attr in ("execute", "scalars") and _tests_result_of(statement.test, target.id)
     ):
         return False
     adds = any(call.func.attr in _ADDS for branch in (statement.body, statement.orelse) for call in _top_level_ast_calls(branch))
-    return adds or any(_is_django_create(line) for line in statement.body)
+    return adds or any(_is_django_create(line) or _is_helper_create(line) for line in statement.body)
+
+
+def _is_helper_create(statement: ast.stmt) -> bool:
+    """`obj = <x>.create...(...)`."""
+    value = statement.value if isinstance(statement, ast.Assign) else None
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr.startswith("create")
 
 
 def _is_django_create(statement: ast.stmt) -> bool:
