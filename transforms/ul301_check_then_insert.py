@@ -59,7 +59,10 @@ Reported without a fix: `try: <query>.one()` `except NoResultFound:` with an ins
 handler, and a check that exits early (`return`, `raise`) when a looked-up row exists (`found`,
 `found is not None`, `list(rows)`, or `or` of those, in an `if` or a branch of an `if`/`elif`
 chain) followed by an insert of the looked-up model on the same session, in a later branch or
-after the `if`, as registration endpoints write it. Moving the early exit into an
+after the `if`, as registration endpoints write it; and a get-or-create through helpers, `obj
+= crud.get_by_email(db, ...)` then `if not obj: obj = crud.create(db, ...)` (a lookup named
+`get...`/`find...`, a create named `create...`/`insert...`/`add...`, both handed the same
+session-named argument), whose queries unleak does not see. Moving the early exit into an
 `IntegrityError` handler is a rewrite of the function: left to a human.
 
 ## Why is this bad?
