@@ -303,6 +303,26 @@ def test_ul202_leaves_an_imported_call_that_makes_no_session() -> None:
     assert users.read_text() == before
 
 
+@pytest.mark.parametrize(
+    "imports",
+    ["from app.db import manager as db_manager\n", "from .db import manager as db_manager\n", "import app.db.manager as db_manager\n"],
+)
+def test_ul202_manages_a_session_from_a_factory_reached_through_a_submodule(imports: str) -> None:
+    write("app/__init__.py", "")
+    write("app/db/__init__.py", "import logging\n")
+    write("app/db/manager.py", "import sqlalchemy.orm\n\nSession = sqlalchemy.orm.scoped_session(sqlalchemy.orm.sessionmaker())\n")
+    code = textwrap.dedent(COUNT_USERS).lstrip("\n").replace("make_db()", "db_manager.Session()")
+    users = write("app/users.py", imports + "\n" + code)
+    assert unleak("apply", ".").exit_code == 0
+    assert users.read_text() == imports + "\n" + textwrap.dedent(COUNTED_USERS).lstrip("\n").replace("make_db()", "db_manager.Session()")
+
+
+def test_a_package_name_that_is_no_submodule_stays_unknown() -> None:
+    index = index_of(app__init="", app__db__init="import logging\n")
+    view = view_from(index, "app/users.py", "from app.db import manager\n")
+    assert view.session_factory("manager.Session").found is None
+
+
 # --- the index itself ---------------------------------------------------------------------------
 
 

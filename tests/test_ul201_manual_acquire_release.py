@@ -452,19 +452,6 @@ REPORTED_ONLY = {
             work()
             lock.release()
         """,
-    "released in a nested branch too": """
-        import threading
-
-        lock = threading.Lock()
-
-        def update(x):
-            lock.acquire()
-            if x is None:
-                lock.release()
-                return
-            apply(x)
-            lock.release()
-        """,
     "acquired in __enter__ but released in another method than __exit__": GUARD.format(
         exit_body="pass", other="\n    def done(self):\n        self._lock.release()\n"
     ),

@@ -638,13 +638,6 @@ UNTOUCHED = {
                 handle.close()
                 raise
         """,
-    "name assigned twice": """
-        def read(a, b):
-            handle = open(a)
-            handle.read()
-            handle.close()
-            handle = open(b)
-        """,
     "used by a nested function": """
         def read(path):
             handle = open(path)

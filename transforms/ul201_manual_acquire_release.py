@@ -31,8 +31,15 @@ async def run_job(sem, job):
 ## Fix safety
 Safe. The `with` block covers exactly the statements that ran between `acquire()` and
 `release()`; only the paths that leaked the slot change. The kind of object comes from how it
-was created (`asyncio.Semaphore(...)`, `threading.Lock()` assigned to the name, to `self.<attr>`
-or to a module global) or, when that is unknown, from the `await` on `acquire()`. A non-blocking
+was created (`asyncio.Semaphore(...)`, `threading.Lock()`, `multiprocessing.RLock()` assigned to
+the name, to `self.<attr>` or to a module global) or, when that is unknown, from the `await` on
+`acquire()`. A receiver this module never assigns (a parameter, an attribute a base class sets)
+and whose name says lock (`lock`, `self._lock`, `write_mutex`, `sem`, `cond`) is taken for a thread
+lock, and the fix is unsafe: `with` needs the object to be a context manager, which only its
+type can tell. A release right before a `return` whose value calls nothing (`lock.release();
+return False` in a handler), besides the one at the end, goes: the `with` releases at that
+`return` too, after the same work; not inside a `with` or a `try` with a `finally` (their exit
+code would now run with the lock held). A non-blocking
 or timed acquire whose result is used (`if lock.acquire(timeout=1):`) and an `acquire()` that
 returns something (`conn = await pool.acquire()`) are not this pattern. When the slot is released
 only in an `except` handler, in another function, or not in the same block, it is meant to outlive
@@ -44,6 +51,7 @@ API, not a rewrite). A slot taken in `__enter__` (`__aenter__`) and given back i
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -72,6 +80,11 @@ _CONSTRUCTORS = {
         "threading.Semaphore",
         "threading.BoundedSemaphore",
         "threading.Condition",
+        "multiprocessing.Lock",
+        "multiprocessing.RLock",
+        "multiprocessing.Semaphore",
+        "multiprocessing.BoundedSemaphore",
+        "multiprocessing.Condition",
     ),
 }
 
@@ -83,6 +96,9 @@ _RELEASE_LINE = m.SimpleStatementLine(
     body=[m.Expr(m.Call(func=m.Attribute(value=_RECEIVER, attr=m.Name("release")), args=[]))]
 )
 _TRY_FINALLY_ONLY = m.Try(handlers=[], orelse=None, finalbody=m.Finally())
+_PLAIN_RETURN_LINE = m.SimpleStatementLine(body=[m.Return()])
+# A receiver whose creation this module does not show, named like a lock: `lock`, `self._lock`, `rlock`.
+_LOCK_LIKE = re.compile(r"(?:^|_)(?:r?lock|mutex|sem(?:aphore)?|cond(?:ition)?)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -153,36 +169,48 @@ class ManualAcquireRelease(Rule):
         acquire = _Acquire.of(line)
         if acquire is None:
             return
-        kind = self._kind(acquire)
-        if kind is None:
+        known = self._kind(acquire)
+        if known is None:
             return
+        kind, safety = known
         block = self.get_metadata(ParentNodeProvider, line)
-        if isinstance(block, cst.IndentedBlock) and self._fix_try_around(acquire, kind, block):
+        if isinstance(block, cst.IndentedBlock) and self._fix_try_around(acquire, kind, safety, block):
             return
-        if isinstance(block, (cst.IndentedBlock, cst.Module)) and self._fix_in_block(acquire, kind, block):
+        if isinstance(block, (cst.IndentedBlock, cst.Module)) and self._fix_in_block(acquire, kind, safety, block):
             return
         if not self._released_in_finally(acquire, block) and not self._entered_and_exited(acquire):
             self.report(line, self._message(acquire, kind, fixable=False))
 
     # --- which kind of lock -------------------------------------------------------------------
 
-    def _kind(self, acquire: _Acquire) -> Kind | None:
-        """The kind the receiver was created as; else async when awaited; None: not a candidate."""
-        created = self._created_kinds(acquire.receiver)
-        kind = created.pop() if len(created) == 1 else (Kind.ASYNCIO if acquire.awaited else None)
+    def _kind(self, acquire: _Acquire) -> tuple[Kind, FixSafety] | None:
+        """The kind the receiver was created as; else async when awaited; else a thread lock,
+        unsafely, when the receiver is named like one (`lock`, `self._lock`, `write_mutex`);
+        None: not a candidate."""
+        values = self._assigned_values(acquire.receiver)
+        created = {kind for value in values for kind in Kind if _constructs(self, value, kind)}
+        safety = FixSafety.SAFE
+        if len(created) == 1:
+            kind: Kind | None = created.pop()
+        elif acquire.awaited:
+            kind = Kind.ASYNCIO
+        elif not values and _LOCK_LIKE.search(_last_name(acquire.receiver)):
+            kind, safety = Kind.THREADING, FixSafety.UNSAFE
+        else:
+            kind = None
         if kind is None or acquire.awaited != (kind is Kind.ASYNCIO):
             return None
         if kind is Kind.ASYNCIO and not in_async_function(self, acquire.line):
             return None
-        return kind
+        return kind, safety
 
-    def _created_kinds(self, receiver: cst.BaseExpression) -> set[Kind]:
-        values: list[cst.BaseExpression] = []
+    def _assigned_values(self, receiver: cst.BaseExpression) -> list[cst.BaseExpression]:
+        """What this module assigns to the receiver (a name, or `self.<attr>` in the class)."""
         if isinstance(receiver, cst.Name):
-            values = self._values_of_name(receiver)
-        elif m.matches(receiver, m.Attribute(value=m.Name("self"))):
-            values = self._values_of_self_attribute(cst.ensure_type(receiver, cst.Attribute))
-        return {kind for value in values for kind in Kind if _constructs(self, value, kind)}
+            return self._values_of_name(receiver)
+        if m.matches(receiver, m.Attribute(value=m.Name("self"))):
+            return self._values_of_self_attribute(cst.ensure_type(receiver, cst.Attribute))
+        return []
 
     def _values_of_name(self, name: cst.Name) -> list[cst.BaseExpression]:
         scope = self.get_metadata(ScopeProvider, name, None)
@@ -217,7 +245,7 @@ class ManualAcquireRelease(Rule):
 
     # --- the fixes ----------------------------------------------------------------------------
 
-    def _fix_try_around(self, acquire: _Acquire, kind: Kind, block: cst.IndentedBlock) -> bool:
+    def _fix_try_around(self, acquire: _Acquire, kind: Kind, safety: FixSafety, block: cst.IndentedBlock) -> bool:
         """`try: acquire; ... finally: release` -> `with`, when the acquire opens a try/finally."""
         trying = self.get_metadata(ParentNodeProvider, block)
         if not (
@@ -231,10 +259,11 @@ class ManualAcquireRelease(Rule):
         if acquire.touched_in(rest):
             return False
         body = block.with_changes(body=_with_comments_above(rest, acquire.line.leading_lines))
-        self.report(trying, self._message(acquire, kind), fix=_with(acquire, kind, body, trying.leading_lines))
+        fix = _with(acquire, kind, body, trying.leading_lines)
+        self.report(trying, self._message(acquire, kind), fix=fix, safety=safety)
         return True
 
-    def _fix_in_block(self, acquire: _Acquire, kind: Kind, block: Block) -> bool:
+    def _fix_in_block(self, acquire: _Acquire, kind: Kind, safety: FixSafety, block: Block) -> bool:
         """`acquire; ...; release` or `acquire; try: ... finally: release` in one block -> `with`."""
         statements = list(block.body)
         start = statements.index(acquire.line)
@@ -243,25 +272,30 @@ class ManualAcquireRelease(Rule):
             trying = cst.ensure_type(following[0], cst.Try)
             guarded_parts = [trying.body, *trying.handlers, *([trying.orelse] if trying.orelse else [])]
             if acquire.is_finally_release(trying.finalbody) and not acquire.touched_in(guarded_parts):
-                return self._replace_span(acquire, kind, block, start, start + 2, _try_without_finally(trying))
+                return self._replace_span(acquire, (kind, safety), block, start, start + 2, _try_without_finally(trying))
         end = next((i for i, statement in enumerate(following) if acquire.released_by(statement)), None)
-        if end is None or acquire.touched_in(following[:end]):
+        if end is None:
+            return False
+        guarded = _without_early_releases(acquire, following[:end])
+        if guarded is None:
             return False
         release = cst.ensure_type(following[end], cst.SimpleStatementLine)
         footer = [*release.leading_lines, *_comment_line(release.trailing_whitespace)]
-        body = cst.IndentedBlock(body=_with_comments_above(following[:end], ()), footer=footer)
-        return self._replace_span(acquire, kind, block, start, start + end + 2, body)
+        body = cst.IndentedBlock(body=_with_comments_above(guarded, ()), footer=footer)
+        return self._replace_span(acquire, (kind, safety), block, start, start + end + 2, body)
 
     def _replace_span(
-        self, acquire: _Acquire, kind: Kind, block: Block, start: int, end: int, body: cst.IndentedBlock
+        self, acquire: _Acquire, known: tuple[Kind, FixSafety], block: Block, start: int, end: int, body: cst.IndentedBlock
     ) -> bool:
         """Replace `block.body[start:end]` (the acquire to the release) with `with <receiver>:` + `body`."""
+        kind, safety = known
         statements = list(block.body)
         guarded = _with(acquire, kind, body, acquire.line.leading_lines)
         self.report(
             block,
             self._message(acquire, kind),
             fix=block.with_changes(body=[*statements[:start], guarded, *statements[end:]]),
+            safety=safety,
         )
         return True
 
@@ -465,6 +499,74 @@ class _AttributeAssignments(cst.CSTVisitor):
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None and m.matches(node.target, self._targets):
             self.values.append(node.value)
+
+
+def _last_name(receiver: cst.BaseExpression) -> str:
+    return receiver.attr.value if isinstance(receiver, cst.Attribute) else cst.ensure_type(receiver, cst.Name).value
+
+
+def _without_early_releases(acquire: _Acquire, statements: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement] | None:
+    """`statements` without the releases that stand right before a `return` of a value that calls
+    nothing (the `with` releases there too, after the same work); None when they touch the lock
+    in any other way."""
+    dropper = _EarlyReleaseDropper(acquire)
+    kept = [statement.visit(dropper) for statement in statements]
+    if acquire.touched_in(kept):
+        return None
+    return [cst.ensure_type(statement, cst.BaseStatement) for statement in kept]
+
+
+class _EarlyReleaseDropper(cst.CSTTransformer):
+    """Drops `<receiver>.release()` lines followed in their block by `return` / `return <no call>`;
+    the comments above a dropped line move to the `return`. Nested functions are left as they are,
+    and so are releases inside a `with` or a `try` with a `finally` (whose exit code would now
+    run with the lock held)."""
+
+    def __init__(self, acquire: _Acquire) -> None:
+        super().__init__()
+        self._acquire = acquire
+        self._exits_pending = 0
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def visit_With(self, node: cst.With) -> None:
+        self._exits_pending += 1
+
+    def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.With:
+        self._exits_pending -= 1
+        return updated_node
+
+    def visit_Try(self, node: cst.Try) -> None:
+        self._exits_pending += node.finalbody is not None
+
+    def leave_Try(self, original_node: cst.Try, updated_node: cst.Try) -> cst.Try:
+        self._exits_pending -= original_node.finalbody is not None
+        return updated_node
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock) -> cst.IndentedBlock:
+        body: list[cst.BaseStatement] = []
+        moved: Sequence[cst.EmptyLine] = ()
+        statements = list(updated_node.body)
+        for index, statement in enumerate(statements):
+            following = statements[index + 1] if index + 1 < len(statements) else None
+            if self._early_release(statement, following):
+                moved = cst.ensure_type(statement, cst.SimpleStatementLine).leading_lines
+                continue
+            body.append(statement.with_changes(leading_lines=[*moved, *statement.leading_lines]) if moved else statement)
+            moved = ()
+        return updated_node.with_changes(body=body)
+
+    def _early_release(self, statement: cst.BaseStatement, following: cst.BaseStatement | None) -> bool:
+        if self._exits_pending or not self._acquire.released_by(statement) or not m.matches(following, _PLAIN_RETURN_LINE):
+            return False
+        returned = cst.ensure_type(cst.ensure_type(following, cst.SimpleStatementLine).body[0], cst.Return).value
+        line = cst.ensure_type(statement, cst.SimpleStatementLine)
+        calls_nothing = returned is None or not m.findall(returned, m.Call() | m.Await() | m.Yield())
+        return calls_nothing and line.trailing_whitespace.comment is None
 
 
 def _comments(lines: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:

@@ -12,7 +12,9 @@ Built-in kinds, resolved by qualified name (aliases and from-imports followed): 
 `httpx.Client`, `requests.Session` (all `close`), `httpx.AsyncClient` (`await aclose()`, `async
 with`), `aiohttp.ClientSession` (`await close()`, `async with`), `concurrent.futures` executors
 (`shutdown()`), SQLAlchemy's `Session(...)` and the sessions of a `sessionmaker(...)` this module
-assigns once (`db = SessionLocal()`; the async ones: `AsyncSession`, `async_sessionmaker`), and
+assigns once (`db = SessionLocal()`), or that the project index finds in another module, also when reached
+through a submodule (`db_manager.Session()` after `from app.db import manager as db_manager`)
+(the async ones: `AsyncSession`, `async_sessionmaker`), and
 playwright's `pw = await async_playwright().start()` ... `await pw.stop()` (`async with
 async_playwright() as pw:`; `sync_playwright` alike). Objects made by a method are known by what
 their receiver holds: `path.open()` on a `pathlib.Path` (built, derived with `/`, `.parent`,
@@ -72,14 +74,17 @@ something raises. So every other use of the name between the two must be an attr
 (`handle.read()`, `handle.name`), the iterable of a `for` or of a comprehension, or an argument
 of a call (`json.dump(data, handle)`, `writer = csv.writer(handle)`,
 `await self.run(url, session=session)`) whose result is used, passed on or bound to a plain
-name. Left alone: code that closes in a `finally` or already uses `with`; resources that
+name. In a `@contextmanager` (`@asynccontextmanager`) generator, `yield handle` (or
+`yield csv.reader(handle)`) as a statement also stays: the caller's `with` block uses it while the
+generator waits, and the close after the `yield` is that block's exit, which the new `with` now
+also runs when the block raises (`with open(p) as handle: yield handle`). Left alone: code that closes in a `finally` or already uses `with`; resources that
 escape -- returned or yielded (also inside what a call made of them: `return csv.reader(handle)`)
 before the close, stored on `self` or in a container (`bag.append(handle)`,
 `self.writer = csv.writer(handle)`, `stack.enter_context(handle)`, `Thread(args=(handle,))`),
 assigned to another name, used by a nested function, lambda or a generator that leaves the
 frame -- since then someone else may still need them open; closes in another method; a second
 close on another path (`if bad: f.close(); return`, or a helper named like a release:
-`safe_close(f)`, `cleanup(session)`), since closing twice is not harmless for every kind; session factories imported from another module (their kind is unknown). A resource
+`safe_close(f)`, `cleanup(session)`), since closing twice is not harmless for every kind; session factories imported from a module the project index cannot read (their kind is unknown). A resource
 still used after its close (or outside the block that creates it) is reported without a fix.
 Async resources are rewritten only inside an `async def`.
 
@@ -110,7 +115,8 @@ from libcst.metadata import (
 )
 
 from unleak.knowledge import quickscan
-from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, within
+from unleak.knowledge.bindings import binds_in, reaching_binding
+from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, in_context_manager_generator, within
 from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.loops import drop_statements
 from unleak.knowledge.resources import BUILT_IN, METHOD_NAMES, Kind, creation_kind, stores
@@ -212,7 +218,7 @@ class UnmanagedResource(Rule):
         resource = self._resource(line)
         if resource is None or (resource.asynchronous and not in_async_function(self, line)):
             return
-        references = self._references(resource)
+        references = self._references(resource, block)
         if references is None:
             return
         close = self._close_in_block(resource, block, references)
@@ -467,20 +473,40 @@ class UnmanagedResource(Rule):
 
     # --- how the name is used --------------------------------------------------------------------
 
-    def _references(self, resource: _Resource) -> list[cst.Name] | None:
-        """Every use of the name, or None when it is assigned elsewhere too or used in another scope."""
+    def _references(self, resource: _Resource, block: Block) -> list[cst.Name] | None:
+        """Every use of the name that sees this resource, or None when that is not certain: the
+        name is used in another scope, assigned again before the close, or used where another
+        assignment of it may or may not have run (`f = open(a)` ... `f.close()` then
+        `f = open(b)` in the same block is fine)."""
         assign = cst.ensure_type(resource.creation.body[0], cst.Assign)
         target = cst.ensure_type(assign.targets[0].target, cst.Name)
         scope = self.get_metadata(ScopeProvider, target)
         assignments = list(scope.assignments[target.value])
-        if len(assignments) != 1 or not isinstance(assignments[0], Assignment):
+        if not any(isinstance(assignment, Assignment) and assignment.node is target for assignment in assignments):
             return None
-        if assignments[0].node is not target:
-            return None
-        accesses = list(assignments[0].references)
+        accesses = {access for assignment in assignments for access in assignment.references}
         if not all(_runs_in(access.scope, scope) for access in accesses):
             return None  # a nested function, lambda or generator may use it later, elsewhere
-        return [cst.ensure_type(access.node, cst.Name) for access in accesses]
+        uses = [cst.ensure_type(access.node, cst.Name) for access in accesses]
+        if len(assignments) == 1:
+            return uses
+        return self._uses_of_this_creation(resource, block, uses, [assignment.node for assignment in assignments])
+
+    def _uses_of_this_creation(
+        self, resource: _Resource, block: Block, uses: list[cst.Name], bindings: list[cst.CSTNode]
+    ) -> list[cst.Name] | None:
+        """The uses of a reused name that see the resource; None when one may or may not."""
+        close = self._close_in_block(resource, block, uses)
+        statements = list(block.body)
+        start = statements.index(resource.creation)
+        end = statements.index(close) if close is not None else len(statements) - 1
+        others = [binding for binding in bindings if not within(self, binding, resource.creation)]
+        if binds_in(self, statements[start + 1 : end + 1], others):
+            return None  # the close may be another object's
+        seen = [(use, reaching_binding(self, use, bindings)) for use in uses]
+        if any(binding is None for _, binding in seen):
+            return None
+        return [use for use, binding in seen if binding is resource.creation]
 
     def _close_in_block(
         self, resource: _Resource, block: Block, references: list[cst.Name]
@@ -531,6 +557,8 @@ class UnmanagedResource(Rule):
             return parent.iter is reference
         if isinstance(parent, cst.CompFor) and parent.iter is reference:
             return self._comprehension_stays(parent)
+        if isinstance(parent, cst.Yield):
+            return self._lent_to_the_with_block(parent, reference)
         if isinstance(parent, cst.Arg) and parent.value is reference:
             call = cst.ensure_type(self.get_metadata(ParentNodeProvider, parent), cst.Call)
             if self._configured_release_of(resource, call) or _may_release(call) or stores(self, call):
@@ -562,7 +590,15 @@ class UnmanagedResource(Rule):
             return parent.value is result
         if isinstance(parent, cst.For):
             return parent.iter is result
+        if isinstance(parent, cst.Yield):
+            return self._lent_to_the_with_block(parent, result)
         return isinstance(parent, cst.Expr) or _bound_to_names(parent, result)
+
+    def _lent_to_the_with_block(self, yielded: cst.Yield, value: cst.BaseExpression) -> bool:
+        """`yield value` as a statement of a `@contextmanager` generator: the caller's `with` block
+        uses it while the generator waits, and the close after the `yield` is that block's exit."""
+        statement = self.get_metadata(ParentNodeProvider, yielded)
+        return yielded.value is value and isinstance(statement, cst.Expr) and in_context_manager_generator(self, yielded)
 
 
 

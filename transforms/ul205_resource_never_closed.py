@@ -55,6 +55,14 @@ function or module (in a class body the `with` would add a class attribute); fil
 under a condition (`x if c else open(p).read()`, `a or open(p)`), in a lambda or a
 comprehension are left alone, as are files bound to a name (UL202's) or returned.
 
+An `aiohttp.ClientSession()` made in an `async def` only to call one method on it
+(`reply = await aiohttp.ClientSession().get(url)`) is never closed either. What it makes (the
+response) needs it open, so the `async with aiohttp.ClientSession() as session:` takes the
+statement and the rest of its block. That fix is unsafe: the session now closes where the block
+ends, and anything made from it that outlives the block can no longer read. When the statement
+returns what the session made, or a later `return`/`yield` of the block hands out a name it binds
+(`return reply`), that is reported without a fix.
+
 Why a rule of its own and not UL202: UL202 moves the statements between a creation and a close
 that the code already writes into a `with`; this rule adds the close the code never had, names
 a new variable, and is unsafe in more places. A script that relies on CPython closing files
@@ -71,7 +79,7 @@ import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import quickscan
-from unleak.knowledge.analysis import calls, enclosing_function, within
+from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, within
 from unleak.knowledge.resources import ONE_SHOT, opens_one_shot, stores
 from unleak.rule import FixSafety, Invalid, Rule, Valid
 
@@ -91,7 +99,10 @@ _ONE_STATEMENT = m.SimpleStatementLine(body=[m.Expr() | m.Assign() | m.AnnAssign
 # Code between the opening and the statement that may not run, or not now.
 _NOT_NOW = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.IfExp, cst.BooleanOperation)
 _NAMES = ("f", "fh", "handle", "stream", *(f"f{number}" for number in range(2, 100)))
-_OPENER_NAMES = frozenset({qualified.rsplit(".", 1)[-1] for qualified in ONE_SHOT})
+# A client session made for one call and dropped: `await aiohttp.ClientSession().get(url)`.
+_INLINE_CLIENTS = ("aiohttp.ClientSession", "aiohttp.client.ClientSession")
+_CLIENT_NAMES = ("session", "client_session", *(f"session{number}" for number in range(2, 100)))
+_OPENER_NAMES = frozenset({qualified.rsplit(".", 1)[-1] for qualified in (*ONE_SHOT, *_INLINE_CLIENTS)})
 
 
 class ResourceNeverClosed(Rule):
@@ -99,7 +110,7 @@ class ResourceNeverClosed(Rule):
     name = "resource-never-closed"
     safety = FixSafety.SAFE
     summary = "File opened and used in one expression is never closed: use `with`"
-    trigger = (rb"(?:open|ZipFile)\s*\(",)
+    trigger = (rb"(?:open|ZipFile|ClientSession)\s*\(",)
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
     _taken: set[str]  # every name the module uses, set by `visit_Module`
 
@@ -137,6 +148,42 @@ class ResourceNeverClosed(Rule):
             fix=_managed(statement, openings, names),
             safety=FixSafety.UNSAFE if unsafe else FixSafety.SAFE,
         )
+
+    @m.visit(m.SimpleStatementLine())
+    def flag_inline_client_session(self, statement: cst.SimpleStatementLine) -> None:
+        """`response = await aiohttp.ClientSession().get(url)`: what the session made needs it
+        open, so the `async with` takes the statement and the rest of its block."""
+        block = self.get_metadata(ParentNodeProvider, statement)
+        if not isinstance(block, cst.IndentedBlock) or not in_async_function(self, statement):
+            return
+        clients = [call for call in _calls_now(statement) if calls(self, call, *_INLINE_CLIENTS) and self._receiver_only(call)]
+        if len(clients) != 1:
+            return
+        made = f"`{_code(clients[0].func)}()`"
+        statements = list(block.body)
+        rest = statements[statements.index(statement) :]
+        if _hands_out(statement, rest):
+            self.report(statement, f"{made} is never closed, and what it made may be handed out: close it by hand")
+            return
+        name = next(name for name in _CLIENT_NAMES if name not in self._taken)
+        managed = _managed(statement, clients, [name], asynchronous=True)
+        body = cst.ensure_type(managed.body, cst.IndentedBlock)
+        managed = managed.with_changes(body=body.with_changes(body=[*body.body, *rest[1:]]))
+        self.report(
+            block,
+            f"{made} is never closed: use `async with ... as {name}:` around the rest of the block (unsafe: it now "
+            "closes there, and nothing may use what it made after)",
+            fix=block.with_changes(body=[*statements[: len(statements) - len(rest)], managed]),
+            safety=FixSafety.UNSAFE,
+        )
+
+    def _receiver_only(self, client: cst.Call) -> bool:
+        """Whether `client` is only the receiver of a method call other than a close: `ClientSession().get(url)`."""
+        attribute = self.get_metadata(ParentNodeProvider, client)
+        if not isinstance(attribute, cst.Attribute) or attribute.value is not client:
+            return False
+        method = self.get_metadata(ParentNodeProvider, attribute)
+        return isinstance(method, cst.Call) and method.func is attribute and attribute.attr.value != "close"
 
     def _openings(self, region: cst.CSTNode) -> list[cst.Call]:
         """The files opened in `region`, used there and nowhere else, in source order; an opening
@@ -318,14 +365,28 @@ def _hands_over(statement: cst.SimpleStatementLine | cst.For) -> bool:
     return isinstance(small, cst.AnnAssign) and not isinstance(small.target, cst.Name)
 
 
-def _managed(statement: cst.SimpleStatementLine | cst.For, openings: Sequence[cst.Call], names: Sequence[str]) -> cst.With:
-    """`with <opening> as <name>, ...:` around `statement`, which uses the names instead."""
+def _hands_out(statement: cst.SimpleStatementLine, rest: Sequence[cst.BaseStatement]) -> bool:
+    """Whether the statement returns what the session made, or a later `return`/`yield` of the
+    block hands out a name the statement binds (`return response`)."""
+    small = statement.body[0]
+    if isinstance(small, cst.Return) or m.findall(statement, m.Yield()):
+        return True
+    bound = [target.target.value for target in small.targets if isinstance(target.target, cst.Name)] if isinstance(small, cst.Assign) else []
+    handed = m.Return(value=m.OneOf(*map(m.Name, bound))) | m.Yield(value=m.OneOf(*map(m.Name, bound)))
+    return bool(bound) and any(m.findall(line, handed) for line in rest)
+
+
+def _managed(
+    statement: cst.SimpleStatementLine | cst.For, openings: Sequence[cst.Call], names: Sequence[str], *, asynchronous: bool = False
+) -> cst.With:
+    """`with <opening> as <name>, ...:` (`async with`) around `statement`, which uses the names instead."""
     inner = statement.visit(_Renamer({id(opening): name for opening, name in zip(openings, names)}))
     inner = cst.ensure_type(inner, cst.BaseCompoundStatement | cst.SimpleStatementLine).with_changes(leading_lines=())
     items = [cst.WithItem(opening, asname=cst.AsName(cst.Name(name))) for opening, name in zip(openings, names)]
     return cst.With(
         items=items,
         body=cst.IndentedBlock(body=[inner]),
+        asynchronous=cst.Asynchronous() if asynchronous else None,
         leading_lines=statement.leading_lines,
     )
 

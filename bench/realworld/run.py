@@ -270,6 +270,7 @@ def measure_repo(
         work = Path(tmp)
         tree = work / "tree"
         absent = export_tree(git_dir, commit, tree)
+        (tree / ".git").mkdir()  # a clone's root is its project root for unleak; the export has no .git
         checked = unleak(cmd, ["check", "--format", "json"], tree)
         try:
             findings = json.loads(checked.stdout or "[]")

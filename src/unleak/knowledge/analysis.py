@@ -11,6 +11,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import ImportAssignment, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
+from unleak.knowledge.project import CONTEXT_MANAGER_DECORATORS
 from unleak.rule import ImportSpec, Rule
 
 # The nodes that start a new execution context: code inside them does not run where it stands.
@@ -60,6 +61,19 @@ def in_async_function(rule: Rule, node: cst.CSTNode) -> bool:
     """True when the nearest enclosing function is an `async def` (a nested def, lambda or class is not)."""
     function = enclosing_function(rule, node)
     return isinstance(function, cst.FunctionDef) and function.asynchronous is not None
+
+
+def in_context_manager_generator(rule: Rule, node: cst.CSTNode) -> bool:
+    """Whether `node` runs in a generator decorated `@contextlib.contextmanager` or
+    `@contextlib.asynccontextmanager` (aliases and from-imports resolved): its `yield` hands a
+    value to the caller's `with` block, and the code after the `yield` is that block's exit."""
+    function = enclosing_function(rule, node)
+    if not isinstance(function, cst.FunctionDef):
+        return False
+    return any(
+        not qualified_names(rule, decorator.decorator).isdisjoint(CONTEXT_MANAGER_DECORATORS)
+        for decorator in function.decorators
+    )
 
 
 def within(rule: Rule, node: cst.CSTNode, container: cst.CSTNode) -> bool:

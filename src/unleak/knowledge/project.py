@@ -45,7 +45,7 @@ SESSION_FACTORIES = {
     "sqlalchemy.ext.asyncio.session.async_sessionmaker": True,
 }
 _SCOPED_SESSIONS = frozenset({"sqlalchemy.orm.scoped_session", "sqlalchemy.orm.scoping.scoped_session"})
-_CONTEXT_MANAGER_DECORATORS = {"contextlib.contextmanager": False, "contextlib.asynccontextmanager": True}
+CONTEXT_MANAGER_DECORATORS = {"contextlib.contextmanager": False, "contextlib.asynccontextmanager": True}
 _DJANGO_MODEL = "django.db.models.Model"
 _SQLMODEL = "sqlmodel.SQLModel"
 _DJANGO_DEFAULT_KEY = "id"
@@ -192,9 +192,18 @@ class ProjectIndex:
         if not isinstance(binding, ImportedName):
             return _Declared(binding, module)
         found = self._modules_for(module.path, binding.level, binding.module)
-        if isinstance(found, _Unknown) or binding.name is None:
+        if binding.name is None:
             return found
+        if isinstance(found, _Unknown):
+            return self._imported_submodule(module, binding) or found
         return self._member(found, binding.name, depth + 1)
+
+    def _imported_submodule(self, module: ModuleFacts, binding: ImportedName) -> _Module | None:
+        """`from pkg.db import manager` where `pkg/db/__init__.py` declares nothing the index
+        reads: the name is then the submodule `pkg/db/manager.py`, if the project has it."""
+        dotted = ".".join(part for part in (binding.module, binding.name) if part)
+        found = self._modules_for(module.path, binding.level, dotted)
+        return found if isinstance(found, _Module) else None
 
     def _member(self, target: _Target, name: str, depth: int) -> _Target:
         if isinstance(target, _External):  # `from app import models` where `app/` has no indexed `__init__.py`
@@ -337,9 +346,9 @@ class ProjectIndex:
             return Lookup.unknown(f"{_describe(target)} is not a function declared in the project")
         for decorator in target.declaration.decorators:
             resolved = self.resolve(target.module, decorator)
-            if isinstance(resolved, _External) and resolved.qualified in _CONTEXT_MANAGER_DECORATORS:
+            if isinstance(resolved, _External) and resolved.qualified in CONTEXT_MANAGER_DECORATORS:
                 session = self._sessions_from(target.declaration.yields, target.declaration, target.module, 0).found
-                asynchronous = _CONTEXT_MANAGER_DECORATORS[resolved.qualified]
+                asynchronous = CONTEXT_MANAGER_DECORATORS[resolved.qualified]
                 return Lookup(ContextManagerFactory(asynchronous, target.module.path, session))
         return Lookup.unknown(f"`{target.declaration.name}` is not decorated @contextmanager")
 
