@@ -34,6 +34,8 @@ SEEDED = """
             db.commit()
         except IntegrityError:
             db.rollback()
+            if not db.query(Tenant).filter(Tenant.slug == "acme").first():
+                raise
 """
 TENANT = """
     from sqlalchemy import Column, Integer, String

@@ -58,6 +58,8 @@ FIXES = [
                 await session.commit()
             except sa.exc.IntegrityError:
                 await session.rollback()
+                if (await session.execute(sa.select(User).where(User.email == "a"))).scalar_one_or_none() is None:
+                    raise
                 log("exists")
         """,
         id="async-2.x-select-uses-sa.exc-and-one-line-else",
@@ -80,6 +82,8 @@ FIXES = [
                 db.commit()
             except sqlalchemy.exc.IntegrityError:
                 db.rollback()
+                if not db.query(db.query(User).filter_by(name="x").exists()).scalar():
+                    raise
         """,
         id="exists-scalar-with-import-sqlalchemy.exc",
     ),
@@ -107,7 +111,8 @@ FIXES = [
                             self.session.add_all([User(id=1)])
                             self.session.flush()
                     except Duplicate:
-                        pass
+                        if not self.session.scalars(select(User).where(User.id == 1)).first():
+                            raise
                 finally:
                     self.done()
         """,
@@ -142,6 +147,8 @@ FIXES = [
             # nothing to do
             except IntegrityError:  # exists
                 db.rollback()
+                if not db.query(User).filter(User.id == 1).first():
+                    raise
                 # say so
                 log("exists")
 
@@ -165,6 +172,8 @@ FIXES = [
                 db.session.commit()
             except IntegrityError:
                 db.session.rollback()
+                if not User.query.get(1):
+                    raise
         """,
         id="flask-sqlalchemy-query-get",
     ),
@@ -184,7 +193,8 @@ FIXES = [
                     session.add(Setting(key=key))
                     await session.flush()
             except IntegrityError:
-                pass
+                if await session.get(Setting, key) is None:
+                    raise
         """,
         id="async-savepoint",
     ),
@@ -327,7 +337,7 @@ def checks(session: str, model: str) -> list[str]:
 
 
 @st.composite
-def programs(draw: st.DrawFn) -> tuple[str, str, bool]:
+def programs(draw: st.DrawFn) -> tuple[str, str, bool, str]:
     session = draw(st.sampled_from(("db", "session", "self.session", "db.session")))
     model = draw(st.sampled_from(("User", "Tag", "models.Account")))
     imports = draw(st.sampled_from(sorted(IMPORTS)))
@@ -346,18 +356,21 @@ def programs(draw: st.DrawFn) -> tuple[str, str, bool]:
     code = (imports + "\n\n" if imports else "") + "def work(self, db, session, key, flag0, flag1):\n" + "".join(
         f"    {line}\n" for line in (*around, *statement, *around)
     )
-    return code, IMPORTS[imports], commits
+    return code, IMPORTS[imports], commits, check
 
 
 @settings(max_examples=50, deadline=None)
 @given(programs())
-def test_generated_variants_compile_are_idempotent_and_import_once(program: tuple[str, str, bool]) -> None:
-    code, integrity_error, commits = program
+def test_generated_variants_compile_are_idempotent_and_import_once(program: tuple[str, str, bool, str]) -> None:
+    code, integrity_error, commits, check = program
     result = fixed(code, unsafe=True)
     assert result != code
     tree = ast.parse(result)
-    assert not any(isinstance(node, ast.If) and "flag" not in ast.unparse(node.test) for node in ast.walk(tree))
     handlers = [node for node in ast.walk(tree) if isinstance(node, ast.ExceptHandler)]
+    rechecks = [node for node in ast.walk(tree) if isinstance(node, ast.If) and "flag" not in ast.unparse(node.test)]
+    assert [ast.unparse(node.test) for node in rechecks] == [check]  # the check runs again, in the handler
+    assert all(isinstance(node.body[0], ast.Raise) for node in rechecks)
+    assert any(node in handler.body for handler in handlers for node in rechecks)
     assert [ast.unparse(handler.type) for handler in handlers if handler.type] == [integrity_error]
     assert result.count("import IntegrityError") <= 1
     assert (".rollback()" in result) == commits and ("begin_nested" in result) != commits
@@ -366,7 +379,7 @@ def test_generated_variants_compile_are_idempotent_and_import_once(program: tupl
 
 @settings(max_examples=30, deadline=None)
 @given(programs())
-def test_without_the_pattern_nothing_changes(program: tuple[str, str, bool]) -> None:
+def test_without_the_pattern_nothing_changes(program: tuple[str, str, bool, str]) -> None:
     code = program[0].replace(".add(", ".merge(")  # no insert of its own: not check-then-insert
     assert fixed(code, unsafe=True) == code
 
@@ -573,6 +586,8 @@ GET_OR_CREATE += [
                     db.commit()
                 except IntegrityError:
                     db.rollback()
+                    if not db.query(Seen).filter(Seen.source == source.id).first():
+                        raise
         """,
         id="loop-each-iteration-commit-stays-per-item",
     ),
@@ -812,14 +827,19 @@ def test_django_first_then_create_keeps_the_fast_path_and_gets_or_creates() -> N
         pytest.param("found = Tag.objects.filter(name=n).first()\nif not found:\n    Tag.objects.create(name=n)\n", id="name-not-an-exists"),
         pytest.param("found = Tag.objects.filter(name=n).exists()\nlog()\nif not found:\n    Tag.objects.create(name=n)\n", id="exists-not-right-before"),
         pytest.param("if not Tag.objects.filter(name__iexact=n).exists():\n    Tag.objects.create(name=n)\n", id="lookup"),
-        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\nelse:\n    log()\n", id="else"),
-        pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n)\n    log()\n", id="more-statements"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Label.objects.create(name=n)\n", id="creates-another-model"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(name=n, defaults=d)\n", id="defaults-field"),
         pytest.param("if not Tag.objects.filter(Q(name=n)).exists():\n    Tag.objects.create(name=n)\n", id="q-object"),
         pytest.param("if not Tag.objects.filter(name=n).exists() and go:\n    Tag.objects.create(name=n)\n", id="tests-more"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    tag = Tag.objects.create(name=n)\n", id="created-object-used"),
         pytest.param("if not Tag.objects.filter(name=n).exists():\n    Tag.objects.create(**fields)\n", id="star-arguments"),
+        pytest.param("if not Tag.objects.filter(name=n).exists():\n    log()\n    Tag.objects.create(name=n)\n", id="create-not-first"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Tag.DoesNotExist:\n    t = Tag.objects.create(name=n.lower())\n", id="get-other-value"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Tag.DoesNotExist:\n    u = Tag.objects.create(name=n)\n", id="get-binds-another-name"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Label.DoesNotExist:\n    t = Tag.objects.create(name=n)\n", id="get-catches-another-model"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Exception:\n    t = Tag.objects.create(name=n)\n", id="get-catches-everything"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Tag.DoesNotExist:\n    t = Tag.objects.create(name=n)\n    t.save()\n", id="get-handler-does-more"),
+        pytest.param("try:\n    t = Tag.objects.get(name=n)\nexcept Tag.DoesNotExist:\n    t = Tag.objects.create(name=n)\nfinally:\n    done()\n", id="get-finally"),
     ],
 )
 def test_django_look_alikes_are_left_alone(code: str) -> None:
@@ -864,4 +884,169 @@ def test_fixed_get_or_create_re_raises_when_another_constraint_failed() -> None:
         assert namespace["get_or_create_tag"](session, "python").name == "python"
         with pytest.raises(namespace["IntegrityError"]):
             namespace["get_or_create_tag"](session, "much-too-long-name")
+        assert [tag.name for tag in session.query(namespace["Tag"])] == ["python"]
+
+
+# --- Django: more after the create, an `else:`, and `get()` / `except DoesNotExist` ------------------
+
+
+def test_django_exists_with_more_statements_and_else_tests_what_get_or_create_did() -> None:
+    code = DJANGO_TAG + (
+        "def follow(user, name):\n    found = Tag.objects.filter(owner=user, name=name).exists()\n    if not found:\n"
+        "        Tag.objects.create(owner=user, name=name)\n        user.count += 1\n        level = 'ok'\n"
+        "    else:\n        level = 'exists'\n    return level\n"
+    )
+    expected = DJANGO_TAG + (
+        "def follow(user, name):\n    found = Tag.objects.filter(owner=user, name=name).exists()\n"
+        "    if Tag.objects.get_or_create(owner=user, name=name)[1]:\n        user.count += 1\n        level = 'ok'\n"
+        "    else:\n        level = 'exists'\n    return level\n"
+    )
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+
+
+def test_django_toggle_runs_its_else_when_the_row_was_there() -> None:
+    code = DJANGO_TAG + (
+        "def toggle(user, name):\n    rows = Tag.objects.filter(owner=user, name=name)\n    if not rows.exists():\n"
+        "        Tag.objects.create(owner=user, name=name)\n    else:  # unfollow\n        rows.delete()\n"
+    )
+    expected = DJANGO_TAG + (
+        "def toggle(user, name):\n    rows = Tag.objects.filter(owner=user, name=name)\n"
+        "    if not Tag.objects.get_or_create(owner=user, name=name)[1]:  # unfollow\n        rows.delete()\n"
+    )
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+
+
+def test_django_get_except_does_not_exist_becomes_get_or_create() -> None:
+    code = DJANGO_TAG + (
+        "def tag_of(user, name):\n    try:\n        # the user's tag\n        tag = Tag.objects.get(owner=user, name=name)\n"
+        "    except Tag.DoesNotExist:\n        tag = Tag.objects.create(owner=user, name=name, color='red')\n    return tag\n"
+    )
+    expected = DJANGO_TAG + (
+        "def tag_of(user, name):\n    # the user's tag\n"
+        "    tag = Tag.objects.get_or_create(owner=user, name=name, defaults={\"color\": 'red'})[0]\n    return tag\n"
+    )
+    assert safeties(code) == ["safe"]
+    assert fixed(code) == expected
+    assert fixed(expected) == expected
+    unseen = "try:\n    c = Cart.objects.get(key=k)\nexcept ObjectDoesNotExist:\n    c = Cart.objects.create(key=k)\n"
+    assert safeties(unseen) == ["unsafe"]
+    assert fixed(unseen, unsafe=True) == "c = Cart.objects.get_or_create(key=k)[0]\n"
+
+
+# --- reported without a fix: `NoResultFound`, and an early exit before the insert ------------------
+
+REPORTED = [
+    pytest.param(
+        "def add(session, texts):\n    for text in texts:\n        try:\n"
+        "            session.query(Joke.text).filter(Joke.text == text).one()\n"
+        "        except NoResultFound:\n            session.add(Joke(text=text))\n    session.commit()\n",
+        id="one-except-no-result-in-a-loop",
+    ),
+    pytest.param(
+        "def add(session, uid):\n    try:\n        found = session.query(Member).filter(Member.uid == uid).one()\n"
+        "    except exc.NoResultFound:\n        session.add(Member(uid=uid))\n        session.commit()\n",
+        id="one-assigned-except-exc.NoResultFound",
+    ),
+    pytest.param(
+        "def register(db, name, email, p1, p2):\n"
+        "    by_name = db.query(models.User).filter(models.User.name == name).first()\n"
+        "    by_email = db.query(models.User).filter(models.User.email == email).first()\n"
+        "    if p1 != p2:\n        return 'mismatch'\n"
+        "    if by_name is not None or by_email is not None:\n        return 'taken'\n"
+        "    user = models.User()\n    user.name = name\n    db.add(user)\n    db.commit()\n",
+        id="guard-return-then-insert",
+    ),
+    pytest.param(
+        "def rate(db, pid, uid):\n    own = db.query(Picture).filter(Picture.id == pid).first()\n"
+        "    voted = db.query(Rating).filter(Rating.pid == pid, Rating.uid == uid).first()\n"
+        "    if own:\n        raise Locked()\n    elif voted:\n        raise Locked()\n"
+        "    elif pid:\n        db.add(Rating(pid=pid, uid=uid))\n        db.commit()\n",
+        id="guard-raise-in-an-elif-chain",
+    ),
+    pytest.param(
+        "def member(session, uid):\n    rows = session.query(Member).filter(Member.uid == uid)\n"
+        "    if list(rows):\n        return rows[0]\n    else:\n        session.add(Member(uid=uid))\n        session.commit()\n",
+        id="guard-list-of-a-query",
+    ),
+    pytest.param(
+        "def add(product, user):\n    found = Item.objects.filter(product=product, user=user).exists()\n    if found:\n"
+        "        bump(Item.objects.filter(product=product, user=user))\n    else:\n"
+        "        item = Item.objects.create(product=product, user=user, quantity=1)\n        item.save()\n",
+        id="django-found-branch-uses-the-rows-else-creates",
+    ),
+    pytest.param(
+        "def init(db):\n    user = crud.user.get_by_email(db, email=ADMIN)\n    if not user:\n"
+        "        user_in = UserCreate(email=ADMIN)\n        user = crud.user.create(db, obj_in=user_in)\n",
+        id="helpers-get-by-then-create-on-the-same-session",
+    ),
+]
+
+
+@pytest.mark.parametrize("code", REPORTED)
+def test_reported_without_a_fix(code: str) -> None:
+    result = run_rules(code, RULES, unsafe=True)
+    assert [finding.rule for finding in result.findings] == ["UL301"]
+    assert fixed_text(result) == code
+    assert CheckThenInsert.could_fire(ast.parse(code))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("def f(db, uid):\n    user = db.query(User).get(uid)\n    if not user:\n        raise NotFound()\n"
+                     "    db.add(Comment(user=user))\n", id="guard-on-a-missing-row"),
+        pytest.param("def f(db, uid):\n    user = db.query(User).filter(User.id == uid).first()\n    log(user)\n"
+                     "    if user:\n        return user\n    db.add(User(id=uid))\n", id="guard-lookup-used-first"),
+        pytest.param("def f(db, uid):\n    user = db.query(User).filter(User.id == uid).first()\n"
+                     "    if user and user.active:\n        return user\n    db.add(User(id=uid))\n", id="guard-tests-more"),
+        pytest.param("def f(db, uid):\n    user = db.query(User).filter(User.id == uid).first()\n"
+                     "    if user:\n        return user\n    db.add(Visit(uid=uid))\n", id="guard-inserts-another-model"),
+        pytest.param("def f(db, other, uid):\n    user = db.query(User).filter(User.id == uid).first()\n"
+                     "    if user:\n        return user\n    other.add(User(id=uid))\n", id="guard-another-session"),
+        pytest.param("def f(db, uid):\n    user = db.query(User).filter(User.id == uid).first()\n"
+                     "    if user:\n        log(user)\n    db.add(User(id=uid))\n", id="no-early-exit"),
+        pytest.param("try:\n    session.query(M).filter(M.a == a).first()\nexcept NoResultFound:\n    session.add(M(a=a))\n",
+                     id="first-does-not-raise"),
+        pytest.param("try:\n    session.query(M).filter(M.a == a).one()\nexcept NoResultFound:\n    log(a)\n",
+                     id="no-result-handler-does-not-insert"),
+        pytest.param("try:\n    session.query(M).filter(M.a == a).one()\nexcept ValueError:\n    session.add(M(a=a))\n",
+                     id="catches-something-else"),
+        pytest.param("if Item.objects.filter(a=a).exists():\n    bump()\nelse:\n    Log.objects.create(a=a)\n", id="django-else-creates-another-model"),
+        pytest.param("if Item.objects.filter(a=a).exists():\n    bump()\nelse:\n    Item.objects.create(a=None)\n", id="django-else-creates-another-row"),
+        pytest.param("if Item.objects.filter(a=a).exists() and go:\n    bump()\nelse:\n    Item.objects.create(a=a)\n", id="django-tests-more"),
+        pytest.param("u = crud.get_by_email(db, e)\nif not u:\n    u = crud.create(other, e)\n", id="helpers-on-two-sessions"),
+        pytest.param("u = crud.get_by_email(db, e)\nif not u:\n    crud.create(db, e)\n", id="helper-create-not-bound"),
+        pytest.param("v = cache.get_item(k)\nif not v:\n    v = cache.create_item(k)\n", id="helpers-without-a-session"),
+        pytest.param("u = crud.get_by_email(db, e)\nif u:\n    u = crud.create(db, e)\n", id="helpers-create-when-found"),
+    ],
+)
+def test_guards_and_exceptions_left_alone(code: str) -> None:
+    result = run_rules(code, RULES, unsafe=True)
+    assert result.findings == [] and fixed_text(result) == code
+
+
+INLINE_PROGRAM = GET_OR_CREATE_PROGRAM.split("def get_or_create_tag")[0] + '''def add_tag(session, name):
+    if not session.query(Tag).filter(Tag.name == name).first():
+        session.add(Tag(name=name))
+        session.commit()
+'''
+
+
+def test_fixed_inline_check_re_raises_when_another_constraint_failed() -> None:
+    """The inline form on SQLite: a conflict on the unique name is "already there"; a broken
+    CHECK constraint leaves no row for the repeated check to find, so the handler raises."""
+    fixed_program = fixed(INLINE_PROGRAM)
+    assert "    except IntegrityError:\n" in fixed_program and "            raise\n" in fixed_program
+    namespace: dict[str, Any] = {}
+    exec(compile(fixed_program, "example.py", "exec"), namespace)
+    engine = namespace["create_engine"]("sqlite://")
+    namespace["Base"].metadata.create_all(engine)
+    with namespace["Session"](engine) as session:
+        namespace["add_tag"](session, "python")
+        namespace["add_tag"](session, "python")  # the unique key conflicts: the row is there
+        with pytest.raises(namespace["IntegrityError"]):
+            namespace["add_tag"](session, "much-too-long-name")
         assert [tag.name for tag in session.query(namespace["Tag"])] == ["python"]

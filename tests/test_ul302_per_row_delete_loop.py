@@ -850,7 +850,11 @@ PER_OBJECT_LEFT_ALONE = [
     pytest.param("for t in db.query(Token.id).all():\n    db.delete(t)\n", id="column-query"),
     pytest.param("ts = db.query(Token).all()\nfor t in ts:\n    db.delete(t)\nprint(len(ts))\n", id="loaded-rows-used-after"),
     pytest.param("ts = db.query(Token).all()\nlog(ts)\nfor t in ts:\n    db.delete(t)\n", id="loaded-rows-not-right-before"),
-    pytest.param("ns = N.objects.filter(u=1)\nfor n in ns:\n    n.delete()\nrender(ns)\n", id="django-queryset-rendered-after"),
+    pytest.param("ns = N.objects.filter(u=1)\nlog()\nfor n in ns:\n    n.delete()\nrender(ns)\n", id="django-queryset-not-right-before"),
+    pytest.param("for m in ms:\n    if m.old:\n        db.delete(m)\n", id="picked-in-python-over-a-list"),
+    pytest.param("rows = db.query(Row).all()\nfor row in rows:\n    if row.stale:\n        cache.delete(row)\n", id="picked-in-python-not-a-session"),
+    pytest.param("rows = db.query(Row).all()\nfor row in rows:\n    if stale:\n        db.delete(row)\n", id="picked-by-something-else"),
+    pytest.param("rows = db.query(Row).all()\nfor row in rows:\n    if row.stale:\n        db.delete(row)\n    else:\n        keep(row)\n", id="picked-with-else"),
     pytest.param("for n in N.objects.filter(u=1)[:10]:\n    n.delete()\n", id="django-sliced"),
     pytest.param("for n in N.objects.filter(u=1).order_by('id'):\n    n.delete()\n", id="django-ordered"),
     pytest.param("for n in N.objects.filter(u=1):\n    n.delete()\n    log(n)\n", id="django-body-does-more"),
@@ -896,3 +900,30 @@ def test_per_object_variants_compile_and_are_idempotent(code: str) -> None:
     imports = [line for line in result.splitlines() if line.startswith(("from sqlalchemy import", "import"))]
     assert sum(" delete" in line for line in imports) <= 1
     assert result.count(".commit()") == code.count(".commit()")
+
+
+def test_django_queryset_read_after_the_loop_gets_an_unsafe_bulk_delete() -> None:
+    """The loop evaluated the queryset (its rows stay cached for the render); the bulk delete
+    does not, so the render reads it again and finds no rows: unsafe, and the message says so."""
+    code = "def view(request):\n    ns = N.objects.filter(user=request.user)\n    for n in ns:\n        n.delete()\n    return render(ns)\n"
+    result = run_rules(code, RULES, fixing=False)
+    assert [finding.safety for finding in result.findings] == ["unsafe"]
+    assert "`ns` is read elsewhere" in result.findings[0].message
+    expected = "def view(request):\n    ns = N.objects.filter(user=request.user)\n    ns.delete()\n    return render(ns)\n"
+    assert fixed_text(run_rules(code, RULES, unsafe=True)) == expected
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("rows = Picture.query.all()\n\nfor row in rows:\n    if row.id == wanted: db.session.delete(row)\ndb.session.commit()\n", id="one-line-if"),
+        pytest.param("people = Person.query.all()\nday = today()\nfor p in people:\n    if p.name == n and p.day == day:\n        db.session.delete(p)\n", id="two-per-item-conditions"),
+        pytest.param("async def f(session):\n    for t in await session.scalars(select(Token)):\n        if t.expired:\n            await session.delete(t)\n", id="async-scalars"),
+    ],
+)
+def test_rows_picked_in_python_are_reported_without_a_fix(code: str) -> None:
+    result = run_rules(code, RULES, unsafe=True)
+    assert [finding.rule for finding in result.findings] == ["UL302"]
+    assert "picked by a Python test" in result.findings[0].message
+    assert fixed_text(result) == code
+    assert PerRowDeleteLoop.could_fire(ast.parse(code))

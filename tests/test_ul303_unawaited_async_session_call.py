@@ -124,6 +124,12 @@ LEFT_ALONE = [
     pytest.param("async def f(cache: AsyncSession):\n    g = lambda: cache.close()\n", id="lambda"),
     pytest.param("def f(session: AsyncSession):\n    session.commit()\n", id="sync-def"),
     pytest.param("async def f(url):\n    async with aiohttp.ClientSession() as session:\n        session.close()\n", id="http-client-session"),
+    pytest.param("async def f(session: AsyncSession, k):\n    row = session.get(M, k)\n    return row\n", id="assigned-only-returned"),
+    pytest.param("async def f(session: AsyncSession, k):\n    row = session.get(M, k)\n    if not row:\n        log(row)\n", id="assigned-and-passed-on"),
+    pytest.param("async def f(session: AsyncSession, k):\n    row = session.get(M, k)\n    if row == other:\n        pass\n", id="assigned-compared-otherwise"),
+    pytest.param("async def f():\n    for db in get_async_db():\n        db.commit()\n", id="sync-for"),
+    pytest.param("async def f():\n    async for db in stream():\n        db.commit()\n", id="async-for-not-a-session-factory"),
+    pytest.param("async def f():\n    async for db in get_db():\n        db.commit()\n", id="async-for-may-yield-a-sync-session"),
 ]
 
 
@@ -203,3 +209,18 @@ def test_the_written_out_trigger_names_every_coroutine_method() -> None:
     called = re.compile(UnawaitedAsyncSessionCall.trigger[1])
     assert all(called.search(f"session.{name}(x)".encode()) for name in COROUTINE_METHODS)
     assert not called.search(b"session.add(x)")
+
+
+def test_a_row_tested_for_none_and_returned_is_awaited() -> None:
+    """A coroutine is always true and never None: `if not obj:` means the code expects the row."""
+    code = (
+        "async def read(_id: int, db: AsyncSession = Depends(get_db)):\n    obj = db.get(Item, _id)\n"
+        "    if not obj:\n        raise NotFound()\n    if obj is None:\n        raise NotFound()\n"
+        "    check(obj.owner)\n    return obj\n"
+    )
+    assert fixed(code) == code.replace("obj = db.get(Item, _id)", "obj = await db.get(Item, _id)")
+
+
+def test_async_for_over_a_session_generator_binds_an_async_session() -> None:
+    code = "async def hook(user):\n    async for db in get_async_db():\n        db.add(user)\n        db.commit()\n"
+    assert fixed(code) == code.replace("        db.commit()", "        await db.commit()")

@@ -11,8 +11,9 @@ Finds an `if` that looks a row up and inserts it when it is missing:
 where `<query>` is `session.query(Model)...`, Flask-SQLAlchemy's `Model.query...` or a 2.x
 `session.scalars(select(Model)...)` / `session.execute(...)`, and whose body adds to the session
 (`session.add(...)`, `add_all(...)`, `db.session.add(...)`). The check goes; the body runs in a
-`try`, and `except IntegrityError:` rolls the same session back and runs the former `else:`
-branch.
+`try`, and `except IntegrityError:` rolls the same session back, runs the check again (when it
+still finds no row, the conflict came from another constraint: the handler re-raises), then
+the former `else:` branch.
 
 The two-statement get-or-create is fixed too: `obj = <lookup>` (`.first()`, `.one_or_none()`,
 `.scalar_one_or_none()`, `.scalar()`, a `get`) right before `if obj is None:` / `if not obj:`
@@ -42,11 +43,27 @@ Django's `if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` bec
 right before `if not name:`, or the queryset before `if not rows.exists():`; that line stays),
 and `obj = M.objects.filter(a=x).first()`
 then `if obj is None: obj = M.objects.create(a=x, b=y)` keeps its lookup and `if` (the fast
-path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. `get_or_create`
+path) with `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]` inside. When the
+`exists()` check's body goes on after the create, or has an `else:`, the `if` stays and tests
+what `get_or_create` did: `if M.objects.get_or_create(...)[1]:` (created: the rest of the body)
+`else:` (the row was there), or `if not ...[1]:` with only the `else:`. `try: obj =
+M.objects.get(a=x)` `except M.DoesNotExist:` (or `ObjectDoesNotExist`) `obj =
+M.objects.create(a=x, b=y)` becomes `obj = M.objects.get_or_create(a=x, defaults={"b": y})[0]`. `get_or_create`
 inserts and, on `IntegrityError`, gets the row the concurrent writer inserted. Only when the
-`if` is exactly that (inline: no `else:` and a create whose result is not used; two-statement:
-`if obj is None:` / `if not obj:` with the one assignment) and the create repeats every filter
+`if` is exactly that (inline: the create first, its result not used; two-statement: `if obj is
+None:` / `if not obj:` with the one assignment; `try`: one statement in each block, no
+`finally`) and the create repeats every filter
 keyword with the same value (lookups such as `a__iexact=` do not qualify).
+
+Reported without a fix: `try: <query>.one()` `except NoResultFound:` with an insert in the
+handler, and a check that exits early (`return`, `raise`) when a looked-up row exists (`found`,
+`found is not None`, `list(rows)`, or `or` of those, in an `if` or a branch of an `if`/`elif`
+chain) followed by an insert of the looked-up model on the same session, in a later branch or
+after the `if`, as registration endpoints write it; and a get-or-create through helpers, `obj
+= crud.get_by_email(db, ...)` then `if not obj: obj = crud.create(db, ...)` (a lookup named
+`get...`/`find...`, a create named `create...`/`insert...`/`add...`, both handed the same
+session-named argument), whose queries unleak does not see. Moving the early exit into an
+`IntegrityError` handler is a rewrite of the function: left to a human.
 
 ## Why is this bad?
 The check and the insert are two statements, not one atomic operation. Workers that start
@@ -99,18 +116,20 @@ bodies that do not add to a session, that commit somewhere other than in their o
 statements, that roll back, close or begin transactions, a lookup on another session than the
 insert's. In the two-statement form, also left alone: a lookup whose result is used before the
 `if`, a create branch that does not bind the name again (`obj` would stay None after it) or that
-assigns a name the lookup reads (running it again would look up something else). The inline
-form's handler does not look up again: it runs the former `else:` as before. A module where
+assigns a name the lookup reads (running it again would look up something else).  A module where
 `IntegrityError` names something else gets a report without a fix.
 
-The byte triggers are a call of `.add(`/`.add_all(` and of one of the lookups; `could_fire`
-keeps only files with an `if` whose test calls a lookup and whose body adds, or an `if` testing
-the name a lookup was assigned to in the statement before, with a branch that adds.
+The byte triggers are a call of `.add(`/`.add_all(`/`.create(` and of one of the lookups (or
+`.filter(`); `could_fire` keeps only files with an `if` whose test calls a lookup and whose
+body adds, or an `if` testing the name a lookup was assigned to in the statement before, with a
+branch that adds, or a `try` of one lookup whose one handler adds or creates, or an `if` on a
+name assigned a call earlier with a branch that returns or raises and an add after it.
 '''
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -119,6 +138,7 @@ import libcst.matchers as m
 from libcst.metadata import ImportAssignment, ParentNodeProvider, Scope, ScopeProvider
 
 from unleak.knowledge import quickscan
+from unleak.knowledge.queries import SESSION_NAME
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
 
 _LOOKUPS = frozenset({"first", "one_or_none", "scalar_one_or_none", "scalar", "get"})
@@ -191,7 +211,7 @@ class CheckThenInsert(Rule):
     summary = "Check-then-insert races with concurrent workers: insert, and handle `IntegrityError`"
     trigger = (
         rb"\.(?:add|add_all|create)\s*\(",
-        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get|count|exists)\s*\(",
+        rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get\w*|find\w*|count|exists|one|scalar_one|filter|filter_by)\s*\(",
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
     uses_project = True
@@ -199,14 +219,92 @@ class CheckThenInsert(Rule):
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
         ifs = list(quickscan.of_type(tree, ast.If))
-        return any(_looks_up_then_adds(node) or _django_exists_then_creates(node) for node in ifs) or any(
+        django = (_django_exists_then_creates(node) or _django_found_else_creates(node) for node in ifs)
+        return any(_looks_up_then_adds(node) for node in ifs) or any(django) or any(
             _gets_then_creates(before, statement)
             for statements in quickscan.statement_lists(tree)
             for before, statement in zip(statements, statements[1:])
+        ) or any(_looks_up_by_exception(node) for node in quickscan.of_type(tree, ast.Try)) or any(
+            _guards_then_adds(statements[:position], statement, statements[position + 1 :])
+            for statements in quickscan.statement_lists(tree)
+            for position, statement in enumerate(statements)
+            if isinstance(statement, ast.If)
         )
+
+    @m.visit(m.Try(handlers=[m.ExceptHandler(name=None)], orelse=None, finalbody=None))
+    def flag_lookup_by_exception(self, node: cst.Try) -> None:
+        """`try: obj = M.objects.get(a=x) except M.DoesNotExist: obj = M.objects.create(a=x, ...)`
+        becomes `obj = M.objects.get_or_create(a=x, defaults={...})[0]`; `try: <query>.one()
+        except NoResultFound: <add>` is reported (there is no row for the handler to use)."""
+        django = _django_get_except_create(node)
+        if django is not None:
+            check, name = django
+            body = cst.ensure_type(node.body, cst.IndentedBlock)
+            created = cst.Subscript(_get_or_create(check), [cst.SubscriptElement(cst.Index(cst.Integer("0")))])
+            comments = [*node.leading_lines, *body.body[0].leading_lines]
+            fix = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], created)], leading_lines=comments)
+            self._report_get_or_create(node, check, fix)
+        elif _one_except_no_result_then_add(node):
+            self.report(node, f"{self.summary} (the lookup signals \"no row\" with `NoResultFound`: fix by hand)")
 
     @m.visit(m.If())
     def flag_check_then_insert(self, node: cst.If) -> None:
+        reported = len(self.reports)
+        self._flag_inline_or_two_statements(node)
+        if len(self.reports) == reported:
+            self._flag_guard_then_insert(node)
+        if len(self.reports) == reported:
+            self._flag_django_found_else_create(node)
+        if len(self.reports) == reported:
+            self._flag_helpers_get_or_create(node)
+
+    def _flag_helpers_get_or_create(self, node: cst.If) -> None:
+        """`obj = crud.get_by_email(db, ...)` then `if not obj: obj = crud.create(db, ...)`:
+        helpers (often of another module) look up and insert on the same session; reported."""
+        checked = _checked_name(node.test)
+        value = self._value_before(node, checked.name) if checked is not None and checked.creates_in_body else None
+        if checked is None or not isinstance(value, cst.Call) or not _HELPER_LOOKUP.fullmatch(_method_name(value) or ""):
+            return
+        session = _session_argument(value)
+        block = node.body if isinstance(node.body, cst.IndentedBlock) else None
+        created = [_assigned_value(line, checked.name) for line in block.body] if block is not None else []
+        calls = [call for call in created if isinstance(call, cst.Call) and _HELPER_CREATE.fullmatch(_method_name(call) or "")]
+        if session is not None and any(_session_argument(call) == session for call in calls):
+            self.report(node, f"{self.summary} (the lookup and the insert are helpers on `{session}`: fix by hand)")
+
+    def _flag_django_found_else_create(self, node: cst.If) -> None:
+        """`if M.objects.filter(a=x).exists(): <uses the rows> else: M.objects.create(a=x, ...)`
+        (or the `exists()` in a name right before): reported, `get_or_create` cannot say what
+        the found branch does with several rows."""
+        tested = node.test
+        if m.matches(tested, m.Name() | _EXISTS_OF_NAME):
+            tested = self._exists_of(node, tested) or tested
+        if not m.matches(tested, _DJANGO_EXISTS) or not m.matches(node.orelse, m.Else(body=m.IndentedBlock())):
+            return
+        filtered = cst.ensure_type(cst.ensure_type(cst.ensure_type(tested, cst.Call).func, cst.Attribute).value, cst.Call)
+        block = cst.ensure_type(cst.ensure_type(node.orelse, cst.Else).body, cst.IndentedBlock)
+        lines = [cst.ensure_type(line, cst.SimpleStatementLine) for line in block.body if m.matches(line, _EXPR_OR_ASSIGN)]
+        values = [cst.ensure_type(line.body[0], (cst.Expr, cst.Assign)).value for line in lines]
+        creates = [value for value in values if m.matches(value, _DJANGO_CREATE)]
+        if any(_django_check(filtered, cst.ensure_type(created, cst.Call)) is not None for created in creates):
+            self.report(node, "Check-then-create races with concurrent workers: create with `get_or_create` (fix by hand)")
+
+    def _flag_guard_then_insert(self, node: cst.If) -> None:
+        """`found = <lookup>` ... `if found: return` (or `raise`, or a branch of an `if`/`elif`
+        chain), then an insert of the looked-up model, later in the chain or after the `if`:
+        reported without a fix (the early exit would have to move into an `IntegrityError`
+        handler)."""
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        if not isinstance(parent, (cst.IndentedBlock, cst.Module)):
+            return  # an `elif`: its chain is looked at from the first `if`
+        statements = list(parent.body)
+        position = next(i for i, statement in enumerate(statements) if statement is node)
+        guard = _guard(node, statements[:position], statements[position + 1 :])
+        if guard is not None:
+            reason = f"the check exits early when {guard} finds a row, and the insert comes after it"
+            self.report(node, f"{self.summary} ({reason}: fix by hand)")
+
+    def _flag_inline_or_two_statements(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
             return
         django = _django_check_then_create(node, self._exists_before(node))
@@ -291,9 +389,19 @@ class CheckThenInsert(Rule):
 
     def _report_django(self, node: cst.If, check: _DjangoCheck) -> None:
         """`if not M.objects.filter(a=x).exists(): M.objects.create(a=x, b=y)` ->
-        `M.objects.get_or_create(a=x, defaults={"b": y})`."""
-        line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
-        fix = line.with_changes(body=[cst.Expr(_get_or_create(check))], leading_lines=node.leading_lines)
+        `M.objects.get_or_create(a=x, defaults={"b": y})`; with more statements after the
+        create, or an `else:`, the `if` tests what `get_or_create` says: `if <it>[1]:` (created)."""
+        body = cst.ensure_type(node.body, cst.IndentedBlock)
+        line, rest = cst.ensure_type(body.body[0], cst.SimpleStatementLine), body.body[1:]
+        get_or_create = _get_or_create(check)
+        fix: cst.BaseStatement
+        if not rest and node.orelse is None:
+            fix = line.with_changes(body=[cst.Expr(get_or_create)], leading_lines=node.leading_lines)
+        elif rest:
+            fix = node.with_changes(test=_created(get_or_create), body=body.with_changes(body=rest))
+        else:
+            orelse = cst.ensure_type(node.orelse, cst.Else)
+            fix = node.with_changes(test=cst.UnaryOperation(cst.Not(), _created(get_or_create)), body=orelse.body, orelse=None)
         self._report_get_or_create(node, check, fix)
 
     def _report_django_create(self, node: cst.If, check: _DjangoCheck) -> None:
@@ -306,7 +414,7 @@ class CheckThenInsert(Rule):
         fix = node.with_changes(body=body.with_changes(body=[line.with_changes(body=[assign])]))
         self._report_get_or_create(node, check, fix)
 
-    def _report_get_or_create(self, node: cst.If, check: _DjangoCheck, fix: cst.BaseStatement) -> None:
+    def _report_get_or_create(self, node: cst.If | cst.Try, check: _DjangoCheck, fix: cst.BaseStatement) -> None:
         summary = "Check-then-create races with concurrent workers: `get_or_create` handles the conflict"
         unsafe = self._get_or_create_unsafe(check)
         if unsafe is None:
@@ -347,10 +455,13 @@ class CheckThenInsert(Rule):
     def _exists_before(self, node: cst.If) -> cst.BaseExpression | None:
         """`<value>` for `found = <value>` right before `if not found:`; `<value>.exists()` for
         `rows = <value>` right before `if not rows.exists():`."""
-        exists_of_name = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("exists")), args=[])
-        if not m.matches(node.test, m.UnaryOperation(operator=m.Not(), expression=m.Name() | exists_of_name)):
+        if not m.matches(node.test, m.UnaryOperation(operator=m.Not(), expression=m.Name() | _EXISTS_OF_NAME)):
             return None
-        tested = cst.ensure_type(node.test, cst.UnaryOperation).expression
+        return self._exists_of(node, cst.ensure_type(node.test, cst.UnaryOperation).expression)
+
+    def _exists_of(self, node: cst.If, tested: cst.BaseExpression) -> cst.BaseExpression | None:
+        """What `found` (or `rows.exists()`) tested by `node` stands for, from the statement right
+        before it."""
         if isinstance(tested, cst.Name):
             return self._value_before(node, tested.value)
         method = cst.ensure_type(cst.ensure_type(tested, cst.Call).func, cst.Attribute)
@@ -465,6 +576,8 @@ class CheckThenInsert(Rule):
                     db.commit()
                 except IntegrityError:
                     db.rollback()
+                    if not db.query(User).filter(User.id == 1).first():
+                        raise
                     log.info("admin already there")
             """,
         ),
@@ -484,7 +597,8 @@ class CheckThenInsert(Rule):
                     with session.begin_nested():
                         session.add(Tag(name=name))
                 except exc.IntegrityError:
-                    pass
+                    if session.get(Tag, name) is None:
+                        raise
             """,
         ),
         Invalid(
@@ -503,6 +617,8 @@ class CheckThenInsert(Rule):
                     db.session.commit()
                 except IntegrityError:
                     db.session.rollback()
+                    if User.query.filter_by(email=email).count() == 0:
+                        raise
             """,
             unsafe=True,
         ),
@@ -865,17 +981,20 @@ _KEYWORDS_ONLY = m.MatchIfTrue(lambda args: all(arg.keyword is not None and not 
 
 _DJANGO_FILTER = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("filter")), args=_KEYWORDS_ONLY)
 _DJANGO_CREATE = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("create")), args=_KEYWORDS_ONLY)
+_DJANGO_EXISTS = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("exists")), args=[])
+_EXISTS_OF_NAME = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("exists")), args=[])
+_EXPR_OR_ASSIGN = m.SimpleStatementLine(body=[m.Expr() | m.Assign(targets=[m.AssignTarget(m.Name())])])
 
 
 def _django_check_then_create(node: cst.If, before: cst.BaseExpression | None) -> _DjangoCheck | None:
-    """`if not M.objects.filter(...).exists(): M.objects.create(...)`, exactly; or `if not
-    found:` where `before` is what `found` was set to right before the `if` (that line stays)."""
-    exists = m.Call(func=m.Attribute(value=_DJANGO_FILTER, attr=m.Name("exists")), args=[])
-    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(_DJANGO_CREATE)])])
-    if not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not()), body=body, orelse=None)):
+    """`if not M.objects.filter(...).exists(): M.objects.create(...)` (then other statements,
+    and an `else:`, or not); or `if not found:` where `before` is what `found` was set to right
+    before the `if` (that line stays)."""
+    body = m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Expr(_DJANGO_CREATE)]), m.ZeroOrMore()])
+    if not m.matches(node, m.If(test=m.UnaryOperation(operator=m.Not()), body=body)):  # `elif`s never get here
         return None
     tested = before if before is not None else cst.ensure_type(node.test, cst.UnaryOperation).expression
-    if not m.matches(tested, exists):
+    if not m.matches(tested, _DJANGO_EXISTS):
         return None
     line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
     created = cst.ensure_type(cst.ensure_type(line.body[0], cst.Expr).value, cst.Call)
@@ -895,6 +1014,133 @@ def _django_get_then_create(node: cst.If, looked_up: cst.BaseExpression | None, 
     return _django_check(filtered, cst.ensure_type(cst.ensure_type(line.body[0], cst.Assign).value, cst.Call))
 
 
+# --- guards: `if found: return` before an insert -------------------------------------------------
+
+_HELPER_LOOKUP = re.compile(r"(?:get|find|fetch|read)(?:_\w+)?")
+_HELPER_CREATE = re.compile(r"(?:create|insert|add)(?:_\w+)?")
+
+
+def _session_argument(call: cst.Call) -> str | None:
+    """The session a helper is handed: its first argument, or `db=` / `session=`, named like one."""
+    given = [arg.value for arg in call.args if arg.keyword is None][:1] + [
+        arg.value for arg in call.args if arg.keyword is not None and SESSION_NAME.fullmatch(arg.keyword.value)
+    ]
+    names = [_code(value) for value in given if isinstance(value, (cst.Name, cst.Attribute))]
+    return next((name for name in names if SESSION_NAME.search(name)), None)
+
+
+
+def _guard(node: cst.If, before: list[cst.BaseStatement], after: list[cst.BaseStatement]) -> str | None:
+    """The looked-up name(s) an `if`/`elif` branch exits on when they exist, when an insert of
+    their model follows on their session (later in the chain, or after the `if`); None otherwise."""
+    branches: list[tuple[cst.BaseExpression | None, cst.BaseSuite]] = []
+    current: cst.If | cst.Else | None = node
+    while current is not None:
+        if isinstance(current, cst.If):
+            branches.append((current.test, current.body))
+            current = current.orelse
+        else:
+            branches.append((None, current.body))
+            current = None
+    for index, (test, body) in enumerate(branches):
+        names = _existence_tested(test) if test is not None else None
+        if not names or not _exits(body):
+            continue
+        lookups = [_looked_up(name, before) for name in names]
+        if any(lookup is None for lookup in lookups):
+            continue
+        later = [statement for _, block in branches[index + 1 :] for statement in _as_block(block).body] + after
+        if any(_inserts(later, lookup) for lookup in lookups if lookup is not None):
+            return " or ".join(f"`{name}`" for name in names)
+    return None
+
+
+def _existence_tested(test: cst.BaseExpression) -> list[str] | None:
+    """The names `test` checks for a row, when that is all it checks: `found`, `found is not
+    None`, `list(rows)`, and `or` of those."""
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.Or):
+        left, right = _existence_tested(test.left), _existence_tested(test.right)
+        return left + right if left and right else None
+    if m.matches(test, m.Comparison(left=m.Name(), comparisons=[m.ComparisonTarget(m.IsNot(), _NONE)])):
+        return [cst.ensure_type(cst.ensure_type(test, cst.Comparison).left, cst.Name).value]
+    if m.matches(test, m.Call(func=m.Name("list"), args=[m.Arg(m.Name(), keyword=None, star="")])):
+        return [cst.ensure_type(cst.ensure_type(test, cst.Call).args[0].value, cst.Name).value]
+    return [test.value] if isinstance(test, cst.Name) else None
+
+
+def _exits(block: cst.BaseSuite) -> bool:
+    """The block ends with `return` or `raise`."""
+    last = _as_block(block).body[-1] if _as_block(block).body else None
+    return m.matches(last, m.SimpleStatementLine(body=[m.ZeroOrMore(), m.Return() | m.Raise()]))
+
+
+def _looked_up(name: str, before: list[cst.BaseStatement]) -> _Lookup | None:
+    """The lookup `name` was last assigned (a row, or a query over rows), when nothing between
+    that assignment and the `if` reads `name`."""
+    for position in range(len(before) - 1, -1, -1):
+        value = _assigned_value(before[position], name)
+        if value is not None:
+            call = _unawaited(value)
+            lookup = _lookup_call(value) or (_query_lookup(value, call) if isinstance(call, cst.Call) else None)
+            return lookup if lookup is not None and lookup.model is not None else None
+        if name in _names_in(before[position]):
+            return None
+    return None
+
+
+def _inserts(statements: list[cst.BaseStatement], lookup: _Lookup) -> bool:
+    """A statement adds to the lookup's session, and one builds its model (`User(...)`)."""
+    adds = {_receiver(call) for statement in statements if (call := _statement_call(statement)) and _method_name(call) in _ADDS}
+    builds = {_code(call.func) for statement in statements for call in _all_calls(statement)}
+    return lookup.model in builds and (lookup.session in adds if lookup.session is not None else bool(adds))
+
+
+def _django_get_except_create(node: cst.Try) -> tuple[_DjangoCheck, str] | None:
+    """`try: obj = M.objects.get(...)` `except M.DoesNotExist: obj = M.objects.create(...)`: the
+    check and the name both statements assign."""
+    get = m.Call(func=m.Attribute(value=_DJANGO_MANAGER, attr=m.Name("get")), args=_KEYWORDS_ONLY)
+    assign = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])
+    handler = node.handlers[0]
+    if not m.matches(node.body, m.IndentedBlock(body=[assign])) or not m.matches(handler.body, m.IndentedBlock(body=[assign])):
+        return None
+    looked_up = _single_assignment(node.body)
+    created = _single_assignment(handler.body)
+    same_name = looked_up.targets[0].target.deep_equals(created.targets[0].target)
+    if not same_name or not m.matches(looked_up.value, get) or not m.matches(created.value, _DJANGO_CREATE):
+        return None
+    call = cst.ensure_type(looked_up.value, cst.Call)
+    model = cst.ensure_type(cst.ensure_type(call.func, cst.Attribute).value, cst.Attribute).value
+    missing = m.Attribute(value=m.MatchIfTrue(model.deep_equals), attr=m.Name("DoesNotExist"))
+    if not m.matches(handler.type, missing | m.Name("ObjectDoesNotExist") | m.Attribute(attr=m.Name("ObjectDoesNotExist"))):
+        return None
+    check = _django_check(call, cst.ensure_type(created.value, cst.Call))
+    return None if check is None else (check, cst.ensure_type(created.targets[0].target, cst.Name).value)
+
+
+def _single_assignment(block: cst.BaseSuite) -> cst.Assign:
+    line = cst.ensure_type(cst.ensure_type(block, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+    return cst.ensure_type(line.body[0], cst.Assign)
+
+
+def _one_except_no_result_then_add(node: cst.Try) -> bool:
+    """`try: <query>.one()` (or `.scalar_one()`, assigned or not) `except NoResultFound:` whose
+    handler adds to the session the query runs on."""
+    statement = m.SimpleStatementLine(body=[m.Expr() | m.Assign()])
+    if not m.matches(node.body, m.IndentedBlock(body=[statement])):
+        return False
+    handler = node.handlers[0]
+    if not m.matches(handler.type, m.Name("NoResultFound") | m.Attribute(attr=m.Name("NoResultFound"))):
+        return False
+    line = cst.ensure_type(cst.ensure_type(node.body, cst.IndentedBlock).body[0], cst.SimpleStatementLine)
+    value = _unawaited(cst.ensure_type(line.body[0], (cst.Expr, cst.Assign)).value)
+    if not m.matches(value, m.Call(func=m.Attribute(attr=m.Name("one") | m.Name("scalar_one")), args=[])):
+        return False
+    lookup = _query_lookup(value, cst.ensure_type(value, cst.Call))
+    adds = [call for statement in cst.ensure_type(handler.body, cst.IndentedBlock).body if (call := _statement_call(statement))]
+    sessions = {_receiver(call) for call in adds if _method_name(call) in _ADDS}
+    return lookup is not None and bool(sessions) and (lookup.session is None or lookup.session in sessions)
+
+
 def _django_check(filtered: cst.Call, created: cst.Call) -> _DjangoCheck | None:
     """The check, when the create is on the filter's manager and repeats every filter (same
     field, same value)."""
@@ -908,6 +1154,11 @@ def _django_check(filtered: cst.Call, created: cst.Call) -> _DjangoCheck | None:
         return None  # `a__in=...` lookups are not fields the create repeats
     model = cst.ensure_type(manager, cst.Attribute).value
     return _DjangoCheck(manager, model, frozenset(filters), created)
+
+
+def _created(get_or_create: cst.Call) -> cst.Subscript:
+    """`<get_or_create>[1]`: whether it inserted the row."""
+    return cst.Subscript(get_or_create, [cst.SubscriptElement(cst.Index(cst.Integer("1")))])
 
 
 def _keyword(arg: cst.Arg) -> str:
@@ -937,10 +1188,13 @@ def _get_or_create(check: _DjangoCheck) -> cst.Call:
 
 
 def _try_insert(node: cst.If, insert: _Insert, lookup_awaited: bool, integrity_error: str) -> cst.Try:
-    """The inline form: the check goes, the former `else:` runs when the insert conflicts."""
+    """The inline form: the check goes; when the insert conflicts, the handler runs the check
+    again (re-raising when it still finds no row: another constraint failed), then the former
+    `else:`."""
     orelse = cst.ensure_type(node.orelse, cst.Else) if node.orelse is not None else None
     body = cst.ensure_type(node.body, cst.IndentedBlock)
-    handled = _try(body, insert, lookup_awaited, integrity_error, [], orelse)
+    recheck = _recheck("", None, node.test.deep_clone())
+    handled = _try(body, insert, lookup_awaited, integrity_error, recheck, orelse)
     return handled.with_changes(leading_lines=node.leading_lines)
 
 
@@ -1106,12 +1360,19 @@ def _gets_then_creates(before: ast.stmt, statement: ast.stmt) -> bool:
     value = before.value.value if isinstance(before.value, ast.Await) else before.value
     if not isinstance(target, ast.Name) or not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
         return False
-    if not (value.func.attr in _LOOKUPS and _tests_name(statement.test, target.id)) and not (
+    looks_up = value.func.attr in _LOOKUPS or _HELPER_LOOKUP.fullmatch(value.func.attr)
+    if not (looks_up and _tests_name(statement.test, target.id)) and not (
         value.func.attr in ("execute", "scalars") and _tests_result_of(statement.test, target.id)
     ):
         return False
     adds = any(call.func.attr in _ADDS for branch in (statement.body, statement.orelse) for call in _top_level_ast_calls(branch))
-    return adds or any(_is_django_create(line) for line in statement.body)
+    return adds or any(_is_django_create(line) or _is_helper_create(line) for line in statement.body)
+
+
+def _is_helper_create(statement: ast.stmt) -> bool:
+    """`obj = <x>.create...(...)`."""
+    value = statement.value if isinstance(statement, ast.Assign) else None
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr.startswith("create")
 
 
 def _is_django_create(statement: ast.stmt) -> bool:
@@ -1137,14 +1398,66 @@ def _tests_result_of(test: ast.expr, name: str) -> bool:
     return isinstance(root, ast.Name) and root.id == name
 
 
-def _django_exists_then_creates(node: ast.If) -> bool:
-    """`if not X.objects.filter(...).exists():` (or `if not <name>:`) whose one statement calls
-    `X.objects.create(...)`."""
+def _guards_then_adds(before: list[ast.stmt], node: ast.If, after: list[ast.stmt]) -> bool:
+    """An `if` testing a name a call was assigned to earlier, with a branch that ends in
+    `return`/`raise`, and an `.add(...)` statement in a later branch or after the `if`."""
+    assigned = {
+        target.id
+        for statement in before
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, (ast.Call, ast.Await))
+        for target in statement.targets
+        if isinstance(target, ast.Name)
+    }
+    chain: list[ast.If] = [node]
+    while len(chain[-1].orelse) == 1 and isinstance(chain[-1].orelse[0], ast.If):
+        chain.append(chain[-1].orelse[0])
+    later: list[ast.stmt] = [*chain[-1].orelse, *after]
+    for branch in reversed(chain):
+        tested = {name.id for name in quickscan.of_type(branch.test, ast.Name)} & assigned
+        if tested and isinstance(branch.body[-1], (ast.Return, ast.Raise)):
+            if any(call.func.attr in _ADDS for call in _top_level_ast_calls(later)):
+                return True
+        later = [*branch.body, *later]
+    return False
+
+
+def _looks_up_by_exception(node: ast.AST) -> bool:
+    """`try:` one statement calling `.get(...)`, `.one()` or `.scalar_one()`, with one handler
+    whose statements call `.create(...)` or `.add(...)`."""
+    assert isinstance(node, ast.Try)
+    if len(node.body) != 1 or len(node.handlers) != 1 or node.orelse or node.finalbody:
+        return False
+    tried = node.body[0]
+    value = tried.value if isinstance(tried, (ast.Assign, ast.Expr)) else None
+    value = value.value if isinstance(value, ast.Await) else value
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
+        return False
+    if value.func.attr == "get":
+        return any(_is_django_create(statement) for statement in node.handlers[0].body)
+    adds = any(call.func.attr in _ADDS for call in _top_level_ast_calls(node.handlers[0].body))
+    return value.func.attr in ("one", "scalar_one") and adds
+
+
+def _django_found_else_creates(node: ast.If) -> bool:
+    """`if X.objects.filter(...).exists():` (or `if <name>:`) with an `else:` of which a
+    statement is `[obj =] X.objects.create(...)`."""
     test = node.test
-    if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)) or len(node.body) != 1:
+    exists = test.func if isinstance(test, ast.Call) else None
+    if not isinstance(test, ast.Name) and not (isinstance(exists, ast.Attribute) and exists.attr == "exists"):
+        return False
+    calls = _top_level_ast_calls(node.orelse)
+    creates = any(call.func.attr == "create" and _is_attribute_named(call.func.value, "objects") for call in calls)
+    return creates or any(_is_django_create(statement) for statement in node.orelse)
+
+
+def _django_exists_then_creates(node: ast.If) -> bool:
+    """`if not X.objects.filter(...).exists():` (or `if not <name>:`) whose first statement
+    calls `X.objects.create(...)`."""
+    test = node.test
+    if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)):
         return False
     exists = test.operand.func if isinstance(test.operand, ast.Call) else None
     if not isinstance(test.operand, ast.Name) and not (isinstance(exists, ast.Attribute) and exists.attr == "exists"):
         return False
-    calls = list(_top_level_ast_calls(node.body))
+    calls = list(_top_level_ast_calls(node.body[:1]))
     return len(calls) == 1 and calls[0].func.attr == "create" and _is_attribute_named(calls[0].func.value, "objects")

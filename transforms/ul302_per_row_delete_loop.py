@@ -34,7 +34,9 @@ on an `AsyncSession`, `db.session.delete(row)` with Flask-SQLAlchemy):
 - Django: `for obj in M.objects.filter(...)` (`.all()`, `.exclude()`, or a name loaded so right
   before) whose body is only `obj.delete()`: `M.objects.filter(...).delete()`, always unsafe,
   since `QuerySet.delete()` sends the delete signals and cascades but does not call a model's own
-  `delete()` method;
+  `delete()` method. A queryset loaded into a name right before the loop and read again
+  elsewhere (rendered after the loop) gets `name.delete()` too, with the message saying that the
+  name now has no rows where the loop had left the deleted ones cached;
 - over anything else (a relationship collection such as `user.messages`, a list) with a
   `session.commit()` as the body's last statement: the loop stays, and the commit moves after
   it, guarded by `if <iterable>:` since the loop committed only when it had items. No bulk
@@ -44,6 +46,10 @@ on an `AsyncSession`, `db.session.delete(row)` with Flask-SQLAlchemy):
   (as above, safe), and the loop keeps the parents' deletes, which the next pass handles as
   the two forms before. The iterable is read twice, so it must be a name, an attribute or a
   query (not a call that may give other items, or an iterator).
+
+Reported without a fix: `for row in <query, or a name loaded from one earlier>: if <test of
+row>: session.delete(row)`, rows picked by a Python test: the test belongs in the query's
+filter, and it may not translate into SQL.
 
 ## Why is this bad?
 The loop issues one `DELETE` per item. When one of them fails halfway -- a lock timeout, a
@@ -264,6 +270,7 @@ class PerRowDeleteLoop(Rule):
                 )
                 or _deletes_each_object(loop, id(loop) in loaded)
                 or _deletes_itself(loop)
+                or _deletes_picked_objects(loop)
             )
             for loop in quickscan.of_type(tree, ast.For)
             if isinstance(loop, ast.For)
@@ -381,21 +388,52 @@ class PerRowDeleteLoop(Rule):
     def _iterated(self, loop: cst.For) -> cst.BaseExpression:
         """What the loop iterates: its iterable, or for `rows = <value>` right before `for row
         in rows:` with `rows` used nowhere else, that value."""
-        if not isinstance(loop.iter, cst.Name):
+        assign = self._loaded_before(loop, right_before=True)
+        if assign is None or not isinstance(loop.iter, cst.Name):
             return loop.iter
-        parent = self.get_metadata(ParentNodeProvider, loop, None)
-        statements = list(parent.body) if isinstance(parent, (cst.IndentedBlock, cst.Module)) else []
-        position = next((i for i, statement in enumerate(statements) if statement is loop), 0)
-        single = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(loop.iter.value))])])
-        if position == 0 or not m.matches(statements[position - 1], single):
-            return loop.iter
-        assign = cst.ensure_type(cst.ensure_type(statements[position - 1], cst.SimpleStatementLine).body[0], cst.Assign)
         scope = self.get_metadata(ScopeProvider, loop.iter, None)
         bindings = list(scope[loop.iter.value]) if scope is not None else []
         if len(bindings) != 1 or bindings[0].node is not assign.targets[0].target:
             return loop.iter
         uses = [access.node for access in bindings[0].references]
         return assign.value if uses == [loop.iter] else loop.iter
+
+    def _loaded_before(self, loop: cst.For, *, right_before: bool) -> cst.Assign | None:
+        """`name = <value>` for `for x in name:`, the statement right before the loop or (not
+        `right_before`) the last one of the loop's block to assign `name`."""
+        if not isinstance(loop.iter, cst.Name):
+            return None
+        parent = self.get_metadata(ParentNodeProvider, loop, None)
+        statements = list(parent.body) if isinstance(parent, (cst.IndentedBlock, cst.Module)) else []
+        position = next((i for i, statement in enumerate(statements) if statement is loop), 0)
+        earlier = statements[position - 1 : position] if right_before else statements[:position]
+        single = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(loop.iter.value))])])
+        for statement in reversed(earlier):
+            if m.matches(statement, single):
+                return cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.Assign)
+            if _assigns(statement, loop.iter.value):
+                return None
+        return None
+
+    @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
+    def flag_delete_picked_in_python(self, loop: cst.For) -> None:
+        """`for row in <query or its rows>: if <test of row>: session.delete(row)`: reported, the
+        test belongs in the query (it may not translate into SQL: fix by hand)."""
+        body = cst.ensure_type(loop.body, cst.IndentedBlock).body
+        item = cst.ensure_type(loop.target, cst.Name).value
+        if len(body) != 1 or not m.matches(body[0], m.If(orelse=None)):
+            return
+        picked = cst.ensure_type(body[0], cst.If)
+        deletes = m.Call(func=m.Attribute(attr=m.Name("delete")), args=[m.Arg(m.Name(item), keyword=None, star="")])
+        small = _small_statements(picked.body)
+        call = _unawaited(small[0].value) if len(small) == 1 and isinstance(small[0], cst.Expr) else None
+        if call is None or not m.matches(call, deletes) or not m.findall(picked.test, m.Name(item)):
+            return
+        if not SESSION_NAME.search(cst.Module([]).code_for_node(_receiver_of(cst.ensure_type(call, cst.Call)))):
+            return
+        loaded = self._loaded_before(loop, right_before=False)
+        if row_query(loaded.value if loaded is not None else loop.iter) is not None:
+            self.report(loop, f"{_PER_OBJECT} (the rows are picked by a Python test: move it into the query's filter by hand)")
 
     @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
     def flag_django_per_object_delete(self, loop: cst.For) -> None:
@@ -405,8 +443,13 @@ class PerRowDeleteLoop(Rule):
         own_delete = m.SimpleStatementLine(body=[m.Expr(m.Call(func=m.Attribute(value=m.Name(item.value), attr=m.Name("delete")), args=[]))])
         if len(body.body) != 1 or not m.matches(body.body[0], own_delete):
             return
-        queryset = self._iterated(loop)
-        if not _is_django_queryset(queryset) or isinstance(enclosing_function(self, loop), cst.ClassDef):
+        queryset, unsafe = self._iterated(loop), _DJANGO_BULK_UNSAFE
+        loaded = self._loaded_before(loop, right_before=True)
+        if queryset is loop.iter and loaded is not None and _is_django_queryset(loaded.value):
+            queryset, unsafe = loop.iter, f"{unsafe}; `{loop.iter.value}` is read elsewhere, and after the delete it has no rows"
+        elif not _is_django_queryset(queryset):
+            return
+        if isinstance(enclosing_function(self, loop), cst.ClassDef):
             return
         used = m.findall(body.body[0], m.Name(item.value))
         if not self._item_used_only_in(loop, used[0]):
@@ -414,7 +457,7 @@ class PerRowDeleteLoop(Rule):
         line = cst.ensure_type(body.body[0], cst.SimpleStatementLine)
         bulk = cst.Call(cst.Attribute(queryset.deep_clone(), cst.Name("delete")))
         fix = line.with_changes(body=[cst.Expr(bulk)], leading_lines=loop.leading_lines, trailing_whitespace=body.header)
-        self.report(loop, f"{_PER_OBJECT} (unsafe: {_DJANGO_BULK_UNSAFE})", fix=fix, safety=FixSafety.UNSAFE)
+        self.report(loop, f"{_PER_OBJECT} (unsafe: {unsafe})", fix=fix, safety=FixSafety.UNSAFE)
 
     def _deletes_only(self, loop: cst.For, query: RowQuery, deletes: _ObjectDeletes) -> bool:
         """The loop deletes the query's rows on the query's session and uses them for nothing else."""
@@ -851,6 +894,25 @@ def _is_django_queryset(expression: cst.BaseExpression) -> bool:
     return steps > 0 and m.matches(expression, m.Attribute(value=m.Name() | m.Attribute(), attr=m.Name("objects")))
 
 
+def _assigns(statement: cst.BaseStatement, name: str) -> bool:
+    """`statement` binds `name` (an assignment, a loop, a `with ... as`, `:=`)."""
+    targets = m.AssignTarget(m.Name(name)) | m.AugAssign(target=m.Name(name)) | m.AnnAssign(target=m.Name(name))
+    loops_and_names = m.For(target=m.Name(name)) | m.AsName(name=m.Name(name)) | m.NamedExpr(target=m.Name(name))
+    return bool(m.findall(statement, targets | loops_and_names))
+
+
+def _small_statements(block: cst.BaseSuite) -> list[cst.BaseSmallStatement]:
+    """The statements of a one-line block (`if x: a()`) or of a block of one line."""
+    if isinstance(block, cst.SimpleStatementSuite):
+        return list(block.body)
+    lines = cst.ensure_type(block, cst.IndentedBlock).body
+    return list(lines[0].body) if len(lines) == 1 and isinstance(lines[0], cst.SimpleStatementLine) else []
+
+
+def _unawaited(expression: cst.BaseExpression) -> cst.BaseExpression:
+    return expression.expression if isinstance(expression, cst.Await) else expression
+
+
 def _receiver_of(call: cst.Call) -> cst.BaseExpression:
     return cst.ensure_type(call.func, cst.Attribute).value
 
@@ -938,6 +1000,21 @@ def _loads_rows_for(before: ast.stmt, loop: ast.stmt) -> bool:
         and isinstance(before, ast.Assign)
         and [ast.dump(target) for target in before.targets] == [ast.dump(ast.Name(loop.iter.id, ast.Store()))]
         and _queries(before.value)
+    )
+
+
+def _deletes_picked_objects(loop: ast.For) -> bool:
+    """`for row in rows: if <test>: x.delete(row)`, the body's one statement."""
+    if not isinstance(loop.target, ast.Name) or len(loop.body) != 1 or not isinstance(loop.body[0], ast.If):
+        return False
+    picked = loop.body[0]
+    if picked.orelse or len(picked.body) != 1 or not isinstance(picked.body[0], ast.Expr):
+        return False
+    call = picked.body[0].value
+    call = call.value if isinstance(call, ast.Await) else call
+    return (
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "delete"
+        and [ast.dump(arg) for arg in call.args] == [ast.dump(ast.Name(loop.target.id, ast.Load()))]
     )
 
 

@@ -8,8 +8,10 @@ Finds a call of an `AsyncSession` coroutine method -- `commit()`, `rollback()`, 
 - as a statement of its own: `session.delete(obj)` becomes `await session.delete(obj)`;
 - as the receiver of another call or attribute: `session.execute(q).scalars()` becomes
   `(await session.execute(q)).scalars()`;
-- as an assignment whose name is only used as a receiver afterwards
-  (`result = session.execute(q)` then `result.scalars()`).
+- as an assignment whose name is only used as the result afterwards: a receiver
+  (`result = session.execute(q)` then `result.scalars()`), a test for "no row" (`obj =
+  session.get(M, k)` then `if not obj:` or `obj is None`: a coroutine is always true and never
+  None), or returned besides.
 
 The session is recognised when every binding of its name in the function is one of:
 
@@ -20,6 +22,9 @@ The session is recognised when every binding of its name in the function is one 
   any module of the run, or a callee named like a database session factory
   (`AsyncSessionLocal()`, `async_session()`, `get_session()`, `get_db()`; not
   `aiohttp.ClientSession()`): a synchronous `Session` cannot be entered with `async with`;
+- `async for session in <factory>():` over a generator the index knows, or one named like an
+  async session factory (`get_async_db()`, a FastAPI dependency iterated by hand; the name must
+  say `async`, since an async generator can yield a sync `Session`);
 - `session = <factory>()` with a factory the project index knows to be asynchronous.
 
 ## Why is this bad?
@@ -127,17 +132,30 @@ class UnawaitedAsyncSessionCall(Rule):
         return False
 
     def _used_only_as_receiver(self, target: cst.Name) -> bool:
+        """Every use of the name reads it as the result: the receiver of an attribute, or a test
+        for "no row" (`if not obj:`, `obj is None`; a coroutine is always true and never None);
+        `return obj` too, when another use does. An `await obj` or a call argument is left alone."""
         scope = self.get_metadata(ScopeProvider, target, None)
         if scope is None:
             return False
         mine = [assignment for assignment in scope.assignments[target.value] if assignment.node is target]
         if len(mine) != 1 or not isinstance(mine[0], Assignment):
             return False
-        for access in mine[0].references:
-            parent = self.get_metadata(ParentNodeProvider, access.node, None)
-            if not (isinstance(parent, cst.Attribute) and parent.value is access.node):
-                return False
-        return True
+        uses = [self._use_of(access.node) for access in mine[0].references]
+        return bool(uses) and "other" not in uses and set(uses) != {"returned"}
+
+    def _use_of(self, name: cst.CSTNode) -> str:
+        """How `name` is read: "result" (a receiver or a test), "returned" or "other"."""
+        parent = self.get_metadata(ParentNodeProvider, name, None)
+        if isinstance(parent, cst.Attribute) and parent.value is name:
+            return "result"
+        if isinstance(parent, (cst.If, cst.While)) and parent.test is name:
+            return "result"
+        if m.matches(parent, m.UnaryOperation(operator=m.Not())):
+            return "result"
+        if m.matches(parent, m.Comparison(comparisons=[m.ComparisonTarget(m.Is() | m.IsNot(), m.Name("None"))])):
+            return "result" if cst.ensure_type(parent, cst.Comparison).left is name else "other"
+        return "returned" if isinstance(parent, cst.Return) else "other"
 
     def _is_async_session(self, receiver: cst.Name) -> bool:
         """Every binding of the receiver's name in its scope makes it an `AsyncSession`."""
@@ -156,10 +174,22 @@ class UnawaitedAsyncSessionCall(Rule):
             entered = cst.ensure_type(with_item, cst.WithItem).item
             asynchronous = isinstance(with_statement, cst.With) and with_statement.asynchronous is not None
             return asynchronous and self._creates_session(entered, named_is_enough=True)
+        loop = self._parent_chain(bound, cst.For)
+        if isinstance(loop, cst.For) and loop.target is bound:  # `async for db in get_async_db():`
+            return loop.asynchronous is not None and self._yields_async_sessions(loop.iter)
         assign = self._parent_chain(bound, cst.AssignTarget, cst.Assign)
         if assign is None:
             return False
         return self._creates_session(cst.ensure_type(assign, cst.Assign).value, named_is_enough=False)
+
+    def _yields_async_sessions(self, iterated: cst.BaseExpression) -> bool:
+        """`get_async_db()`: a generator the index knows to hand out async sessions, or one named
+        like an async session factory (an async generator may yield a sync `Session` too: the
+        name must say `async`)."""
+        if self._creates_session(iterated, named_is_enough=False):
+            return True
+        callee = get_full_name_for_node(iterated.func) if isinstance(iterated, cst.Call) else None
+        return callee is not None and "async" in callee.lower() and bool(_FACTORY_NAME.match(callee))
 
     def _parent_chain(self, node: cst.CSTNode, *kinds: type[cst.CSTNode]) -> cst.CSTNode | None:
         """The last of `node`'s parents when they are of `kinds`, nearest first; else None."""
