@@ -119,7 +119,7 @@ import libcst.matchers as m
 from libcst.metadata import ImportAssignment, ParentNodeProvider, Scope, ScopeProvider
 
 from unleak.knowledge import quickscan
-from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
+from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, SliceScope, Valid
 
 _LOOKUPS = frozenset({"first", "one_or_none", "scalar_one_or_none", "scalar", "get"})
 _COUNT = "count"
@@ -195,6 +195,7 @@ class CheckThenInsert(Rule):
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
     uses_project = True
+    slice_scope = SliceScope.FUNCTION
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

@@ -1,0 +1,258 @@
+"""Stage 4 on a slice: LibCST parses, resolves and fixes only the scopes where a rule can fire.
+
+A module's findings usually sit in a few of its functions, while LibCST's parse, its metadata and
+the rules' visits cost in proportion to the whole module. So, when every rule to run declares that
+what it sees in one function (or one class) does not depend on the module's other functions
+(`Rule.slice_scope`), the engine hands LibCST a slice of the module:
+
+- every module-level statement that is not a `def` or a `class` is kept (imports, assignments,
+  `if`/`try` blocks), and so is every class-level statement that is not a method;
+- a unit -- a top-level `def`, a top-level `class`, or a method of a top-level class -- is kept
+  when a rule's `could_fire_in` accepts the module made of the kept statements, that unit and the
+  stubs of the others (the stdlib `ast` answers in microseconds);
+- every other unit becomes a stub of the same number of lines: `def name(): ...` (or `async def`,
+  or `class Name: ...`) on its first line and comments on the others, each marked
+  `# unleak:slice:<line>`. The stub binds the same name to the same kind of definition, so names
+  resolve as in the whole module, and every line keeps its number, so findings need no remapping.
+
+After the fixes, each stub is replaced by the lines it stands for (the stubs must come back
+intact and in order) and the whole new module is verified once. Whatever goes wrong on the way
+(a stub a fix moved, a rule that a fix makes join, a crash) falls back to the whole-module run,
+which decides. `unleak check --edits` never slices: its edits are a line diff of the whole file.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from unleak.knowledge.project import ProjectView
+from unleak.rule import Rule, SliceScope
+from unleak.settings import Settings
+from unleak.engine.verify import VerificationError, Verifier
+
+# Tests turn slicing off to compare its output with the whole-module run's.
+enabled = True
+
+MARKER = "unleak:slice:"
+# Slicing pays only when it drops a good part of the module.
+MIN_DROPPED_SHARE = 0.2
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")  # Python's line ends, as ast counts them
+_END = re.compile(r"(?:\r\n|\r|\n)$")
+
+Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+class Fallback(Exception):
+    """The slice cannot stand for the module: run the whole module instead."""
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """A definition that may be replaced by its stub."""
+
+    node: Definition
+    first: int  # 1-based line of its first decorator (or of `def`/`class`)
+    last: int
+
+    @property
+    def stub(self) -> str:
+        if isinstance(self.node, ast.ClassDef):
+            return f"class {self.node.name}: ..."
+        keyword = "async def" if isinstance(self.node, ast.AsyncFunctionDef) else "def"
+        return f"{keyword} {self.node.name}(): ..."
+
+    def stub_node(self) -> ast.stmt:
+        """The stub as the stdlib `ast` sees it, where the unit stood."""
+        stub = ast.parse(self.stub).body[0]
+        ast.increment_lineno(stub, self.first - 1)
+        for node in ast.walk(stub):
+            if isinstance(node, (ast.stmt, ast.expr)):
+                node.col_offset += self.node.col_offset
+                node.end_col_offset = (node.end_col_offset or 0) + self.node.col_offset
+        return stub
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The text LibCST works on, and how to put the original units back into its fixed version."""
+
+    text: str
+    original_lines: list[str]
+    stubs: tuple[tuple[int, int, tuple[str, ...]], ...]  # (first, last, stub lines), in order
+
+    def splice(self, fixed: str) -> str:
+        """The whole module `fixed` stands for; Fallback if a stub did not come back intact."""
+        lines = split_lines(fixed)
+        out: list[str] = []
+        cursor = 0
+        for first, last, stub_lines in self.stubs:
+            found = _find_run(lines, stub_lines, cursor)
+            out.extend(lines[cursor:found])
+            out.extend(self.original_lines[first - 1 : last])
+            cursor = found + len(stub_lines)
+        out.extend(lines[cursor:])
+        whole = "".join(out)
+        if _marked(whole, self.original_lines):
+            raise Fallback("a stub was copied")
+        return whole
+
+    def verified(self, fixed: str, verifier: Verifier) -> str:
+        """The whole module `fixed` stands for, verified as a whole (parse and compile) when the
+        fixes changed it; Fallback if it does not splice or verify."""
+        whole = self.splice(fixed)
+        if whole != "".join(self.original_lines):
+            try:
+                verifier.verified_module(whole)
+            except VerificationError as error:
+                raise Fallback(str(error)) from error
+        return whole
+
+    @property
+    def kept_lines(self) -> int:
+        return len(self.original_lines) - sum(last - first + 1 for first, last, _ in self.stubs)
+
+
+def _find_run(lines: list[str], run: tuple[str, ...], start: int) -> int:
+    for index in range(start, len(lines) - len(run) + 1):
+        if lines[index] == run[0]:
+            if tuple(lines[index : index + len(run)]) != run:
+                raise Fallback("a stub was altered")
+            return index
+    raise Fallback("a stub went missing")
+
+
+def _marked(text: str, original_lines: list[str]) -> bool:
+    return MARKER in text and not any(MARKER in line for line in original_lines)
+
+
+def split_lines(text: str) -> list[str]:
+    """`text` split after each line end, as Python counts lines (not at `\\x0c` and the like)."""
+    return _LINE.findall(text)
+
+
+def plan(
+    text: str, tree: ast.Module | None, rules: tuple[type[Rule], ...], settings: Settings, project: ProjectView
+) -> Slice | None:
+    """The slice to give LibCST instead of `text`, or None when the whole module must (or may as
+    well) go: a rule needs it, slicing would drop little, or the module is unusual."""
+    if not enabled or tree is None or not _sliceable(text, tree, rules):
+        return None
+    lines = split_lines(text)
+    dropped = list(_dropped_units(tree, rules, settings, project))
+    if not dropped or sum(unit.last - unit.first + 1 for unit in dropped) < MIN_DROPPED_SHARE * len(lines):
+        return None
+    if not all(_starts_unit(lines[unit.first - 1]) for unit in dropped):
+        return None  # a decorator whose `@` stands on an earlier line than its expression
+    return _build(lines, dropped)
+
+
+def _sliceable(text: str, tree: ast.Module, rules: tuple[type[Rule], ...]) -> bool:
+    """No rule needs the whole module, no marker is already there, and no function binds a
+    module-level name with `global` (a stub could not stand for that)."""
+    if not rules or any(rule.slice_scope is SliceScope.WHOLE_MODULE for rule in rules) or MARKER in text:
+        return False
+    return not any(isinstance(node, ast.Global) for node in ast.walk(tree))
+
+
+def _starts_unit(line: str) -> bool:
+    return line.lstrip().startswith(("@", "def", "async", "class"))
+
+
+def _dropped_units(
+    tree: ast.Module, rules: tuple[type[Rule], ...], settings: Settings, project: ProjectView
+) -> Iterator[_Unit]:
+    """The units no rule can fire in, in order."""
+    stubbed = [_unit(statement).stub_node() if isinstance(statement, _DEFINITIONS) else statement for statement in tree.body]
+
+    def keeps(unit: _Unit, position: int, statement: ast.stmt, scopes: tuple[SliceScope, ...]) -> bool:
+        """Whether a rule of `scopes` may fire in the slice with `statement` at `position`, or
+        the unit binds a name with `:=` where a stub could not."""
+        if _binds_by_walrus(unit.node):
+            return True
+        module = ast.Module(body=[*stubbed[:position], statement, *stubbed[position + 1 :]], type_ignores=[])
+        return any(rule.could_fire_in(module, settings, project) for rule in rules if rule.slice_scope in scopes)
+
+    for position, statement in enumerate(tree.body):
+        if isinstance(statement, ast.ClassDef):
+            yield from _dropped_in_class(statement, lambda unit, cls, scopes: keeps(unit, position, cls, scopes))
+        elif isinstance(statement, _FUNCTIONS):
+            unit = _unit(statement)
+            if not keeps(unit, position, statement, (SliceScope.FUNCTION, SliceScope.TOP_LEVEL_CLASS)):
+                yield unit
+
+
+Keeps = Callable[[_Unit, ast.ClassDef, tuple[SliceScope, ...]], bool]
+
+
+def _dropped_in_class(cls: ast.ClassDef, keeps: Keeps) -> Iterator[_Unit]:
+    """A top-level class: whole if no rule can fire in it, else the methods no rule can fire in."""
+    unit = _unit(cls)
+    if keeps(unit, cls, (SliceScope.TOP_LEVEL_CLASS,)):
+        return  # a rule that sees the class whole can fire in it: keep it whole
+    methods = {index: _unit(statement) for index, statement in enumerate(cls.body) if isinstance(statement, _FUNCTIONS)}
+    stubs = {index: method.stub_node() for index, method in methods.items()}
+
+    def with_only(kept: int | None) -> ast.ClassDef:
+        shell = copy.copy(cls)
+        shell.body = [statement if index == kept else stubs.get(index, statement) for index, statement in enumerate(cls.body)]
+        return shell
+
+    kept = {index for index, method in methods.items() if keeps(method, with_only(index), (SliceScope.FUNCTION,))}
+    if not kept and not keeps(unit, with_only(None), (SliceScope.FUNCTION,)):
+        yield unit
+        return
+    yield from (method for index, method in methods.items() if index not in kept)
+
+
+def _binds_by_walrus(node: ast.AST) -> bool:
+    return any(isinstance(child, ast.NamedExpr) for child in ast.walk(node))
+
+
+def _unit(node: Definition) -> _Unit:
+    first = min((decorator.lineno for decorator in node.decorator_list), default=node.lineno)
+    return _Unit(node, first, node.end_lineno or node.lineno)
+
+
+def _build(lines: list[str], dropped: list[_Unit]) -> Slice:
+    sliced = list(lines)
+    stubs = []
+    for unit in dropped:
+        stub_lines = tuple(_stub_lines(lines, unit))
+        sliced[unit.first - 1 : unit.last] = stub_lines
+        stubs.append((unit.first, unit.last, stub_lines))
+    return Slice("".join(sliced), lines, tuple(stubs))
+
+
+def _stub_lines(lines: list[str], unit: _Unit) -> Iterator[str]:
+    """The unit's lines as its stub: the stub statement on the first, comments on the others,
+    each keeping its line's end."""
+    first_line = lines[unit.first - 1]
+    indent = first_line[: len(first_line) - len(first_line.lstrip(" \t"))]
+    for number in range(unit.first, unit.last + 1):
+        end = _END.search(lines[number - 1])
+        newline = end.group() if end else ""
+        content = f"{unit.stub}  # {MARKER}{number}" if number == unit.first else f"# {MARKER}{number}"
+        yield f"{indent}{content}{newline}"
+
+
+def sliced_widen(
+    widen: Callable[[str], tuple[type[Rule], ...]] | None, sliced: Slice, rules: tuple[type[Rule], ...]
+) -> Callable[[str], tuple[type[Rule], ...]] | None:
+    """`widen` for a slice: the rules the whole fixed module triggers. A rule that would join
+    could fire outside the slice: Fallback."""
+    if widen is None:
+        return None
+
+    def triggered_by(code: str) -> tuple[type[Rule], ...]:
+        triggered = widen(sliced.splice(code))
+        if any(rule not in rules for rule in triggered):
+            raise Fallback("a fix makes another rule join")
+        return triggered
+
+    return triggered_by
