@@ -136,7 +136,7 @@ SLICEABLE_INVALID = [
 def test_a_sliceable_rule_slices_its_padded_examples(rule: type[Rule], code: str) -> None:
     found = slice_of(padded(code), (rule,))
     if found is None:  # what keeps every unit: the rule may fire in the module-level code itself
-        assert "global " in code or ":=" in code or rule.could_fire_in(definitions_stubbed(padded(code)), Settings(), ProjectView.empty())
+        assert rule.could_fire_in(definitions_stubbed(padded(code)), Settings(), ProjectView.empty())
         return
     assert found.kept_lines < len(slicing.split_lines(padded(code)))
 
@@ -275,9 +275,30 @@ def test_a_stub_a_fix_moved_falls_back_to_the_whole_module() -> None:
         found.splice(found.text + stub_lines[0])
 
 
-def test_a_file_with_the_marker_or_a_global_statement_is_not_sliced() -> None:
+def test_a_file_with_the_marker_is_not_sliced() -> None:
     assert slice_of(METHOD_IN_CLASS + "\n# unleak:slice:3\n") is None
-    assert slice_of(METHOD_IN_CLASS + "\n\ndef configure():\n    global logger\n    logger = None\n") is None
+
+
+def test_definitions_that_bind_outside_themselves_are_kept() -> None:
+    binders = """
+
+def configure():
+    global logger
+    logger = None
+
+
+def decorated(value=(default := 3)):
+    return value
+
+
+def harmless(values):
+    return [last := value for value in values]
+"""
+    found = slice_of(METHOD_IN_CLASS + binders)
+    assert found is not None
+    assert "def configure():" in found.text and "def decorated(value=(default := 3)):" in found.text
+    assert "def harmless(): ...  # unleak:slice:" in found.text
+    assert_same_both_ways(METHOD_IN_CLASS + binders)
 
 
 def test_a_fallback_gives_the_whole_module_output(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,3 +340,13 @@ def test_generated_programs_give_the_whole_module_output(program: Program) -> No
         finally:
             slicing.enabled = True
     assert results[0] == results[1]
+
+
+def test_a_rule_that_may_fire_in_module_code_on_uses_of_a_module_name_keeps_the_module_whole() -> None:
+    rule = registry.rule_by_code("UL204")
+    assert rule.slice_scope is SliceScope.IN_FUNCTIONS
+    in_function = "def schedule(tasks, session, item_id):\n    item = session.get(Item, item_id)\n    tasks.add_task(send, item)\n"
+    at_module_level = "item = session.get(Item, 1)\ntasks.add_task(send, item)\n"
+    assert slice_of(padded(in_function), (rule,)) is not None
+    assert slice_of(padded(at_module_level), (rule,)) is None
+    assert_same_both_ways(padded(in_function), (rule,))

@@ -50,6 +50,9 @@ class SliceScope(str, enum.Enum):
     WHOLE_MODULE = "module"  # the default: when unsure, the rule sees everything
     TOP_LEVEL_CLASS = "class"  # the enclosing top-level class whole (it looks at sibling methods)
     FUNCTION = "function"  # the enclosing top-level function or method, and the class's other statements
+    # As FUNCTION for what it finds in functions; what it finds in module-level code may depend on
+    # the uses of a module-level name anywhere, so a module where it may fire there goes whole.
+    IN_FUNCTIONS = "in-functions"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+from functools import partial
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -141,7 +142,9 @@ def plan(
 ) -> Slice | None:
     """The slice to give LibCST instead of `text`, or None when the whole module must (or may as
     well) go: a rule needs it, slicing would drop little, or the module is unusual."""
-    if not enabled or tree is None or not _sliceable(text, tree, rules):
+    if not enabled or tree is None or not _sliceable(text, rules):
+        return None
+    if _may_fire_in_module_code(tree, rules, settings, project):
         return None
     lines = split_lines(text)
     dropped = list(_dropped_units(tree, rules, settings, project))
@@ -152,12 +155,22 @@ def plan(
     return _build(lines, dropped)
 
 
-def _sliceable(text: str, tree: ast.Module, rules: tuple[type[Rule], ...]) -> bool:
-    """No rule needs the whole module, no marker is already there, and no function binds a
-    module-level name with `global` (a stub could not stand for that)."""
-    if not rules or any(rule.slice_scope is SliceScope.WHOLE_MODULE for rule in rules) or MARKER in text:
+def _sliceable(text: str, rules: tuple[type[Rule], ...]) -> bool:
+    """No rule needs the whole module, and no marker is already there."""
+    return bool(rules) and not any(rule.slice_scope is SliceScope.WHOLE_MODULE for rule in rules) and MARKER not in text
+
+
+def _may_fire_in_module_code(tree: ast.Module, rules: tuple[type[Rule], ...], settings: Settings, project: ProjectView) -> bool:
+    """Whether an IN_FUNCTIONS rule may fire in the module's code outside its definitions."""
+    in_functions = [rule for rule in rules if rule.slice_scope is SliceScope.IN_FUNCTIONS]
+    if not in_functions:
         return False
-    return not any(isinstance(node, ast.Global) for node in ast.walk(tree))
+    stubbed = ast.Module(body=[_stubbed(statement) for statement in tree.body], type_ignores=[])
+    return any(rule.could_fire_in(stubbed, settings, project) for rule in in_functions)
+
+
+def _stubbed(statement: ast.stmt) -> ast.stmt:
+    return _unit(statement).stub_node() if isinstance(statement, _DEFINITIONS) else statement
 
 
 def _starts_unit(line: str) -> bool:
@@ -168,50 +181,61 @@ def _dropped_units(
     tree: ast.Module, rules: tuple[type[Rule], ...], settings: Settings, project: ProjectView
 ) -> Iterator[_Unit]:
     """The units no rule can fire in, in order."""
-    stubbed = [_unit(statement).stub_node() if isinstance(statement, _DEFINITIONS) else statement for statement in tree.body]
+    stubbed = [_stubbed(statement) for statement in tree.body]
 
-    def keeps(unit: _Unit, position: int, statement: ast.stmt, scopes: tuple[SliceScope, ...]) -> bool:
-        """Whether a rule of `scopes` may fire in the slice with `statement` at `position`, or
-        the unit binds a name with `:=` where a stub could not."""
-        if _binds_by_walrus(unit.node):
-            return True
+    def may_fire(position: int, statement: ast.stmt, scopes: tuple[SliceScope, ...]) -> bool:
+        """Whether a rule of `scopes` may fire in the slice with `statement` at `position`."""
         module = ast.Module(body=[*stubbed[:position], statement, *stubbed[position + 1 :]], type_ignores=[])
         return any(rule.could_fire_in(module, settings, project) for rule in rules if rule.slice_scope in scopes)
 
     for position, statement in enumerate(tree.body):
         if isinstance(statement, ast.ClassDef):
-            yield from _dropped_in_class(statement, lambda unit, cls, scopes: keeps(unit, position, cls, scopes))
+            yield from _dropped_in_class(statement, partial(may_fire, position))
         elif isinstance(statement, _FUNCTIONS):
-            unit = _unit(statement)
-            if not keeps(unit, position, statement, (SliceScope.FUNCTION, SliceScope.TOP_LEVEL_CLASS)):
-                yield unit
+            if not (_must_keep(statement) or may_fire(position, statement, tuple(SliceScope))):
+                yield _unit(statement)
 
 
-Keeps = Callable[[_Unit, ast.ClassDef, tuple[SliceScope, ...]], bool]
+MayFire = Callable[[ast.ClassDef, tuple[SliceScope, ...]], bool]
 
 
-def _dropped_in_class(cls: ast.ClassDef, keeps: Keeps) -> Iterator[_Unit]:
+def _dropped_in_class(cls: ast.ClassDef, may_fire: MayFire) -> Iterator[_Unit]:
     """A top-level class: whole if no rule can fire in it, else the methods no rule can fire in."""
-    unit = _unit(cls)
-    if keeps(unit, cls, (SliceScope.TOP_LEVEL_CLASS,)):
+    if may_fire(cls, (SliceScope.TOP_LEVEL_CLASS,)):
         return  # a rule that sees the class whole can fire in it: keep it whole
-    methods = {index: _unit(statement) for index, statement in enumerate(cls.body) if isinstance(statement, _FUNCTIONS)}
-    stubs = {index: method.stub_node() for index, method in methods.items()}
+    methods = {index: statement for index, statement in enumerate(cls.body) if isinstance(statement, _FUNCTIONS)}
+    stubs = {index: _unit(method).stub_node() for index, method in methods.items()}
 
     def with_only(kept: int | None) -> ast.ClassDef:
         shell = copy.copy(cls)
         shell.body = [statement if index == kept else stubs.get(index, statement) for index, statement in enumerate(cls.body)]
         return shell
 
-    kept = {index for index, method in methods.items() if keeps(method, with_only(index), (SliceScope.FUNCTION,))}
-    if not kept and not keeps(unit, with_only(None), (SliceScope.FUNCTION,)):
-        yield unit
+    function_scope = (SliceScope.FUNCTION, SliceScope.IN_FUNCTIONS)
+    kept = {index for index, method in methods.items() if _must_keep(method) or may_fire(with_only(index), function_scope)}
+    if not kept and not (_must_keep(cls) or may_fire(with_only(None), function_scope)):
+        yield _unit(cls)
         return
-    yield from (method for index, method in methods.items() if index not in kept)
+    yield from (_unit(method) for index, method in methods.items() if index not in kept)
 
 
-def _binds_by_walrus(node: ast.AST) -> bool:
-    return any(isinstance(child, ast.NamedExpr) for child in ast.walk(node))
+def _must_keep(node: Definition) -> bool:
+    """A definition its stub could not stand for: one that binds a module-level name with
+    `global`, or a name of the enclosing scope with `:=` in its decorators, defaults or annotations.
+    Of a class, only its own header and its statements other than methods count: each method is
+    a unit of its own."""
+    if isinstance(node, ast.ClassDef):
+        header = [*node.decorator_list, *node.bases, *node.keywords]
+        inside: list[ast.AST] = [statement for statement in node.body if not isinstance(statement, _FUNCTIONS)]
+    else:
+        arguments = node.args
+        every_argument = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]
+        annotations = [argument.annotation for argument in every_argument if argument is not None and argument.annotation]
+        defaults = [default for default in arguments.kw_defaults if default is not None]
+        header = [*node.decorator_list, *arguments.defaults, *defaults, *annotations, *([node.returns] if node.returns else [])]
+        inside = [node]
+    walrus = any(isinstance(child, ast.NamedExpr) for part in header for child in ast.walk(part))
+    return walrus or any(isinstance(child, ast.Global) for part in inside for child in ast.walk(part))
 
 
 def _unit(node: Definition) -> _Unit:
