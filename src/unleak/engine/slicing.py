@@ -62,15 +62,23 @@ class _Unit:
     last: int
 
     @property
-    def stub(self) -> str:
+    def header(self) -> str:
         if isinstance(self.node, ast.ClassDef):
-            return f"class {self.node.name}: ..."
+            return f"class {self.node.name}:"
         keyword = "async def" if isinstance(self.node, ast.AsyncFunctionDef) else "def"
-        return f"{keyword} {self.node.name}(): ..."
+        return f"{keyword} {self.node.name}():"
+
+    def stub_lines(self, indent: str, ends: list[str]) -> tuple[str, ...]:
+        """The stub, one line for each line of the unit (`ends`: their line ends). A unit of
+        several lines becomes a definition whose body is one string spanning its lines: LibCST
+        makes one node of it, where it would make one per comment line."""
+        if len(ends) == 1:
+            return (f"{indent}{self.header} ...  # {MARKER}{self.first}{ends[0]}",)
+        return (f'{indent}{self.header} """{MARKER}{self.first}{ends[0]}', *ends[1:-1], f'"""{ends[-1]}')
 
     def stub_node(self) -> ast.stmt:
         """The stub as the stdlib `ast` sees it, where the unit stood."""
-        stub = ast.parse(self.stub).body[0]
+        stub = ast.parse("".join(self.stub_lines("", ["\n"] * (self.last - self.first + 1)))).body[0]
         ast.increment_lineno(stub, self.first - 1)
         for node in ast.walk(stub):
             if isinstance(node, (ast.stmt, ast.expr)):
@@ -247,22 +255,18 @@ def _build(lines: list[str], dropped: list[_Unit]) -> Slice:
     sliced = list(lines)
     stubs = []
     for unit in dropped:
-        stub_lines = tuple(_stub_lines(lines, unit))
+        stub_lines = _stub_lines(lines, unit)
         sliced[unit.first - 1 : unit.last] = stub_lines
         stubs.append((unit.first, unit.last, stub_lines))
     return Slice("".join(sliced), lines, tuple(stubs))
 
 
-def _stub_lines(lines: list[str], unit: _Unit) -> Iterator[str]:
-    """The unit's lines as its stub: the stub statement on the first, comments on the others,
-    each keeping its line's end."""
+def _stub_lines(lines: list[str], unit: _Unit) -> tuple[str, ...]:
+    """The unit's stub, each line keeping its line's end."""
     first_line = lines[unit.first - 1]
     indent = first_line[: len(first_line) - len(first_line.lstrip(" \t"))]
-    for number in range(unit.first, unit.last + 1):
-        end = _END.search(lines[number - 1])
-        newline = end.group() if end else ""
-        content = f"{unit.stub}  # {MARKER}{number}" if number == unit.first else f"# {MARKER}{number}"
-        yield f"{indent}{content}{newline}"
+    ends = [_END.search(line) for line in lines[unit.first - 1 : unit.last]]
+    return unit.stub_lines(indent, [end.group() if end else "" for end in ends])
 
 
 def sliced_widen(
