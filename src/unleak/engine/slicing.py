@@ -12,7 +12,7 @@ what it sees in one function (or one class) does not depend on the module's othe
   stubs of the others (the stdlib `ast` answers in microseconds);
 - every other unit becomes a stub of the same number of lines: `def name(): ...` (or `async def`,
   or `class Name: ...`) on its first line and comments on the others, each marked
-  `# unleak:slice:<line>`. The stub binds the same name to the same kind of definition, so names
+  `unleak_slice_<line>`. The stub binds the same name to the same kind of definition, so names
   resolve as in the whole module, and every line keeps its number, so findings need no remapping.
 
 After the fixes, each stub is replaced by the lines it stands for (the stubs must come back
@@ -33,15 +33,16 @@ from dataclasses import dataclass
 from unleak.knowledge.project import ProjectView
 from unleak.rule import Rule, SliceScope
 from unleak.settings import Settings
+from unleak.engine.edits import lines as split_lines
 from unleak.engine.verify import VerificationError, Verifier
 
 # Tests turn slicing off to compare its output with the whole-module run's.
 enabled = True
 
-MARKER = "unleak:slice:"
+# Not `unleak:`, which makes the suppression scan tokenize the file.
+MARKER = "unleak_slice_"
 # Slicing pays only when it drops a good part of the module.
 MIN_DROPPED_SHARE = 0.2
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")  # Python's line ends, as ast counts them
 _END = re.compile(r"(?:\r\n|\r|\n)$")
 
 Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
@@ -68,17 +69,28 @@ class _Unit:
         keyword = "async def" if isinstance(self.node, ast.AsyncFunctionDef) else "def"
         return f"{keyword} {self.node.name}():"
 
-    def stub_lines(self, indent: str, ends: list[str]) -> tuple[str, ...]:
-        """The stub, one line for each line of the unit (`ends`: their line ends). A unit of
-        several lines becomes a definition whose body is one string spanning its lines: LibCST
-        makes one node of it, where it would make one per comment line."""
-        if len(ends) == 1:
-            return (f"{indent}{self.header} ...  # {MARKER}{self.first}{ends[0]}",)
-        return (f'{indent}{self.header} """{MARKER}{self.first}{ends[0]}', *ends[1:-1], f'"""{ends[-1]}')
+    @property
+    def in_block(self) -> bool:
+        """Whether its body is an indented block (not statements after the colon)."""
+        return self.node.body[0].lineno > self.node.lineno
+
+    def stub_lines(self, indent: str, body_indent: str, ends: list[str]) -> tuple[str, ...]:
+        """The stub, one line for each line of the unit (`ends`: their line ends), with a body
+        of the same form: after the colon, or an indented block (indented as the unit's, for
+        LibCST gives the comments after a block to it by their indentation). A body of several
+        lines is one string spanning them: LibCST makes one node of it, not one per line."""
+        if not self.in_block:
+            if len(ends) == 1:
+                return (f"{indent}{self.header} ...  # {MARKER}{self.first}{ends[0]}",)
+            return (f'{indent}{self.header} """{MARKER}{self.first}{ends[0]}', *ends[1:-1], f'"""{ends[-1]}')
+        header = f"{indent}{self.header}  # {MARKER}{self.first}{ends[0]}"
+        if len(ends) == 2:
+            return (header, f"{body_indent}...{ends[1]}")
+        return (header, f'{body_indent}"""{ends[1]}', *ends[2:-1], f'"""{ends[-1]}')
 
     def stub_node(self) -> ast.stmt:
         """The stub as the stdlib `ast` sees it, where the unit stood."""
-        stub = ast.parse("".join(self.stub_lines("", ["\n"] * (self.last - self.first + 1)))).body[0]
+        stub = ast.parse("".join(self.stub_lines("", "    ", ["\n"] * (self.last - self.first + 1)))).body[0]
         ast.increment_lineno(stub, self.first - 1)
         for node in ast.walk(stub):
             if isinstance(node, (ast.stmt, ast.expr)):
@@ -138,11 +150,6 @@ def _find_run(lines: list[str], run: tuple[str, ...], start: int) -> int:
 
 def _marked(text: str, original_lines: list[str]) -> bool:
     return MARKER in text and not any(MARKER in line for line in original_lines)
-
-
-def split_lines(text: str) -> list[str]:
-    """`text` split after each line end, as Python counts lines (not at `\\x0c` and the like)."""
-    return _LINE.findall(text)
 
 
 def plan(
@@ -263,10 +270,13 @@ def _build(lines: list[str], dropped: list[_Unit]) -> Slice:
 
 def _stub_lines(lines: list[str], unit: _Unit) -> tuple[str, ...]:
     """The unit's stub, each line keeping its line's end."""
-    first_line = lines[unit.first - 1]
-    indent = first_line[: len(first_line) - len(first_line.lstrip(" \t"))]
     ends = [_END.search(line) for line in lines[unit.first - 1 : unit.last]]
-    return unit.stub_lines(indent, [end.group() if end else "" for end in ends])
+    body_indent = _indent(lines[unit.node.body[0].lineno - 1])
+    return unit.stub_lines(_indent(lines[unit.first - 1]), body_indent, [end.group() if end else "" for end in ends])
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t\x0c"))]
 
 
 def sliced_widen(
