@@ -10,10 +10,13 @@ what it sees in one function (or one class) does not depend on the module's othe
 - a unit -- a top-level `def`, a top-level `class`, or a method of a top-level class -- is kept
   when a rule's `could_fire_in` accepts the module made of the kept statements, that unit and the
   stubs of the others (the stdlib `ast` answers in microseconds);
-- every other unit becomes a stub of the same number of lines: `def name(): ...` (or `async def`,
-  or `class Name: ...`) on its first line and comments on the others, each marked
-  `unleak_slice_<line>`. The stub binds the same name to the same kind of definition, so names
-  resolve as in the whole module, and every line keeps its number, so findings need no remapping.
+- every other unit becomes a stub of as many lines: `def name():  # unleak_slice_<line>` (or
+  `async def`, or `class Name:`) over a body of the same form as the unit's, `...` or one string
+  spanning the remaining lines. The stub binds the same name to the same kind of definition, so
+  names resolve as in the whole module, and every line keeps its number, so findings need no
+  remapping. A definition its stub could not stand for (it binds a name outside itself with
+  `global`, or with `:=` in its header) is always kept; a module slicing would cut by less than
+  a fifth goes whole.
 
 After the fixes, each stub is replaced by the lines it stands for (the stubs must come back
 intact and in order) and the whole new module is verified once. Whatever goes wrong on the way
@@ -119,7 +122,7 @@ class Slice:
             cursor = found + len(stub_lines)
         out.extend(lines[cursor:])
         whole = "".join(out)
-        if _marked(whole, self.original_lines):
+        if MARKER in whole:  # never in the original (see `_sliceable`)
             raise Fallback("a stub was copied")
         return whole
 
@@ -146,10 +149,6 @@ def _find_run(lines: list[str], run: tuple[str, ...], start: int) -> int:
                 raise Fallback("a stub was altered")
             return index
     raise Fallback("a stub went missing")
-
-
-def _marked(text: str, original_lines: list[str]) -> bool:
-    return MARKER in text and not any(MARKER in line for line in original_lines)
 
 
 def plan(
