@@ -71,7 +71,11 @@ def _pad_one_line(value): return value
 
 
 def run(code: str, rules: tuple[type[Rule], ...] = RULES, *, fixing: bool = True, unsafe: bool = False, sliced: bool = True) -> FileResult:
-    raw = code.encode("utf-8")
+    return run_raw(code.encode("utf-8"), rules, fixing=fixing, unsafe=unsafe, sliced=sliced)
+
+
+def run_raw(raw: bytes, rules: tuple[type[Rule], ...], *, fixing: bool, unsafe: bool = False, sliced: bool = True) -> FileResult:
+    """The pipeline on `raw`, as `unleak` runs it, with slicing on or off."""
     chosen = Settings(unsafe=unsafe)
     codes = tuple(rule.code for rule in triggered_rules(raw, rules, chosen))
     previous = slicing.enabled
@@ -351,23 +355,4 @@ def test_generated_programs_give_the_whole_module_output(program: Program) -> No
     ending = "" if text.endswith(("\n", "\r")) else newline
     code = "".join(lines[:anchor]) + before + "".join(lines[anchor:]) + ending + after
     raw = code.encode(program.encoding)
-    chosen = Settings()
-    codes = tuple(rule.code for rule in triggered_rules(raw, RULES, chosen))
-    results = []
-    for sliced in (True, False):
-        slicing.enabled = sliced
-        try:
-            results.append(seen(process(Job("generated.py", None, raw, codes, chosen, True, selected=tuple(r.code for r in RULES)))))
-        finally:
-            slicing.enabled = True
-    assert results[0] == results[1]
-
-
-def test_a_rule_that_may_fire_in_module_code_on_uses_of_a_module_name_keeps_the_module_whole() -> None:
-    rule = registry.rule_by_code("UL204")
-    assert rule.slice_scope is SliceScope.IN_FUNCTIONS
-    in_function = "def schedule(tasks, session, item_id):\n    item = session.get(Item, item_id)\n    tasks.add_task(send, item)\n"
-    at_module_level = "item = session.get(Item, 1)\ntasks.add_task(send, item)\n"
-    assert slice_of(padded(in_function), (rule,)) is not None
-    assert slice_of(padded(at_module_level), (rule,)) is None
-    assert_same_both_ways(padded(in_function), (rule,))
+    assert seen(run_raw(raw, RULES, fixing=True)) == seen(run_raw(raw, RULES, fixing=True, sliced=False))
