@@ -62,7 +62,7 @@ from libcst.metadata import Assignment, ParentNodeProvider, PositionProvider, Qu
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import ancestors, calls, enclosing_function, in_async_function
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 
 Block = cst.IndentedBlock | cst.Module
 
@@ -158,6 +158,7 @@ class ManualAcquireRelease(Rule):
     summary = "Lock/semaphore released by hand: any exception before `release()` leaks it; use `with`"
     trigger = (rb"\.acquire\s*\(", rb"\.release\s*\(")
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    slice_scope = SliceScope.TOP_LEVEL_CLASS
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

@@ -108,7 +108,7 @@ from unleak.knowledge.sessions import (
     session_call,
     with_rollback_first,
 )
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 from unleak.settings import Settings
 
 _CREATION = m.SimpleStatementLine(
@@ -151,6 +151,7 @@ class SessionCreatedInTry(Rule):
     trigger = (rb"\.close\s*\(", rb"\bfinally\b")
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
     uses_project = True
+    slice_scope = SliceScope.IN_FUNCTIONS
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

@@ -82,7 +82,7 @@ from libcst.metadata import (
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import calls_method, qualified_names
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 from unleak.knowledge.sessions import SESSION_CLASSES, TRANSACTION_METHODS, session_call
 
 _SCHEDULERS = ("add_task", "delay", "apply_async")
@@ -105,6 +105,7 @@ class OrmObjectToBackgroundTask(Rule):
     trigger = (rb"\.(?:add_task|delay|apply_async)\s*\(",)
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
     uses_project = True
+    slice_scope = SliceScope.IN_FUNCTIONS
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

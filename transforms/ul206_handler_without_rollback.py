@@ -83,7 +83,7 @@ from libcst.metadata import QualifiedNameProvider
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import FunctionLike, ancestors, qualified_names
 from unleak.knowledge.sessions import with_rollback_first
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 
 _WRITES = frozenset({"commit", "flush"})
 _UNIT_OF_WORK = frozenset({"add", "add_all", "delete", "merge", "execute", "query", "scalars", "refresh"})
@@ -113,6 +113,7 @@ class HandlerWithoutRollback(Rule):
     summary = "`except` handler leaves the session's failed transaction open: roll it back first"
     trigger = (rb"\.(?:commit|flush)\s*\(", rb"\bexcept\b")
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+    slice_scope = SliceScope.FUNCTION
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

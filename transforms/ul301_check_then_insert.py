@@ -139,7 +139,7 @@ from libcst.metadata import ImportAssignment, ParentNodeProvider, Scope, ScopePr
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.queries import SESSION_NAME
-from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
+from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, SliceScope, Valid
 
 _LOOKUPS = frozenset({"first", "one_or_none", "scalar_one_or_none", "scalar", "get"})
 _COUNT = "count"
@@ -215,6 +215,7 @@ class CheckThenInsert(Rule):
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
     uses_project = True
+    slice_scope = SliceScope.FUNCTION
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

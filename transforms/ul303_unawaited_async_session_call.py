@@ -73,7 +73,7 @@ from libcst.metadata import Assignment, ParentNodeProvider, QualifiedNameProvide
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import in_async_function
 from unleak.knowledge.sessions import session_call
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 
 # `AsyncSession` methods that return coroutines (`add`, `add_all`, `expunge`, `in_transaction`... do not).
 COROUTINE_METHODS = frozenset(
@@ -100,6 +100,7 @@ class UnawaitedAsyncSessionCall(Rule):
     )
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
     uses_project = True
+    slice_scope = SliceScope.FUNCTION
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

@@ -39,7 +39,7 @@ import libcst.matchers as m
 from libcst.metadata import BuiltinAssignment, ScopeProvider
 
 from unleak.knowledge import quickscan
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 
 _BARE_RAISE = m.Raise(exc=None)
 _ENDS_IN_BARE_RAISE = m.ExceptHandler(
@@ -55,6 +55,7 @@ class BareExcept(Rule):
     summary = "Bare `except:` also catches KeyboardInterrupt, SystemExit and CancelledError; catch `Exception`"
     trigger = (rb"except\s*:",)
     METADATA_DEPENDENCIES = (ScopeProvider,)
+    slice_scope = SliceScope.FUNCTION
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

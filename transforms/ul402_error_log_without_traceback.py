@@ -56,7 +56,7 @@ import libcst.matchers as m
 from libcst.metadata import Assignment, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import quickscan
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 
 _LOGGING_FUNCTIONS = frozenset({"logging.error", "logging.critical"})
 _LOGGER_MODULES = frozenset({"logging", "loguru.logger"})  # used as loggers themselves
@@ -116,6 +116,7 @@ class ErrorLogWithoutTraceback(Rule):
         rb"(?i:log)\w*\s*\.\s*(?:error|critical)\s*\(|getLogger|get_logger|import\s+logging\s+as|from\s+logging\s+import|loguru",
     )
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    slice_scope = SliceScope.FUNCTION
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

@@ -82,7 +82,7 @@ import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, QualifiedName, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import analysis, quickscan
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 
 _ENV_GETTERS = frozenset({"os.getenv", "os.environ.get"})
 _ENV_MAPPING = "os.environ"
@@ -159,6 +159,7 @@ class FromEnvMissingField(Rule):
     summary = "A classmethod builds the settings from the environment but skips some of the class's fields"
     trigger = (rb"getenv|environ", rb"classmethod", rb"\bcls\s*\(")
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    slice_scope = SliceScope.TOP_LEVEL_CLASS
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

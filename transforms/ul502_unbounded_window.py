@@ -67,7 +67,7 @@ import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import analysis, quickscan
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 
 _DEQUE = "collections.deque"
 _GROWING = frozenset({"append", "appendleft", "extend", "extendleft"})
@@ -107,6 +107,7 @@ class UnboundedWindow(Rule):
     summary = "Sliding window in a `deque()` without `maxlen`: only its pruning code bounds it; give it a `maxlen`"
     trigger = (rb"deque", rb"\.(append|extend)", rb"\.pop")
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    slice_scope = SliceScope.TOP_LEVEL_CLASS
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:

@@ -37,6 +37,24 @@ class FixSafety(str, enum.Enum):
     DETECT = "detect"  # reports only, never edits
 
 
+class SliceScope(str, enum.Enum):
+    """How much of a module a rule must see (see `unleak.engine.slicing`).
+
+    A rule may declare less than the whole module only if what it reports and fixes in a function
+    (or class) does not depend on the module's other functions and classes beyond their names and
+    kinds: not on their bodies, decorators or signatures, not on where else a module-level name
+    is used (a binding's references, an import a fix may leave unused), and not on every name the
+    module uses.
+    """
+
+    WHOLE_MODULE = "module"  # the default: when unsure, the rule sees everything
+    TOP_LEVEL_CLASS = "class"  # the enclosing top-level class whole (it looks at sibling methods)
+    FUNCTION = "function"  # the enclosing top-level function or method, and the class's other statements
+    # As FUNCTION for what it finds in functions; what it finds in module-level code may depend on
+    # the uses of a module-level name anywhere, so a module where it may fire there goes whole.
+    IN_FUNCTIONS = "in-functions"
+
+
 @dataclass(frozen=True)
 class ImportSpec:
     """An import a fix needs: `from module import name as alias` (or `import module`)."""
@@ -153,6 +171,8 @@ class Rule(m.MatcherDecoratableVisitor):
     # Whether the rule asks the project index (`self.project`) about other modules; the engine
     # builds the index only for runs where such a rule may fire.
     uses_project: ClassVar[bool] = False
+    # How much of the module the rule must see; anything less lets the engine slice the module.
+    slice_scope: ClassVar[SliceScope] = SliceScope.WHOLE_MODULE
 
     def __init__(self, settings: Settings | None = None) -> None:
         decorated = _DECORATED_METHODS.get(type(self))

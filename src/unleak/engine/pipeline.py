@@ -9,19 +9,25 @@ the parent process imports it only when it processes a file itself.
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unleak import registry
-from unleak.engine import edits, source, transform
+from unleak.engine import edits, slicing, source, transform
 from unleak.errors import UserError
 from unleak.engine.findings import FileResult, Finding
 from unleak.engine.jobs import Job
 from unleak.engine.parse import parse
 from unleak.engine.prefilter import possible_in_tree, quick_parse, triggered_rules
-from unleak.rule import Rule
+from unleak.rule import Report, Rule
 from unleak.engine.verify import Verifier
 from unleak.knowledge.declarations import module_facts
 from unleak.knowledge.project import ProjectIndex, ProjectView
+
+if TYPE_CHECKING:
+    import libcst as cst
 
 
 _indexes: dict[str, ProjectIndex] = {}
@@ -53,20 +59,68 @@ def _process(job: Job, result: FileResult) -> None:
     if not rules:
         result.parsed = False
         return
-    module = parse(decoded.text, job.display)
-    if not job.fixing:
-        reports = transform.find(module, rules, job.settings, project)
-    else:
-        outcome = transform.fix(module, rules, job.settings, project, Verifier(decoded.text, job.display), _widen(job, project))
-        reports = outcome.remaining
-        result.fixes = outcome.fixes
-        if outcome.module.code != decoded.text:
-            result.fixed = source.encode(outcome.module.code, decoded, job.display)
+    ran = _run_sliced(job, decoded.text, tree, rules, project) or _run(job, decoded.text, rules, project)
+    reports, module = ran.reports, ran.module
+    if ran.fixes is not None:
+        result.fixes = ran.fixes
+        if ran.fixed != decoded.text:
+            result.fixed = source.encode(ran.fixed, decoded, job.display)
     result.findings = [Finding.from_report(report, job.display, job.settings) for report in reports]
     if job.proposing:
         verifier = Verifier(decoded.text, job.display)
         widen = _widen(job, project)
         result.findings = edits.proposed(result.findings, reports, module, rules, job.settings, project, verifier, widen)
+
+
+@dataclass
+class _Ran:
+    """What the rules made of a file: their findings, and when fixing, their fixes and the new text."""
+
+    module: cst.Module  # what LibCST parsed: the file, or its slice
+    reports: list[Report]
+    fixes: Counter[str] | None = None
+    fixed: str = ""
+
+
+def _run_sliced(
+    job: Job, text: str, tree: ast.Module | None, rules: tuple[type[Rule], ...], project: ProjectView
+) -> _Ran | None:
+    """The run on the slice of `text` where the rules can fire; None: run the whole module.
+    Proposed edits are a line diff of the whole file: they never come from a slice."""
+    sliced = None if job.proposing else slicing.plan(text, tree, rules, job.settings, project)
+    if sliced is None:
+        return None
+    try:
+        return _run(job, text, rules, project, sliced)
+    except slicing.Fallback:
+        return None
+
+
+def _run(
+    job: Job, text: str, rules: tuple[type[Rule], ...], project: ProjectView, sliced: slicing.Slice | None = None
+) -> _Ran:
+    """The rules run on `text`, or on its slice; a slice that cannot stand for the module raises
+    Fallback (see `engine.slicing`)."""
+    verifier = Verifier(text, job.display)
+    if sliced is None:
+        return _run_on(job, parse(text, job.display), rules, project, verifier, _widen(job, project))
+    try:
+        widen = slicing.sliced_widen(_widen(job, project), sliced, rules)
+        ran = _run_on(job, parse(sliced.text, job.display), rules, project, verifier, widen)
+        if ran.fixes is not None:
+            ran.fixed = sliced.verified(ran.fixed, verifier)
+        return ran
+    except (UserError, transform.RuleFailure) as error:
+        raise slicing.Fallback(str(error)) from error
+
+
+def _run_on(
+    job: Job, module: cst.Module, rules: tuple[type[Rule], ...], project: ProjectView, verifier: Verifier, widen: transform.Widen | None
+) -> _Ran:
+    if not job.fixing:
+        return _Ran(module, transform.find(module, rules, job.settings, project))
+    outcome = transform.fix(module, rules, job.settings, project, verifier, widen)
+    return _Ran(module, outcome.remaining, outcome.fixes, outcome.module.code)
 
 
 def _widen(job: Job, project: ProjectView) -> transform.Widen:
