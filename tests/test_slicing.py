@@ -20,6 +20,7 @@ from unleak.engine import slicing
 from unleak.engine.findings import FileResult
 from unleak.engine.pipeline import Job, process
 from unleak.engine.prefilter import possible_in_tree, quick_parse, triggered_rules
+from unleak.knowledge import quickscan
 from unleak.knowledge.project import ProjectView
 from unleak.rule import Rule, SliceScope
 from unleak.settings import Settings
@@ -356,3 +357,60 @@ def test_generated_programs_give_the_whole_module_output(program: Program) -> No
     code = "".join(lines[:anchor]) + before + "".join(lines[anchor:]) + ending + after
     raw = code.encode(program.encoding)
     assert seen(run_raw(raw, RULES, fixing=True)) == seen(run_raw(raw, RULES, fixing=True, sliced=False))
+
+
+# --- fresh names: picked from the whole module, which a slice does not show LibCST -------------
+
+
+def cst_names(code: str) -> frozenset[str]:
+    import libcst as cst
+    import libcst.matchers as m
+
+    return frozenset(name.value for name in m.findall(cst.parse_module(code), m.Name()))
+
+
+@pytest.mark.parametrize(("rule", "code", "unsafe"), list(example_cases()))
+def test_the_stdlib_tree_names_what_libcst_names(rule: type[Rule], code: str, unsafe: bool) -> None:
+    assert quickscan.identifiers(ast.parse(code)) == cst_names(code)
+
+
+def test_the_stdlib_tree_names_imports_captures_and_keywords() -> None:
+    code = (
+        "import os.path as osp\nfrom .pkg.sub import thing as alias\n\n\nclass Meta(Base, metaclass=Kind):\n"
+        "    def go(self, *args, key=1, **kwargs):\n        global counter\n        try:\n            call(option=2)\n"
+        "        except Error as caught:\n            pass\n        match value:\n"
+        "            case Point(x=0, y=first) | [*rest] | {'k': 1, **others}:\n                return f'{self.attribute!r}'\n"
+        "            case None:\n                return True\n        return lambda inner: inner\n"
+    )
+    assert quickscan.identifiers(ast.parse(code)) == cst_names(code)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_the_stdlib_tree_names_what_libcst_names_in_generated_programs(program: Program) -> None:
+    assert quickscan.identifiers(ast.parse(program.text)) == cst_names(program.text)
+
+
+@pytest.mark.parametrize(
+    ("code", "taken"),
+    [
+        pytest.param(
+            "import json\n\n\ndef load(path):\n    return json.load(open(path))\n",
+            "\n\ndef other(f, fh):\n    return f + fh\n",
+            id="UL205-file",
+        ),
+        pytest.param(
+            "def purge(user):\n    for conversation in user.conversations:\n"
+            "        Message.query.filter_by(conversation_id=conversation.id).delete()\n        db.session.commit()\n",
+            "\n\ndef other(conversation_ids):\n    return conversation_ids\n",
+            id="UL302-ids",
+        ),
+    ],
+)
+def test_a_fresh_name_avoids_names_used_only_in_a_dropped_function(code: str, taken: str) -> None:
+    whole = padded(code) + taken
+    found = slice_of(whole)
+    assert found is not None and stubbed(found, "def other():")
+    assert_same_both_ways(whole)
+    fixed = run(whole).fixed
+    assert fixed is not None and (b"as handle:" in fixed or b"conversation_ids_2 = [" in fixed)

@@ -79,9 +79,9 @@ import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import quickscan
-from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, within
+from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, names_in_module, within
 from unleak.knowledge.resources import ONE_SHOT, opens_one_shot, stores
-from unleak.rule import FixSafety, Invalid, Rule, Valid
+from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 
 # Methods of a file, an archive or a response that return data, not something tied to the object.
 _DATA_METHODS = frozenset(
@@ -112,7 +112,8 @@ class ResourceNeverClosed(Rule):
     summary = "File opened and used in one expression is never closed: use `with`"
     trigger = (rb"(?:open|ZipFile|ClientSession)\s*\(",)
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
-    _taken: set[str]  # every name the module uses, set by `visit_Module`
+    slice_scope = SliceScope.IN_FUNCTIONS
+    _taken: frozenset[str]  # every name the module uses, set by `visit_Module`
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
@@ -120,7 +121,7 @@ class ResourceNeverClosed(Rule):
         return any(_opener(node) for node in _used_in_place(tree))
 
     def visit_Module(self, node: cst.Module) -> None:
-        self._taken = {name.value for name in m.findall(node, m.Name())}
+        self._taken = names_in_module(self, node)
 
     @m.visit(_ONE_STATEMENT | m.For())
     def flag_never_closed(self, statement: cst.SimpleStatementLine | cst.For) -> None:

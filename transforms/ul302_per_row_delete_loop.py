@@ -142,10 +142,10 @@ import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from unleak.knowledge import quickscan
-from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function, within
+from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function, names_in_module, within
 from unleak.knowledge.project import Model
 from unleak.knowledge.queries import SESSION_NAME, RowQuery, is_session_of, row_query
-from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, Valid
+from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, SliceScope, Valid
 
 SQLALCHEMY_DELETE = ("sqlalchemy.delete", "sqlalchemy.sql.delete", "sqlalchemy.sql.expression.delete")
 
@@ -243,9 +243,10 @@ class PerRowDeleteLoop(Rule):
     # the third: a per-item filter, or what a per-object delete loop iterates over or commits with
     trigger = (rb"delete(?:\s*\(|\s+as\b)", rb"\bfor\b", rb"\b(?:filter|filter_by|where|scalars)\s*\(|\.query\b|\.commit\s*\(")
     METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider)
+    slice_scope = SliceScope.IN_FUNCTIONS
     uses_project = True
 
-    _names_in_module: set[str]  # every name the module uses, set by `visit_Module`
+    _names_in_module: frozenset[str]  # every name the module uses, set by `visit_Module`
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
@@ -277,7 +278,7 @@ class PerRowDeleteLoop(Rule):
         )
 
     def visit_Module(self, node: cst.Module) -> None:
-        self._names_in_module = {name.value for name in m.findall(node, m.Name())}
+        self._names_in_module = names_in_module(self, node)
 
     @m.visit(m.For(target=m.Name(), orelse=None, asynchronous=None, body=m.IndentedBlock()))
     def flag_per_row_delete(self, loop: cst.For) -> None:

@@ -43,8 +43,9 @@ class SliceScope(str, enum.Enum):
     A rule may declare less than the whole module only if what it reports and fixes in a function
     (or class) does not depend on the module's other functions and classes beyond their names and
     kinds: not on their bodies, decorators or signatures, not on where else a module-level name
-    is used (a binding's references, an import a fix may leave unused), and not on every name the
-    module uses.
+    is used (a binding's references, an import a fix may leave unused). A rule that needs every
+    name the module uses, to pick a fresh one, asks `unleak.knowledge.analysis.names_in_module`,
+    which sees the whole module.
     """
 
     WHOLE_MODULE = "module"  # the default: when unsure, the rule sees everything

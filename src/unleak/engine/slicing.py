@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from unleak.knowledge.project import ProjectView
+from unleak.knowledge.quickscan import identifiers
 from unleak.rule import Rule, SliceScope
 from unleak.settings import Settings
 from unleak.engine.edits import lines as split_lines
@@ -109,6 +110,7 @@ class Slice:
     text: str
     original_lines: list[str]
     stubs: tuple[tuple[int, int, tuple[str, ...]], ...]  # (first, last, stub lines), in order
+    dropped_names: frozenset[str]  # every name the dropped units use (rules picking a fresh name ask)
 
     def splice(self, fixed: str) -> str:
         """The whole module `fixed` stands for; Fallback if a stub did not come back intact."""
@@ -264,7 +266,8 @@ def _build(lines: list[str], dropped: list[_Unit]) -> Slice:
         stub_lines = _stub_lines(lines, unit)
         sliced[unit.first - 1 : unit.last] = stub_lines
         stubs.append((unit.first, unit.last, stub_lines))
-    return Slice("".join(sliced), lines, tuple(stubs))
+    dropped_names = frozenset().union(*(identifiers(unit.node) for unit in dropped))
+    return Slice("".join(sliced), lines, tuple(stubs), dropped_names)
 
 
 def _stub_lines(lines: list[str], unit: _Unit) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ Every function takes the running rule (for its metadata) and a node. `qualified_
 from __future__ import annotations
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import ImportAssignment, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
@@ -116,3 +117,9 @@ def import_binding(rule: Rule, callee: cst.BaseExpression) -> ImportSpec | None:
             return None
         return ImportSpec(module, alias.evaluated_name, alias.evaluated_alias)
     return None
+
+
+def names_in_module(rule: Rule, module: cst.Module) -> frozenset[str]:
+    """Every name the whole module uses, for picking a fresh one: those of `module` and, when it
+    is a slice, those of the definitions the slice dropped."""
+    return frozenset(name.value for name in m.findall(module, m.Name())) | rule.project.names_outside_slice

@@ -406,6 +406,8 @@ class ProjectView:
     index: ProjectIndex
     own: ModuleFacts
     used: dict[tuple[str, str], str] = field(default_factory=dict)
+    # A sliced run (see `unleak.engine.slicing`): every name the definitions it dropped use.
+    names_outside_slice: frozenset[str] = frozenset()
 
     @classmethod
     def empty(cls) -> ProjectView:

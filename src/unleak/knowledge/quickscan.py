@@ -116,3 +116,41 @@ def calls_in(node: ast.AST, accepts: Callable[[ast.Call], bool]) -> bool:
 def calls_named(*names: str) -> Callable[[ast.Call], bool]:
     """Accepts calls whose callee's last name is one of `names` (`cls(...)`, `x.error(...)`)."""
     return lambda call: called_name(call) in names
+
+
+def identifiers(tree: ast.AST) -> frozenset[str]:
+    """Every identifier the code writes -- variables, attributes, definitions, parameters, keyword
+    arguments, every part of an imported name, `global` and capture names, `True`/`False`/`None` -- as the LibCST `Name`
+    nodes of the same code spell them. A rule that picks a fresh name asks this of the whole
+    module, which a sliced run does not give LibCST."""
+    return frozenset(name for node in every_node(tree) for name in _written_names(node))
+
+
+def _written_names(node: ast.AST) -> Iterator[str]:
+    if isinstance(node, ast.Name):
+        yield node.id
+    elif isinstance(node, ast.Attribute):
+        yield node.attr
+    elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield node.name
+    elif isinstance(node, ast.arg):
+        yield node.arg
+    elif isinstance(node, ast.keyword) and node.arg is not None:
+        yield node.arg
+    elif isinstance(node, ast.alias):
+        yield from node.name.split(".")
+        yield from [node.asname] if node.asname else []
+    elif isinstance(node, ast.ImportFrom) and node.module:
+        yield from node.module.split(".")
+    elif isinstance(node, (ast.Global, ast.Nonlocal)):
+        yield from node.names
+    elif isinstance(node, ast.ExceptHandler) and node.name:
+        yield node.name
+    elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+        yield node.name
+    elif isinstance(node, ast.MatchMapping) and node.rest:
+        yield node.rest
+    elif isinstance(node, ast.MatchClass):
+        yield from node.kwd_attrs
+    elif isinstance(node, (ast.Constant, ast.MatchSingleton)) and (node.value is None or isinstance(node.value, bool)):
+        yield repr(node.value)  # `True`, `False` and `None` are names to LibCST
