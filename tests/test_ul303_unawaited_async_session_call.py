@@ -173,6 +173,25 @@ def test_could_fire_needs_an_unawaited_coroutine_method_in_an_async_def(code: st
     assert UnawaitedAsyncSessionCall.could_fire(ast.parse(code)) is possible
 
 
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        ("async def f(s: AsyncSession):\n    s.get(User, 1)\n", True),
+        ("async def f(s: 'AsyncSession'):\n    s.close()\n", True),
+        ("async def f():\n    async with factory() as s:\n        s.commit()\n", True),
+        ("async def f():\n    s = factory()\n    s.flush()\n", True),
+        ("async def f():\n    s.commit()\n", True),  # bound outside the function: may be one
+        ("async def f(data: dict):\n    data.get(key)\n", False),
+        ("async def f():\n    data = {}\n    data.get(key)\n", False),
+        ("async def f():\n    row = await fetch()\n    row.get(key)\n", False),
+    ],
+)
+def test_could_fire_needs_a_receiver_that_may_be_an_async_session(code: str, possible: bool) -> None:
+    """dict's `get` and a stream's `close` are everywhere in async code: the gate lets through
+    only a name bound in a way `_binds_async_session` could accept."""
+    assert UnawaitedAsyncSessionCall.could_fire(ast.parse(code)) is possible
+
+
 @st.composite
 def programs(draw: st.DrawFn) -> tuple[str, int]:
     binding = draw(st.sampled_from(("param", "async-with")))

@@ -64,6 +64,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from typing import cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -292,10 +293,19 @@ def _names_async_session(annotation: cst.BaseExpression) -> bool:
 # --- the cheap check on the stdlib AST ----------------------------------------------------------
 
 
-def _calls_unawaited(function: ast.AST) -> bool:
-    """A coroutine method called on a name outside an `await`, in the function's own frame."""
+def _calls_unawaited(function: ast.AsyncFunctionDef) -> bool:
+    """A coroutine method called outside an `await`, in the function's own frame, on a name that
+    may be an `AsyncSession` there."""
     awaited = {id(node.value) for node in quickscan.own_nodes(function) if isinstance(node, ast.Await)}
-    return any(id(call) not in awaited for call in _method_calls(function))
+    unawaited = [call for call in _method_calls(function) if id(call) not in awaited]
+    if not unawaited:
+        return False
+    bindings = _bindings(function)
+    return any(_may_be_async_session(bindings.get(_receiver(call), [])) for call in unawaited)
+
+
+def _receiver(call: ast.Call) -> str:
+    return cast(ast.Name, cast(ast.Attribute, call.func).value).id
 
 
 def _method_calls(function: ast.AST) -> Iterator[ast.Call]:
@@ -303,3 +313,44 @@ def _method_calls(function: ast.AST) -> Iterator[ast.Call]:
         callee = call.func
         if isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) and callee.attr in COROUTINE_METHODS:
             yield call
+
+
+def _bindings(function: ast.AsyncFunctionDef) -> dict[str, list[ast.AST]]:
+    """What binds each name in the function's own frame: its parameter, or the statement (an
+    assignment, a `with` item, a `for`...) whose target it is."""
+    found: dict[str, list[ast.AST]] = {}
+    arguments = function.args
+    for parameter in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]:
+        if parameter is not None:
+            found.setdefault(parameter.arg, []).append(parameter)
+    for node in quickscan.own_nodes(function):
+        for target in _targets(node):
+            for name in ast.walk(target):
+                if isinstance(name, ast.Name):
+                    found.setdefault(name.id, []).append(node)
+    return found
+
+
+def _targets(node: ast.AST) -> list[ast.expr]:
+    if isinstance(node, ast.Assign):
+        return node.targets
+    if isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For, ast.AsyncFor, ast.comprehension)):
+        return [node.target]
+    if isinstance(node, ast.withitem):
+        return [node.optional_vars] if node.optional_vars is not None else []
+    return []
+
+
+def _may_be_async_session(bindings: list[ast.AST]) -> bool:
+    """Loosely what `_binds_async_session` asks of every binding: a name the frame does not bind
+    (a closure's or a global) may be one; a bound one needs a binding that may make one (a
+    parameter without annotation stays possible: it costs little, and keeps the gate loose)."""
+    return not bindings or any(_may_bind_async_session(binding) for binding in bindings)
+
+
+def _may_bind_async_session(binding: ast.AST) -> bool:
+    if isinstance(binding, ast.arg):
+        return binding.annotation is None or _ASYNC_SESSION_CLASS in ast.unparse(binding.annotation)
+    if isinstance(binding, ast.Assign):
+        return isinstance(binding.value, ast.Call)
+    return isinstance(binding, (ast.withitem, ast.AsyncFor))
