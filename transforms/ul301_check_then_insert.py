@@ -132,6 +132,7 @@ import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -219,6 +220,8 @@ class CheckThenInsert(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
+        if not any(map(_may_insert, quickscan.of_type(tree, ast.Call))):
+            return False  # every shape below inserts with `.add(...)`, `.add_all(...)` or `.create...(...)`
         ifs = list(quickscan.of_type(tree, ast.If))
         django = (_django_exists_then_creates(node) or _django_found_else_creates(node) for node in ifs)
         return any(_looks_up_then_adds(node) for node in ifs) or any(django) or any(
@@ -1292,6 +1295,11 @@ def _has_await(node: cst.CSTNode) -> bool:
 
 
 # --- the cheap check on the stdlib AST ----------------------------------------------------------
+
+
+def _may_insert(call: ast.AST) -> bool:
+    callee = cast(ast.Call, call).func
+    return isinstance(callee, ast.Attribute) and (callee.attr in _ADDS or callee.attr.startswith("create"))
 
 
 def _looks_up_then_adds(node: ast.AST) -> bool:
