@@ -51,3 +51,22 @@ def test_failed_transaction_is_rolled_back_before_the_handler_writes_after_apply
         "items: ['bolt', 'nut', 'gear']\n"
         "failures: [(2, \"invalid names ['bad name!']\")]\n"
     )
+
+
+def test_fastapi_get_db_dependency_surfaces_the_database_error_after_apply(tmp_path: Path) -> None:
+    example = ExampleCopy.of("fastapi_get_db", "app.py", tmp_path)
+
+    before = example.run()
+    assert before.returncode == 1, before.stderr
+    assert before.stdout == (
+        "the request failed with UnboundLocalError: cannot access local variable 'db' where it is not associated with a value\n"
+        "the database error is only in __context__: OperationalError\n"
+    )
+
+    example.apply_fixes()
+    source = example.program.read_text(encoding="utf-8")
+    assert "def get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n        db.close()\n" in source
+
+    after = example.run()
+    assert after.returncode == 0, after.stderr
+    assert after.stdout == "the request failed with the database error: OperationalError\n"
