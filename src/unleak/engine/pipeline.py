@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, replace
+from functools import cache
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,7 +107,7 @@ def _run(
         return _run_on(job, parse(text, job.display), rules, project, verifier, _widen(job, project))
     try:
         widen = slicing.sliced_widen(_widen(job, project), sliced, rules)
-        seeing_dropped_names = replace(project, names_outside_slice=sliced.dropped_names)
+        seeing_dropped_names = replace(project, names_outside_slice=cache(sliced.dropped_names))
         ran = _run_on(job, parse(sliced.text, job.display), rules, seeing_dropped_names, verifier, widen)
         if ran.fixes is not None:
             ran.fixed = sliced.verified(ran.fixed, verifier)

@@ -110,7 +110,7 @@ class Slice:
     text: str
     original_lines: list[str]
     stubs: tuple[tuple[int, int, tuple[str, ...]], ...]  # (first, last, stub lines), in order
-    dropped_names: frozenset[str]  # every name the dropped units use (rules picking a fresh name ask)
+    dropped: tuple[Definition, ...]  # the units the stubs stand for
 
     def splice(self, fixed: str) -> str:
         """The whole module `fixed` stands for; Fallback if a stub did not come back intact."""
@@ -138,6 +138,10 @@ class Slice:
             except VerificationError as error:
                 raise Fallback(str(error)) from error
         return whole
+
+    def dropped_names(self) -> frozenset[str]:
+        """Every name the dropped units use: a rule picking a fresh name asks (few do)."""
+        return frozenset().union(*map(identifiers, self.dropped))
 
     @property
     def kept_lines(self) -> int:
@@ -266,8 +270,7 @@ def _build(lines: list[str], dropped: list[_Unit]) -> Slice:
         stub_lines = _stub_lines(lines, unit)
         sliced[unit.first - 1 : unit.last] = stub_lines
         stubs.append((unit.first, unit.last, stub_lines))
-    dropped_names = frozenset().union(*(identifiers(unit.node) for unit in dropped))
-    return Slice("".join(sliced), lines, tuple(stubs), dropped_names)
+    return Slice("".join(sliced), lines, tuple(stubs), tuple(unit.node for unit in dropped))
 
 
 def _stub_lines(lines: list[str], unit: _Unit) -> tuple[str, ...]:

@@ -122,4 +122,4 @@ def import_binding(rule: Rule, callee: cst.BaseExpression) -> ImportSpec | None:
 def names_in_module(rule: Rule, module: cst.Module) -> frozenset[str]:
     """Every name the whole module uses, for picking a fresh one: those of `module` and, when it
     is a slice, those of the definitions the slice dropped."""
-    return frozenset(name.value for name in m.findall(module, m.Name())) | rule.project.names_outside_slice
+    return frozenset(name.value for name in m.findall(module, m.Name())) | rule.project.names_outside_slice()

@@ -12,7 +12,7 @@ A name that reaches two declarations, or none, is unknown: never guessed. Every 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import PurePosixPath
 from typing import Generic, Protocol, TypeVar, Union
@@ -406,8 +406,9 @@ class ProjectView:
     index: ProjectIndex
     own: ModuleFacts
     used: dict[tuple[str, str], str] = field(default_factory=dict)
-    # A sliced run (see `unleak.engine.slicing`): every name the definitions it dropped use.
-    names_outside_slice: frozenset[str] = frozenset()
+    # A sliced run (see `unleak.engine.slicing`): every name the definitions it dropped use,
+    # worked out when a rule first asks.
+    names_outside_slice: Callable[[], frozenset[str]] = frozenset
 
     @classmethod
     def empty(cls) -> ProjectView:
