@@ -14,11 +14,18 @@ import enum
 import textwrap
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Union
+from typing import Any, ClassVar, TypeVar, Union
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import CodeRange, ParentNodeProvider, PositionProvider
+from libcst.metadata import (
+    BaseMetadataProvider,
+    CodeRange,
+    ParentNodeProvider,
+    PositionProvider,
+    QualifiedNameProvider,
+    ScopeProvider,
+)
 
 from unleak.knowledge.project import ProjectView
 from unleak.settings import Settings
@@ -27,6 +34,13 @@ from unleak.settings import Settings
 _STATEMENT_LIKE = (cst.BaseStatement, cst.ExceptHandler, cst.ExceptStarHandler)
 
 Replacement = Union[cst.CSTNode, cst.RemovalSentinel, cst.FlattenSentinel]
+
+# LibCST's QualifiedNameProvider walks the whole module to store, for every node, what its scope
+# says: `scope.get_qualified_names_for(node)`. A rule asks that of a few nodes, so rules resolve
+# the scopes only and `Rule.get_metadata` asks the node's scope when a rule asks its names.
+_ASKED_OF_SCOPES = {QualifiedNameProvider: ScopeProvider}
+_MISSING = object()
+T = TypeVar("T")
 
 
 class FixSafety(str, enum.Enum):
@@ -195,8 +209,19 @@ class Rule(m.MatcherDecoratableVisitor):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        needed = (PositionProvider, ParentNodeProvider)
-        cls.METADATA_DEPENDENCIES = tuple(dict.fromkeys((*needed, *cls.METADATA_DEPENDENCIES)))
+        needed = (PositionProvider, ParentNodeProvider, *cls.METADATA_DEPENDENCIES)
+        cls.METADATA_DEPENDENCIES = tuple(dict.fromkeys(_ASKED_OF_SCOPES.get(provider, provider) for provider in needed))
+
+    def get_metadata(self, key: type[BaseMetadataProvider[T]], node: cst.CSTNode, default: Any = _MISSING) -> T:
+        """LibCST's `get_metadata`; a node's qualified names come from its scope (see `_ASKED_OF_SCOPES`)."""
+        if key is QualifiedNameProvider:
+            scope = super().get_metadata(ScopeProvider, node, _MISSING)
+            if scope is not _MISSING:
+                return scope.get_qualified_names_for(node)  # type: ignore[return-value]
+            if default is _MISSING:
+                raise KeyError(f"no qualified names for a node outside the module: {node!r}")
+            return default
+        return super().get_metadata(key, node) if default is _MISSING else super().get_metadata(key, node, default)
 
     @classmethod
     def trigger_for(cls, settings: Settings) -> tuple[bytes, ...]:
