@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import ast
+import copy
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+
+from tests.test_properties import Program, programs
+from unleak import registry
 
 from unleak.knowledge import quickscan
 
@@ -31,3 +39,33 @@ def test_statement_lists_include_else_and_finally_blocks() -> None:
     tree = ast.parse("try:\n    a()\nexcept E:\n    b()\nelse:\n    c()\nfinally:\n    d()\n")
     blocks = [[ast.unparse(statement) for statement in block] for block in quickscan.statement_lists(tree)]
     assert ["a()"] in blocks and ["b()"] in blocks and ["c()"] in blocks and ["d()"] in blocks
+
+
+def rebuilt(module: ast.Module) -> Iterator[ast.Module]:
+    """Modules made of `module`'s statements as the engine's slices make them: each class once
+    with only one of its statements, and the statements in another order."""
+    for position, statement in enumerate(module.body):
+        if isinstance(statement, ast.ClassDef):
+            for kept in range(len(statement.body)):
+                shell = copy.copy(statement)
+                shell.body = [statement.body[kept]]
+                yield ast.Module(body=[*module.body[:position], shell, *module.body[position + 1 :]], type_ignores=[])
+    yield ast.Module(body=list(reversed(module.body)), type_ignores=[])
+
+
+def assert_shared_walks_are_ast_walk(code: str) -> None:
+    module = ast.parse(code)
+    with quickscan.sharing_walks():
+        for candidate in [module, *rebuilt(module)]:
+            assert quickscan.every_node(candidate) == list(ast.walk(candidate))
+
+
+@pytest.mark.parametrize("code", [case.code for rule in registry.all_rules() for case in (*rule.INVALID, *rule.VALID)])
+def test_shared_walks_give_ast_walk_on_every_rule_example(code: str) -> None:
+    assert_shared_walks_are_ast_walk(code)
+
+
+@settings(max_examples=60, deadline=None)
+@given(program=programs())
+def test_shared_walks_give_ast_walk_on_generated_programs(program: Program) -> None:
+    assert_shared_walks_are_ast_walk(program.text)

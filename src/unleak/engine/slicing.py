@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from unleak.knowledge.project import ProjectView
+from unleak.knowledge import quickscan
 from unleak.knowledge.quickscan import identifiers
 from unleak.rule import Rule, SliceScope
 from unleak.settings import Settings
@@ -169,7 +170,8 @@ def plan(
     if _may_fire_in_module_code(tree, rules, settings, project):
         return None
     lines = split_lines(text)
-    dropped = list(_dropped_units(tree, rules, settings, project))
+    with quickscan.sharing_walks():  # the rules' checks walk one module per definition
+        dropped = list(_dropped_units(tree, rules, settings, project))
     if not dropped or sum(unit.last - unit.first + 1 for unit in dropped) < MIN_DROPPED_SHARE * len(lines):
         return None
     if not all(_starts_unit(lines[unit.first - 1]) for unit in dropped):

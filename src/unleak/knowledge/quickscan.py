@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # Code inside these runs in its own frame: not "directly in" the enclosing function or handler.
 _OWN_SCOPE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
@@ -20,6 +21,8 @@ def of_type(tree: ast.AST, *types: type[ast.AST]) -> Iterator[ast.AST]:
 
 
 _last_module: tuple[ast.Module, list[ast.AST]] | None = None
+Levels = list[list[ast.AST]]  # a subtree's nodes, level by level, each level in `ast.walk` order
+_shared_levels: dict[ast.AST, Levels] | None = None  # see `sharing_walks`
 
 
 def every_node(tree: ast.AST) -> list[ast.AST]:
@@ -29,10 +32,52 @@ def every_node(tree: ast.AST) -> list[ast.AST]:
     global _last_module
     if _last_module is not None and _last_module[0] is tree:
         return _last_module[1]
-    found = list(ast.walk(tree))
+    if _shared_levels is not None and isinstance(tree, ast.Module):
+        found = [node for level in _levels(tree, _shared_levels) for node in level]
+    else:
+        found = list(ast.walk(tree))
     if isinstance(tree, ast.Module):
         _last_module = (tree, found)
     return found
+
+
+@contextmanager
+def sharing_walks() -> Iterator[None]:
+    """While this lasts, modules made of the same statements (the engine's slices: one module per
+    definition that may be kept) walk each statement once: `every_node` of such a module is put
+    together from its statements' walks, in the order `ast.walk` gives."""
+    global _shared_levels
+    previous, _shared_levels = _shared_levels, {}
+    try:
+        yield
+    finally:
+        _shared_levels = previous
+
+
+def _levels(node: ast.AST, known: dict[ast.AST, Levels]) -> Levels:
+    """`node`'s subtree level by level. `ast.walk` goes breadth first, so each level is the
+    children's same level one after the other. Modules and classes, which slices rebuild, are put
+    together from their children; any other node is walked once."""
+    if not isinstance(node, (ast.Module, ast.ClassDef)):
+        if node not in known:
+            known[node] = _walked_by_level(node)
+        return known[node]
+    levels: Levels = [[node]]
+    for child in ast.iter_child_nodes(node):
+        for depth, level in enumerate(_levels(child, known), start=1):
+            if depth == len(levels):
+                levels.append([])
+            levels[depth].extend(level)
+    return levels
+
+
+def _walked_by_level(node: ast.AST) -> Levels:
+    levels: Levels = []
+    current = [node]
+    while current:
+        levels.append(current)
+        current = [child for parent in current for child in ast.iter_child_nodes(parent)]
+    return levels
 
 
 def statement_lists(tree: ast.AST) -> Iterator[list[ast.stmt]]:
