@@ -52,6 +52,17 @@ def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
             yield from own_nodes(child)
 
 
+def frame_nodes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.AST]:
+    """The nodes of the function's body that run in its frame (its defaults, decorators and
+    annotations run in the enclosing one; nested defs, lambdas and classes in their own)."""
+    found: list[ast.AST] = []
+    for statement in function.body:
+        found.append(statement)
+        if not isinstance(statement, _OWN_SCOPE):
+            found.extend(own_nodes(statement))
+    return found
+
+
 def dotted_name(node: ast.expr) -> str | None:
     """`a.b.c` for the attribute chain `a.b.c`; None for anything else."""
     parts = []
