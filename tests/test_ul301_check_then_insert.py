@@ -416,6 +416,38 @@ def test_could_fire_needs_a_lookup_test_and_an_add_statement(code: str, possible
     assert CheckThenInsert.could_fire(ast.parse(code)) is possible
 
 
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        # the two-statement form: the lookup must name its model, the creating branch must add
+        ("u = db.execute(stmt).scalar_one_or_none()\nif u:\n    u.n = 1\nelse:\n    db.add(User())\n", False),
+        ("u = db.execute(select(User)).scalar_one_or_none()\nif u:\n    u.n = 1\nelse:\n    db.add(User())\n", True),
+        ("u = db.scalars(q).first()\nif not u:\n    db.add(User())\n", False),
+        ("u = db.scalars(q.where(User.a == 1)).first()\nif not u:\n    db.add(User())\n", True),
+        ("u = db.get(User, 1)\nif u is None:\n    db.add(User())\n", True),
+        ("u = db.query(User).first()\nif u is None:\n    log(u)\nelse:\n    db.add(u)\n", False),  # adds where the row is
+        ("r = db.execute(q)\nif not r.scalar():\n    db.add(User())\n", False),
+        ("r = db.execute(select(User))\nif not r.scalar():\n    db.add(User())\n", True),
+        ("u = crud.get_user(db, e)\nif not u:\n    u = crud.create_user(db, e)\n    db.add(x)\n", True),
+        ("u = crud.get_user(db, e)\nif not u:\n    u = crud.create_user(other, e)\n    db.add(x)\n", False),  # another session
+        ("u = crud.get_user(e)\nif not u:\n    u = crud.create_user(e)\n    db.add(x)\n", False),  # no session handed
+        # the guard: only an existence test, a lookup naming its model, then an add and its model built
+        ("def f(db, e):\n    u = get(db_session=db, e=e)\n    if not u:\n        return\n    db.add(u)\n", False),
+        ("def f(db, e):\n    u = lookup(e)\n    if u:\n        return\n    db.add(User(e))\n", False),
+        ("def f(db, e):\n    u = db.query(User).filter(User.e == e).first()\n    if u and e:\n        return\n    db.add(User(e))\n", False),
+        ("def f(db, e):\n    u = db.query(User).filter(User.e == e).first()\n    if u:\n        return\n    db.add(Audit(e))\n", False),
+        ("def f(db, e):\n    u = db.query(User).filter(User.e == e).first()\n    if u:\n        return\n    db.add(User(e))\n", True),
+        ("def f(db, e):\n    u = db.query(User).first()\n    print(u)\n    if u:\n        return\n    db.add(User(e))\n", False),  # read in between
+        ("def f(db, e):\n    u = db.query(User).first()\n    if list(u):\n        raise E\n    elif x:\n        pass\n    else:\n        db.add(User(e))\n", True),
+        ("def f(db, e):\n    u = await db.scalars(select(User))\n    if u is not None:\n        return\n    await db.add(User(e))\n", True),
+    ],
+)
+def test_could_fire_asks_what_the_visitor_needs_of_the_lookup_and_the_insert(code: str, possible: bool) -> None:
+    """The lookup names its model (`query(M)`, `select(M)`, `M.query`, `filter(M.a == x)`,
+    `get(M, k)`), and the statement that creates is where the visitor looks for it."""
+    assert CheckThenInsert.could_fire(ast.parse(code)) is possible
+
+
 # --- the two-statement form: `obj = <lookup>` then `if obj is None:` -----------------------------
 
 GET_OR_CREATE = [

@@ -35,13 +35,30 @@ def every_node(tree: ast.AST) -> list[ast.AST]:
     return found
 
 
-def statement_lists(tree: ast.AST) -> Iterator[list[ast.stmt]]:
-    """Every block of statements: bodies, `else:` and `finally:` blocks (handlers are bodies too)."""
-    for node in every_node(tree):
+_last_blocks: tuple[ast.Module, list[list[ast.stmt]]] | None = None
+
+
+def statement_lists(tree: ast.AST) -> list[list[ast.stmt]]:
+    """Every block of statements: bodies, `else:` and `finally:` blocks (handlers and `case`s
+    are bodies too). Statements nest only in statements, so only they are visited; for a whole
+    module the list is made once and shared, as `every_node`'s."""
+    global _last_blocks
+    if _last_blocks is not None and _last_blocks[0] is tree:
+        return _last_blocks[1]
+    found: list[list[ast.stmt]] = []
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
         for field in ("body", "orelse", "finalbody"):
             statements = getattr(node, field, None)
             if isinstance(statements, list):
-                yield statements
+                found.append(statements)
+                pending.extend(statements)
+        pending.extend(getattr(node, "handlers", ()))
+        pending.extend(getattr(node, "cases", ()))
+    if isinstance(tree, ast.Module):
+        _last_blocks = (tree, found)
+    return found
 
 
 def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
