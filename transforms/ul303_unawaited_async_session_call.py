@@ -67,7 +67,6 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import cast
 
@@ -310,20 +309,6 @@ def _names_async_session(annotation: cst.BaseExpression) -> bool:
 # --- the cheap check on the stdlib AST ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Binding:
-    """How a name is bound, as far as `_binds_async_session` cares: `how` is "parameter" (`value`
-    is its annotation), "with" or "async with" (the entered value), "for" or "async for" (the
-    iterated value), "assigned" (the value assigned to the name alone), or "other" (a tuple
-    target, `+=`, `:=`, an import, a `def`, an `except ... as`: never a session)."""
-
-    how: str
-    value: ast.expr | None = None
-
-
-_NOT_A_SESSION = _Binding("other")
-
-
 class _Gate:
     """`could_fire` for one module: `knows_async_factory` says whether the project may know a
     callee (`make`, `db.make`) as an async session factory."""
@@ -343,10 +328,10 @@ class _Gate:
         calls = [call for call in _method_calls(frame) if id(call) in dropped]
         if not calls:
             return False
-        bindings = _bindings(_parameters(function), frame)
+        bindings = quickscan.bindings(quickscan.parameters(function), frame)
         return any(self._may_be_async_session(_receiver(call), bindings.get(_receiver(call))) for call in calls)
 
-    def _may_be_async_session(self, name: str, bindings: list[_Binding] | None) -> bool:
+    def _may_be_async_session(self, name: str, bindings: list[quickscan.Binding] | None) -> bool:
         """What `_is_async_session` asks of every binding in the frame; a name the frame does not
         bind is looked up in the whole module (a closure's or a global: one of its bindings must
         may make it one; a name bound nowhere stays possible)."""
@@ -356,14 +341,16 @@ class _Gate:
         return elsewhere is None or any(map(self._may_bind_async_session, elsewhere))
 
     @cached_property
-    def _module_bindings(self) -> dict[str, list[_Binding]]:
-        return _bindings([node for node in quickscan.every_node(self.tree) if isinstance(node, ast.arg)], quickscan.every_node(self.tree))
+    def _module_bindings(self) -> dict[str, list[quickscan.Binding]]:
+        nodes = quickscan.every_node(self.tree)
+        return quickscan.bindings(((node, None) for node in nodes if isinstance(node, ast.arg)), nodes)
 
-    def _may_bind_async_session(self, binding: _Binding) -> bool:
+    def _may_bind_async_session(self, binding: quickscan.Binding) -> bool:
         """Loosely `_binds_async_session` (a parameter without annotation stays possible)."""
+        if binding.parameter is not None:
+            annotation = binding.parameter.annotation
+            return annotation is None or _ASYNC_SESSION_CLASS in ast.unparse(annotation)
         value = binding.value
-        if binding.how == "parameter":
-            return value is None or _ASYNC_SESSION_CLASS in ast.unparse(value)
         if not isinstance(value, ast.Call):
             return False
         if binding.how == "async with":
@@ -417,53 +404,3 @@ def _method_calls(frame: list[ast.AST]) -> Iterator[ast.Call]:
         callee = call.func
         if isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) and callee.attr in COROUTINE_METHODS:
             yield call
-
-
-def _parameters(function: ast.AsyncFunctionDef) -> list[ast.arg]:
-    arguments = function.args
-    every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]
-    return [parameter for parameter in every if parameter is not None]
-
-
-def _bindings(parameters: list[ast.arg], nodes: list[ast.AST]) -> dict[str, list[_Binding]]:
-    """Every binding of each name by `parameters` and by `nodes` that LibCST's scope analysis
-    records in the same scope (a comprehension's targets are its own; `case` captures are left
-    out, which only keeps the gate loose)."""
-    found: dict[str, list[_Binding]] = {}
-    for parameter in parameters:
-        found.setdefault(parameter.arg, []).append(_Binding("parameter", parameter.annotation))
-    for node in nodes:
-        for name, binding in _bound_by(node):
-            found.setdefault(name, []).append(binding)
-    return found
-
-
-def _bound_by(node: ast.AST) -> Iterator[tuple[str, _Binding]]:
-    if isinstance(node, ast.Assign):
-        for target in node.targets:
-            yield from _bound_to(target, _Binding("assigned", node.value))
-    elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
-        yield from _bound_to(node.target, _NOT_A_SESSION)
-    elif isinstance(node, (ast.For, ast.AsyncFor)):
-        yield from _bound_to(node.target, _Binding("async for" if isinstance(node, ast.AsyncFor) else "for", node.iter))
-    elif isinstance(node, (ast.With, ast.AsyncWith)):
-        how = "async with" if isinstance(node, ast.AsyncWith) else "with"
-        for item in node.items:
-            if item.optional_vars is not None:
-                yield from _bound_to(item.optional_vars, _Binding(how, item.context_expr))
-    elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        yield node.name, _NOT_A_SESSION
-    elif isinstance(node, (ast.Import, ast.ImportFrom)):
-        yield from ((alias.asname or alias.name.split(".")[0], _NOT_A_SESSION) for alias in node.names)
-    elif isinstance(node, ast.ExceptHandler) and node.name:
-        yield node.name, _NOT_A_SESSION
-
-
-def _bound_to(target: ast.expr, binding: _Binding) -> Iterator[tuple[str, _Binding]]:
-    """`binding` for a name that is the whole target; any other name the target stores is not a session."""
-    if isinstance(target, ast.Name):
-        yield target.id, binding
-        return
-    for name in ast.walk(target):
-        if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
-            yield name.id, _NOT_A_SESSION

@@ -8,7 +8,8 @@ must be loose: answering "maybe" costs a parse, answering "no" wrongly loses a f
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 # Code inside these runs in its own frame: not "directly in" the enclosing function or handler.
 _OWN_SCOPE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
@@ -182,3 +183,79 @@ def _written_names(node: ast.AST) -> Iterator[str]:
         yield from node.kwd_attrs
     elif isinstance(node, (ast.Constant, ast.MatchSingleton)) and (node.value is None or isinstance(node.value, bool)):
         yield repr(node.value)  # `True`, `False` and `None` are names to LibCST
+
+
+# --- what binds a name in a frame -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Binding:
+    """How a frame binds a name, among the bindings LibCST's scope analysis records: `how` is
+    "parameter" (`parameter` the `ast.arg`, `value` its default), "assigned" (`value` assigned to
+    the name, a whole target of `=`), "annotated" (`name: T = value`, `value` None without one),
+    "with"/"async with" (`value` entered), "for"/"async for" (`value` iterated), or "other" (a
+    name in a tuple target, `+=`, `:=`, an import, a `def` or `class`, `except ... as`)."""
+
+    how: str
+    value: ast.expr | None = None
+    parameter: ast.arg | None = None
+
+
+_OTHER = Binding("other")
+
+
+def parameters(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[tuple[ast.arg, ast.expr | None]]:
+    """Every parameter with its default."""
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(arguments.defaults))
+    found = list(zip(positional, [*defaults, *arguments.defaults]))
+    found += list(zip(arguments.kwonlyargs, arguments.kw_defaults))
+    return found + [(extra, None) for extra in (arguments.vararg, arguments.kwarg) if extra is not None]
+
+
+def bindings(parameters: Iterable[tuple[ast.arg, ast.expr | None]], nodes: Iterable[ast.AST]) -> dict[str, list[Binding]]:
+    """Every binding of each name by `parameters` and by `nodes` (a frame's, see `frame_nodes`)
+    that LibCST records in the same scope. A comprehension's targets are its own scope's; `case`
+    captures LibCST does not record. A rule asking that all bindings be of a kind gets a subset
+    of LibCST's: its answer is loose, never stricter."""
+    found: dict[str, list[Binding]] = {}
+    for parameter, default in parameters:
+        found.setdefault(parameter.arg, []).append(Binding("parameter", default, parameter))
+    for node in nodes:
+        for name, binding in _bound_by(node):
+            found.setdefault(name, []).append(binding)
+    return found
+
+
+def _bound_by(node: ast.AST) -> Iterator[tuple[str, Binding]]:
+    if isinstance(node, ast.Assign):
+        for target in node.targets:
+            yield from _bound_to(target, Binding("assigned", node.value))
+    elif isinstance(node, ast.AnnAssign):
+        yield from _bound_to(node.target, Binding("annotated", node.value))
+    elif isinstance(node, (ast.AugAssign, ast.NamedExpr)):
+        yield from _bound_to(node.target, _OTHER)
+    elif isinstance(node, (ast.For, ast.AsyncFor)):
+        yield from _bound_to(node.target, Binding("async for" if isinstance(node, ast.AsyncFor) else "for", node.iter))
+    elif isinstance(node, (ast.With, ast.AsyncWith)):
+        how = "async with" if isinstance(node, ast.AsyncWith) else "with"
+        for item in node.items:
+            if item.optional_vars is not None:
+                yield from _bound_to(item.optional_vars, Binding(how, item.context_expr))
+    elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield node.name, _OTHER
+    elif isinstance(node, (ast.Import, ast.ImportFrom)):
+        yield from ((alias.asname or alias.name.split(".")[0], _OTHER) for alias in node.names)
+    elif isinstance(node, ast.ExceptHandler) and node.name:
+        yield node.name, _OTHER
+
+
+def _bound_to(target: ast.expr, binding: Binding) -> Iterator[tuple[str, Binding]]:
+    """`binding` for a name that is the whole target; any other name the target stores is bound otherwise."""
+    if isinstance(target, ast.Name):
+        yield target.id, binding
+        return
+    for name in ast.walk(target):
+        if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
+            yield name.id, _OTHER
