@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import fixed_text, run_rules
+from unleak.engine.prefilter import triggered_rules
+from unleak.settings import Settings
 from unleak.transforms.ul301_check_then_insert import CheckThenInsert
 
 RULES = (CheckThenInsert,)
@@ -1082,3 +1084,21 @@ def test_fixed_inline_check_re_raises_when_another_constraint_failed() -> None:
         with pytest.raises(namespace["IntegrityError"]):
             namespace["add_tag"](session, "much-too-long-name")
         assert [tag.name for tag in session.query(namespace["Tag"])] == ["python"]
+
+
+@pytest.mark.parametrize(
+    ("code", "triggered"),
+    [
+        # Django test code: creates and gets, but nothing any shape needs besides
+        ("def test(self):\n    a = Author.objects.create(name='x')\n    self.assertEqual(Author.objects.get(pk=a.pk), a)\n", False),
+        ("tags = {1}\ntags.add(2)\nx = d.get(k)\n", True),  # an `.add(`: SQLAlchemy's shapes may follow
+        ("if not T.objects.filter(a=1).exists():\n    T.objects.create(a=1)\n", True),
+        ("o = T.objects.filter(a=1).first()\nif o is None:\n    o = T.objects.create(a=1)\n", True),
+        ("try:\n    o = T.objects.get(a=1)\nexcept T.DoesNotExist:\n    o = T.objects.create(a=1)\n", True),
+        ("u = crud.get_user(db, e)\nif not u:\n    u = crud.create(db, e)\n", True),
+        ("u = crud.get_user(e, db_session=db_session)\nif not u:\n    u = crud.create(e, db_session=db_session)\n", True),
+        ("u = crud.get_user(db  # the request's\n, e)\nif not u:\n    u = crud.create(db, e)\n", True),
+    ],
+)
+def test_the_trigger_needs_what_some_shape_needs_besides_a_create_and_a_lookup(code: str, triggered: bool) -> None:
+    assert (triggered_rules(code.encode(), (CheckThenInsert,), Settings()) == (CheckThenInsert,)) is triggered

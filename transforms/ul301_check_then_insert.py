@@ -119,8 +119,9 @@ insert's. In the two-statement form, also left alone: a lookup whose result is u
 assigns a name the lookup reads (running it again would look up something else).  A module where
 `IntegrityError` names something else gets a report without a fix.
 
-The byte triggers are a call of `.add(`/`.add_all(`/`.create(` and of one of the lookups (or
-`.filter(`); `could_fire` looks at statements only (never the expressions between them) and
+The byte triggers are a call of `.add(`/`.add_all(`/`.create(`, one of the lookups (or
+`.filter(`), and what some shape needs besides (an `.add(`, an `.exists(` or `.first(`, a
+`DoesNotExist`, an argument named like a session); `could_fire` looks at statements only (never the expressions between them) and
 keeps only files with an `if` whose test calls a lookup and whose body adds, or an `if` testing
 the name a lookup naming its model (`query(M)`, `select(M)`, `M.query`, `filter(M.a == x)`,
 `get(M, k)`) was assigned to in the statement before, with a creating branch that adds (or a
@@ -216,6 +217,9 @@ class CheckThenInsert(Rule):
     trigger = (
         rb"\.(?:add|add_all|create)\s*\(",
         rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get\w*|find\w*|count|exists|one|scalar_one|filter|filter_by)\s*\(",
+        # What each shape needs besides: an `.add(` (SQLAlchemy), an `.exists(` or `.first(` or a
+        # `DoesNotExist` handler (Django), or a helper handed an argument named like a session.
+        rb"\.(?:add|add_all|exists|first)\s*\(|DoesNotExist|(?:session|db|sess)[\s\\]*(?:#[^\n]*[\s\\]*)*[,)]",
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
     uses_project = True
