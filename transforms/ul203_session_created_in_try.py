@@ -523,7 +523,7 @@ def _possible_session_makers(tree: ast.Module, project: ProjectView) -> Callable
 
 def _imported_packages(tree: ast.Module) -> set[str]:
     packages: set[str] = set()
-    for node in quickscan.of_type(tree, ast.Import, ast.ImportFrom):
+    for node in quickscan.statements_of_type(tree, ast.Import, ast.ImportFrom):
         if isinstance(node, ast.ImportFrom):
             packages.add((node.module or "").split(".")[0])
         elif isinstance(node, ast.Import):

@@ -399,7 +399,7 @@ def _could_fire(tree: ast.Module, knows_factory: Callable[[str], bool]) -> bool:
         return False
     origins = _Origins(_session_class_names(tree), knows_factory)
     seen: set[int] = set()
-    for function in quickscan.of_type(tree, ast.FunctionDef, ast.AsyncFunctionDef):
+    for function in quickscan.statements_of_type(tree, ast.FunctionDef, ast.AsyncFunctionDef):
         defined = cast("ast.FunctionDef | ast.AsyncFunctionDef", function)
         frame = quickscan.frame_nodes(defined)
         calls = [node for node in frame if isinstance(node, ast.Call) and id(node) in handing]
@@ -505,7 +505,7 @@ def _session_class_names(tree: ast.Module) -> set[str]:
     classes = {qualified.rsplit(".", 1)[-1] for qualified in SESSION_CLASSES}
     return classes | {
         alias.asname
-        for node in quickscan.of_type(tree, ast.Import, ast.ImportFrom)
+        for node in quickscan.statements_of_type(tree, ast.Import, ast.ImportFrom)
         for alias in cast("ast.Import | ast.ImportFrom", node).names
         if alias.asname and alias.name.rsplit(".", 1)[-1] in classes
     }

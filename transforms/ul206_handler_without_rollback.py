@@ -118,7 +118,7 @@ class HandlerWithoutRollback(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        tries = [node for node in quickscan.of_type(tree, ast.Try) if isinstance(node, ast.Try)]
+        tries = [node for node in quickscan.statements_of_type(tree, ast.Try) if isinstance(node, ast.Try)]
         if not tries:
             return False
         builtin_errors = _BUILTIN_ERRORS - _imported_names(tree)
@@ -346,7 +346,7 @@ _BUILTIN_ERRORS = frozenset(
 def _imported_names(tree: ast.Module) -> set[str]:
     return {
         alias.asname or alias.name.split(".")[0]
-        for node in quickscan.of_type(tree, ast.Import, ast.ImportFrom)
+        for node in quickscan.statements_of_type(tree, ast.Import, ast.ImportFrom)
         for alias in cast("ast.Import | ast.ImportFrom", node).names
     }
 

@@ -229,7 +229,7 @@ class CheckThenInsert(Rule):
     def could_fire(cls, tree: ast.Module) -> bool:
         """Every shape is made of statements: only they are visited, not the expressions between."""
         blocks = quickscan.statement_lists(tree)
-        statements = [statement for block in blocks for statement in block]
+        statements = quickscan.statements_of_type(tree, ast.stmt)
         if not any(map(_may_insert, statements)):
             return False  # every shape inserts in a statement `[x =] [await] y.add(...)` (`add_all`, `create...`)
         ifs = [statement for statement in statements if isinstance(statement, ast.If)]

@@ -276,7 +276,7 @@ class PerRowDeleteLoop(Rule):
                 or (_deletes_itself(loop) and _is_django_queryset_ast(right_before.get(id(loop), loop.iter)))
                 or _deletes_picked_objects(loop)
             )
-            for loop in quickscan.of_type(tree, ast.For)
+            for loop in quickscan.statements_of_type(tree, ast.For)
             if isinstance(loop, ast.For)
         )
 
@@ -958,7 +958,7 @@ def _delete_aliases(tree: ast.Module) -> set[str]:
     """Other names `delete` is imported under (`from sqlalchemy import delete as sa_delete`)."""
     return {
         alias.asname
-        for node in quickscan.of_type(tree, ast.ImportFrom)
+        for node in quickscan.statements_of_type(tree, ast.ImportFrom)
         for alias in getattr(node, "names", ())
         if alias.name == "delete" and alias.asname
     }

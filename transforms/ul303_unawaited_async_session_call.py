@@ -318,7 +318,7 @@ class _Gate:
         self.knows_async_factory = knows_async_factory
 
     def fires(self) -> bool:
-        return any(self._calls_unawaited(function) for function in quickscan.of_type(self.tree, ast.AsyncFunctionDef))
+        return any(self._calls_unawaited(function) for function in quickscan.statements_of_type(self.tree, ast.AsyncFunctionDef))
 
     def _calls_unawaited(self, function: ast.AsyncFunctionDef) -> bool:
         """A coroutine method called where its coroutine is dropped, in the function's own frame,
@@ -376,7 +376,7 @@ class _Gate:
         """`AsyncSession`, and every name the module imports a name ending in it as."""
         aliases = {
             alias.asname
-            for node in quickscan.of_type(self.tree, ast.Import, ast.ImportFrom)
+            for node in quickscan.statements_of_type(self.tree, ast.Import, ast.ImportFrom)
             for alias in cast("ast.Import | ast.ImportFrom", node).names
             if alias.asname and alias.name.rsplit(".", 1)[-1] == _ASYNC_SESSION_CLASS
         }

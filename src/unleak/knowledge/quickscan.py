@@ -62,6 +62,12 @@ def statement_lists(tree: ast.AST) -> list[list[ast.stmt]]:
     return found
 
 
+def statements_of_type(tree: ast.AST, *types: type[ast.stmt]) -> list[ast.stmt]:
+    """Every statement of one of `types`, at any depth, found without visiting an expression
+    (statements nest only in statements): far cheaper than `of_type` over a whole module."""
+    return [statement for block in statement_lists(tree) for statement in block if isinstance(statement, types)]
+
+
 def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
     """The nodes below `node` that run in its frame: nested defs, lambdas and classes are skipped."""
     for child in ast.iter_child_nodes(node):
