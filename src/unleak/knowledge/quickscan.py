@@ -8,8 +8,9 @@ must be loose: answering "maybe" costs a parse, answering "no" wrongly loses a f
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 # Code inside these runs in its own frame: not "directly in" the enclosing function or handler.
 _OWN_SCOPE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
@@ -80,13 +81,36 @@ def _walked_by_level(node: ast.AST) -> Levels:
     return levels
 
 
-def statement_lists(tree: ast.AST) -> Iterator[list[ast.stmt]]:
-    """Every block of statements: bodies, `else:` and `finally:` blocks (handlers are bodies too)."""
-    for node in every_node(tree):
+_last_blocks: tuple[ast.Module, list[list[ast.stmt]]] | None = None
+
+
+def statement_lists(tree: ast.AST) -> list[list[ast.stmt]]:
+    """Every block of statements: bodies, `else:` and `finally:` blocks (handlers and `case`s
+    are bodies too). Statements nest only in statements, so only they are visited; for a whole
+    module the list is made once and shared, as `every_node`'s."""
+    global _last_blocks
+    if _last_blocks is not None and _last_blocks[0] is tree:
+        return _last_blocks[1]
+    found: list[list[ast.stmt]] = []
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
         for field in ("body", "orelse", "finalbody"):
             statements = getattr(node, field, None)
             if isinstance(statements, list):
-                yield statements
+                found.append(statements)
+                pending.extend(statements)
+        pending.extend(getattr(node, "handlers", ()))
+        pending.extend(getattr(node, "cases", ()))
+    if isinstance(tree, ast.Module):
+        _last_blocks = (tree, found)
+    return found
+
+
+def statements_of_type(tree: ast.AST, *types: type[ast.stmt]) -> list[ast.stmt]:
+    """Every statement of one of `types`, at any depth, found without visiting an expression
+    (statements nest only in statements): far cheaper than `of_type` over a whole module."""
+    return [statement for block in statement_lists(tree) for statement in block if isinstance(statement, types)]
 
 
 def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
@@ -95,6 +119,17 @@ def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
         yield child
         if not isinstance(child, _OWN_SCOPE):
             yield from own_nodes(child)
+
+
+def frame_nodes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.AST]:
+    """The nodes of the function's body that run in its frame (its defaults, decorators and
+    annotations run in the enclosing one; nested defs, lambdas and classes in their own)."""
+    found: list[ast.AST] = []
+    for statement in function.body:
+        found.append(statement)
+        if not isinstance(statement, _OWN_SCOPE):
+            found.extend(own_nodes(statement))
+    return found
 
 
 def dotted_name(node: ast.expr) -> str | None:
@@ -199,3 +234,79 @@ def _written_names(node: ast.AST) -> Iterator[str]:
         yield from node.kwd_attrs
     elif isinstance(node, (ast.Constant, ast.MatchSingleton)) and (node.value is None or isinstance(node.value, bool)):
         yield repr(node.value)  # `True`, `False` and `None` are names to LibCST
+
+
+# --- what binds a name in a frame -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Binding:
+    """How a frame binds a name, among the bindings LibCST's scope analysis records: `how` is
+    "parameter" (`parameter` the `ast.arg`, `value` its default), "assigned" (`value` assigned to
+    the name, a whole target of `=`), "annotated" (`name: T = value`, `value` None without one),
+    "with"/"async with" (`value` entered), "for"/"async for" (`value` iterated), or "other" (a
+    name in a tuple target, `+=`, `:=`, an import, a `def` or `class`, `except ... as`)."""
+
+    how: str
+    value: ast.expr | None = None
+    parameter: ast.arg | None = None
+
+
+_OTHER = Binding("other")
+
+
+def parameters(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[tuple[ast.arg, ast.expr | None]]:
+    """Every parameter with its default."""
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(arguments.defaults))
+    found = list(zip(positional, [*defaults, *arguments.defaults]))
+    found += list(zip(arguments.kwonlyargs, arguments.kw_defaults))
+    return found + [(extra, None) for extra in (arguments.vararg, arguments.kwarg) if extra is not None]
+
+
+def bindings(parameters: Iterable[tuple[ast.arg, ast.expr | None]], nodes: Iterable[ast.AST]) -> dict[str, list[Binding]]:
+    """Every binding of each name by `parameters` and by `nodes` (a frame's, see `frame_nodes`)
+    that LibCST records in the same scope. A comprehension's targets are its own scope's; `case`
+    captures LibCST does not record. A rule asking that all bindings be of a kind gets a subset
+    of LibCST's: its answer is loose, never stricter."""
+    found: dict[str, list[Binding]] = {}
+    for parameter, default in parameters:
+        found.setdefault(parameter.arg, []).append(Binding("parameter", default, parameter))
+    for node in nodes:
+        for name, binding in _bound_by(node):
+            found.setdefault(name, []).append(binding)
+    return found
+
+
+def _bound_by(node: ast.AST) -> Iterator[tuple[str, Binding]]:
+    if isinstance(node, ast.Assign):
+        for target in node.targets:
+            yield from _bound_to(target, Binding("assigned", node.value))
+    elif isinstance(node, ast.AnnAssign):
+        yield from _bound_to(node.target, Binding("annotated", node.value))
+    elif isinstance(node, (ast.AugAssign, ast.NamedExpr)):
+        yield from _bound_to(node.target, _OTHER)
+    elif isinstance(node, (ast.For, ast.AsyncFor)):
+        yield from _bound_to(node.target, Binding("async for" if isinstance(node, ast.AsyncFor) else "for", node.iter))
+    elif isinstance(node, (ast.With, ast.AsyncWith)):
+        how = "async with" if isinstance(node, ast.AsyncWith) else "with"
+        for item in node.items:
+            if item.optional_vars is not None:
+                yield from _bound_to(item.optional_vars, Binding(how, item.context_expr))
+    elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield node.name, _OTHER
+    elif isinstance(node, (ast.Import, ast.ImportFrom)):
+        yield from ((alias.asname or alias.name.split(".")[0], _OTHER) for alias in node.names)
+    elif isinstance(node, ast.ExceptHandler) and node.name:
+        yield node.name, _OTHER
+
+
+def _bound_to(target: ast.expr, binding: Binding) -> Iterator[tuple[str, Binding]]:
+    """`binding` for a name that is the whole target; any other name the target stores is bound otherwise."""
+    if isinstance(target, ast.Name):
+        yield target.id, binding
+        return
+    for name in ast.walk(target):
+        if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
+            yield name.id, _OTHER
