@@ -1016,6 +1016,12 @@ REPORTED = [
         "        user_in = UserCreate(email=ADMIN)\n        user = crud.user.create(db, obj_in=user_in)\n",
         id="helpers-get-by-then-create-on-the-same-session",
     ),
+    pytest.param(
+        "def ensure_tag(db_session, name, post):\n    tag = get_by_name(db_session=db_session, name=name)\n"
+        "    if not tag:\n        tag = create(db_session=db_session, name=name)\n        db_session.add(post)\n"
+        "    return db_session.query(Tag).first() or tag\n",
+        id="helpers-called-by-bare-name",
+    ),
 ]
 
 

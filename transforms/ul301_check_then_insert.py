@@ -1402,7 +1402,7 @@ def _gets_then_creates(before: ast.stmt, statement: ast.If) -> bool:
             return True
         if creates_in_body and method == "first" and any(map(_is_django_create, statement.body)):
             return True
-        helper = isinstance(value.func, ast.Attribute) and _HELPER_LOOKUP.fullmatch(method or "")
+        helper = _HELPER_LOOKUP.fullmatch(method or "")
         if creates_in_body and helper and _helper_creates(value, statement.body, name):
             return True
     if method in ("execute", "scalars") and isinstance(value.func, ast.Attribute) and _tests_result_of(statement.test, name):
