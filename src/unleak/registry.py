@@ -52,7 +52,9 @@ class Selectable(Protocol):
     def trigger_for(self, settings: Settings) -> tuple[bytes, ...]: ...
 
 
-@dataclass(frozen=True)
+# One entry per rule and process (`entries` is cached): compared and hashed by identity, which the
+# byte prefilter's memo does for every file.
+@dataclass(frozen=True, eq=False)
 class RuleEntry:
     """A rule as its module's source declares it, without importing the module."""
 

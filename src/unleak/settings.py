@@ -161,6 +161,7 @@ class SettingsResolver:
         self._fixed = load_config_file(config_file) if config_file else None
         self._by_folder: dict[str, Settings] = {}
         self._effective: dict[Settings, Settings] = {}  # by the file's settings: with the flags applied
+        self._for_folder: dict[str, Settings] = {}  # what `for_folder` answered
 
     def for_path(self, path: Path) -> Settings:
         return self.for_folder(path if path.is_dir() else path.parent)
@@ -170,10 +171,13 @@ class SettingsResolver:
         applied. `holds_settings`: whether the folder has a `pyproject.toml`, when the caller has
         listed it (None: look)."""
         absolute = folder if isinstance(folder, str) else os.fspath(folder.absolute())
-        nearest = self._fixed or self._nearest(absolute, holds_settings)
-        if nearest not in self._effective:
-            self._effective[nearest] = self._overrides.apply(nearest)
-        return self._effective[nearest]
+        answer = self._for_folder.get(absolute)
+        if answer is None:
+            nearest = self._fixed or self._nearest(absolute, holds_settings)
+            if nearest not in self._effective:
+                self._effective[nearest] = self._overrides.apply(nearest)
+            answer = self._for_folder[absolute] = self._effective[nearest]
+        return answer
 
     def _nearest(self, folder: str, holds_settings: bool | None = None) -> Settings:
         if folder not in self._by_folder:
@@ -181,11 +185,11 @@ class SettingsResolver:
         return self._by_folder[folder]
 
     def _look_up(self, folder: str, holds_settings: bool | None) -> Settings:
-        candidate = os.path.join(folder, "pyproject.toml")
-        if holds_settings is not False and os.path.isfile(candidate):
-            table = _unleak_table(Path(candidate))
+        if holds_settings is not False:
+            candidate = Path(folder, "pyproject.toml")
+            table = _unleak_table(candidate) if candidate.is_file() else None
             if table is not None:
-                return settings_from_table(table, Path(candidate))
+                return settings_from_table(table, candidate)
         parent = os.path.dirname(folder)
         if parent == folder or folder == self._root_text:
             return Settings(root=self._root or Path.cwd())

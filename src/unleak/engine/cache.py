@@ -13,7 +13,8 @@ place, so runs can share the cache; an entry that cannot be read is a miss, neve
 
 Two shortcuts keep a run where nothing changed cheap. Which rules' byte triggers occur in a
 file is kept too, one memo per project (`triggers`), by the hash of the file's bytes and of the
-triggers: a re-run does not search every file again. And an entry that relied on the project
+triggers: a re-run does not search every file again (the memo holds only what this version of
+unleak learned, so it does not grow with every upgrade). And an entry that relied on the project
 index remembers the state of the project it was computed in (the hash of every indexed file's
 path and bytes): while the run reads the same project, its answers hold without asking again.
 """
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 import unleak
 from unleak import registry, transforms
 from unleak.engine import source
-from unleak.engine.discover import absolute_text, project_root
+from unleak.engine.discover import absolute_text, folder_of, project_root
 from unleak.engine.findings import FileResult, Finding
 from unleak.engine.jobs import Job
 from unleak.engine.prefilter import triggered_rules
@@ -77,8 +78,9 @@ class Projects(Protocol):
 
 @dataclass
 class _TriggerMemo:
-    """One project's memo of the byte prefilter: the triggered rules' codes, by the hash of the
-    file's bytes and of `_trigger_signature`."""
+    """One project's memo of the byte prefilter: the triggered rules' codes, by
+    `_trigger_signature` followed by the hash of the file's bytes. The file holds the memo of
+    one version of unleak (`_code_fingerprint`)."""
 
     location: str
     known: dict[bytes, tuple[str, ...]]
@@ -88,10 +90,10 @@ class _TriggerMemo:
     def read(cls, location: str) -> _TriggerMemo:
         try:
             with open(location, "rb") as stream:
-                known = pickle.load(stream)
-        except Exception:  # missing, truncated, written by another version: nothing known
-            known = {}
-        return cls(location, known if isinstance(known, dict) else {})
+                version, known = pickle.load(stream)
+        except Exception:  # missing, truncated, in another format: nothing known
+            return cls(location, {})
+        return cls(location, known if version == _code_fingerprint() and isinstance(known, dict) else {})
 
     def save(self) -> None:
         """Add what this run learned to what the file holds now (another run may have written it)."""
@@ -99,7 +101,8 @@ class _TriggerMemo:
             return
         merged = {**_TriggerMemo.read(self.location).known, **self.learned}
         try:
-            _write_atomically(self.location, pickle.dumps(merged, protocol=pickle.HIGHEST_PROTOCOL))
+            memo = (_code_fingerprint(), merged)
+            _write_atomically(self.location, pickle.dumps(memo, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             pass  # a cache that cannot be written only costs time
         self.learned.clear()
@@ -119,7 +122,7 @@ class ResultCache:
     def triggered(self, path: str, raw: bytes, rules: tuple[Selectable, ...], settings: Settings) -> tuple[str, ...]:
         """The codes of `rules` whose byte triggers occur in `raw`, the bytes of the file at the
         absolute `path` (`prefilter.triggered_rules`)."""
-        root = project_root(os.path.dirname(path))
+        root = project_root(folder_of(path))
         digest = hashlib.sha256(raw).digest()
         if root is not None:
             self._digests.setdefault(root, {})[_relative(path, root)] = digest
@@ -133,7 +136,7 @@ class ResultCache:
         memo = self._memos.get(root)
         if memo is None:
             memo = self._memos[root] = _TriggerMemo.read(os.path.join(root, CACHE_FOLDER, _TRIGGERS))
-        key = hashlib.sha256(_trigger_signature(rules, settings) + digest).digest()
+        key = _trigger_signature(rules, settings) + digest
         codes = memo.known.get(key)
         if codes is None:
             codes = memo.learned[key] = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
@@ -157,7 +160,7 @@ class ResultCache:
             path=job.path,
             original=job.raw,
             fixed=entry.fixed,
-            findings=[replace(finding, path=job.display) for finding in entry.findings],
+            findings=[finding if finding.path == job.display else replace(finding, path=job.display) for finding in entry.findings],
             fixes=Counter(entry.fixes),
             error=entry.error,
             parsed=entry.parsed,
@@ -191,7 +194,7 @@ class ResultCache:
         assert job.path is not None
         path = absolute_text(job.path)
         selected = registry.rules_for(job.settings, path)
-        root = project_root(os.path.dirname(path))
+        root = project_root(folder_of(path))
         return self._remembered_triggers(root, hashlib.sha256(job.raw).digest(), job.raw, selected, job.settings)
 
     def _answers_hold(self, job: Job, entry: _Entry) -> bool:
@@ -224,7 +227,10 @@ class ResultCache:
         digests = self._digests.get(root, {})
         if files is None or not files <= digests.keys():
             return None
-        return hashlib.sha256(repr(sorted((path, digests[path]) for path in files)).encode()).digest()
+        state = hashlib.sha256()
+        for path in sorted(files):
+            state.update(b"%s\0%s" % (path.encode(), digests[path]))  # a digest is 32 bytes: unambiguous
+        return state.digest()
 
 
 def _relative(path: str, root: str) -> str:
@@ -234,7 +240,8 @@ def _relative(path: str, root: str) -> str:
 
 @cache
 def _trigger_signature(rules: tuple[Selectable, ...], settings: Settings) -> bytes:
-    """What the byte prefilter's answer depends on besides the file: unleak's code, the rules' triggers."""
+    """What the byte prefilter's answer depends on besides the file: unleak's code, the rules' triggers
+    (a hash: 32 bytes)."""
     triggers = repr(tuple((rule.code, rule.trigger_for(settings)) for rule in rules))
     return hashlib.sha256((_code_fingerprint() + triggers).encode()).digest()
 
@@ -256,7 +263,7 @@ def remove(paths: list[Path]) -> list[Path]:
 def _location(job: Job) -> str | None:
     if job.path is None:
         return None
-    root = project_root(os.path.dirname(absolute_text(job.path)))
+    root = project_root(folder_of(absolute_text(job.path)))
     if root is None:
         return None
     return os.path.join(root, CACHE_FOLDER, _ENTRIES, _key(job))

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, TypeVar
 
-from unleak.knowledge.project import ProjectView
 from unleak.settings import Settings
 
 if TYPE_CHECKING:
+    from unleak.knowledge.project import ProjectView
     from unleak.registry import Selectable
     from unleak.rule import Rule
 
@@ -63,5 +63,7 @@ def possible_in_tree(
     project index for the rules that ask it."""
     if tree is None:
         return rules
+    from unleak.knowledge.project import ProjectView  # the second gate runs where files are parsed
+
     seen_from_here = project or ProjectView.empty()
     return tuple(rule for rule in rules if rule.could_fire_in(tree, settings, seen_from_here))

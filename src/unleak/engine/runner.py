@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from unleak import registry
 from unleak.engine.cache import ResultCache
-from unleak.engine.discover import absolute_text, discover, is_below, root_of
+from unleak.engine.discover import absolute_text, discover, folder_of, is_below, project_root, root_of
 from unleak.engine.findings import FileResult
 from unleak.engine.indexing import build_index, project_files
 from unleak.engine.jobs import Job
@@ -23,7 +23,8 @@ from unleak.engine.prefilter import triggered_rules
 from unleak.engine.source import read_bytes
 from unleak.engine.write import write_atomically
 from unleak.errors import UserError
-from unleak.settings import SettingsResolver
+from unleak.registry import Selectable
+from unleak.settings import Settings, SettingsResolver
 
 if TYPE_CHECKING:
     from unleak.engine.execute import Progress
@@ -65,12 +66,8 @@ def run(mode: Mode, paths: list[Path], resolver: SettingsResolver, workers: int,
     outcome.results.extend(_failed(error) for error in discovery.errors)
     outcome.scanned = len(discovery.files)
     cache = ResultCache() if use_cache else None
-    shown = _Displayed(os.getcwd())
-    jobs: list[Job] = []
-    for path in discovery.files:
-        job = _job(mode, path, shown(path), resolver, outcome, cache)
-        if job is not None:
-            jobs.append(job)
+    making = _JobMaker(mode, resolver, cache, outcome)
+    jobs = [job for job in map(making.job, discovery.files) if job is not None]
     projects = _Projects(_asked_roots(jobs), resolver, _Walked([absolute_text(path) for path in paths if path.is_dir()], discovery.files))
     if cache is not None:
         cache.projects = projects
@@ -144,27 +141,51 @@ class _Displayed:
         return path[len(self.cwd.rstrip("/")) + 1 :] if is_below(path, self.cwd) else path
 
 
-def _job(
-    mode: Mode, path: str, display: str, resolver: SettingsResolver, outcome: RunResult, cache: ResultCache | None
-) -> Job | None:
-    """The job for one discovered file (absolute, as text), or None when there is nothing to parse it for."""
-    folder = os.path.dirname(path)
-    settings = resolver.for_folder(folder)
-    rules = registry.rules_for(settings, path)
-    try:
-        raw = read_bytes(path)
-    except UserError as error:
-        outcome.results.append(_failed(UserError(display, error.reason)))
-        return None
-    if cache is not None:
-        codes = cache.triggered(path, raw, rules, settings)
-    else:
-        codes = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
-    if not codes:
-        outcome.skipped += 1
-        return None
-    selected = tuple(rule.code for rule in rules)
-    return Job(display, Path(path), raw, codes, settings, mode.fixing, root_of(path), mode is Mode.CHECK_WITH_EDITS, selected)
+@dataclass(frozen=True)
+class _Folder:
+    """What the files of one folder share."""
+
+    settings: Settings
+    rules: tuple[Selectable, ...] | None  # None: `per-file-ignores` may take some away, file by file
+    project: str  # the project whose index the files' rules may ask (`root_of`)
+
+
+class _JobMaker:
+    """Turns each discovered file into its job: read, and searched for the rules' byte triggers."""
+
+    def __init__(self, mode: Mode, resolver: SettingsResolver, cache: ResultCache | None, outcome: RunResult) -> None:
+        self._mode = mode
+        self._resolver = resolver
+        self._cache = cache
+        self._outcome = outcome
+        self._shown = _Displayed(os.getcwd())
+        self._folders: dict[str, _Folder] = {}
+
+    def job(self, path: str) -> Job | None:
+        """The job for one discovered file (absolute, as text), or None when there is nothing to parse it for."""
+        folder = self._folder(folder_of(path))
+        rules = folder.rules if folder.rules is not None else registry.rules_for(folder.settings, path)
+        try:
+            raw = read_bytes(path)
+        except UserError as error:
+            self._outcome.results.append(_failed(UserError(self._shown(path), error.reason)))
+            return None
+        if self._cache is not None:
+            codes = self._cache.triggered(path, raw, rules, folder.settings)
+        else:
+            codes = tuple(rule.code for rule in triggered_rules(raw, rules, folder.settings))
+        if not codes:
+            self._outcome.skipped += 1
+            return None
+        mode, selected = self._mode, tuple(rule.code for rule in rules)
+        return Job(self._shown(path), Path(path), raw, codes, folder.settings, mode.fixing, folder.project, mode is Mode.CHECK_WITH_EDITS, selected)
+
+    def _folder(self, folder: str) -> _Folder:
+        if folder not in self._folders:
+            settings = self._resolver.for_folder(folder)
+            rules = None if settings.per_file_ignores else registry.rules_for(settings, folder)
+            self._folders[folder] = _Folder(settings, rules, project_root(folder) or folder)
+        return self._folders[folder]
 
 
 @dataclass(frozen=True)
