@@ -6,7 +6,6 @@ pathspec is imported the first time a glob is matched: a run over a project with
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,8 +31,8 @@ def matches(patterns: tuple[str, ...], path: Path | str, root: Path, *, is_dir: 
 
 
 def relative_posix(path: Path | str, root: Path) -> str:
-    absolute = path if isinstance(path, str) else os.fspath(path.absolute())
-    top = os.fspath(root)
+    absolute = path if isinstance(path, str) else path.absolute().as_posix()
+    top = root.as_posix()
     if absolute == top:
         return "."
     above = top.rstrip("/") + "/"

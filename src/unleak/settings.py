@@ -157,7 +157,7 @@ class SettingsResolver:
         """`root`: look for a pyproject.toml no higher than this folder (a repository's own settings)."""
         self._overrides = overrides
         self._root = root.absolute() if root is not None else None
-        self._root_text = os.fspath(self._root) if self._root is not None else None
+        self._root_text = self._root.as_posix() if self._root is not None else None
         self._fixed = load_config_file(config_file) if config_file else None
         self._by_folder: dict[str, Settings] = {}
         self._effective: dict[Settings, Settings] = {}  # by the file's settings: with the flags applied
@@ -170,7 +170,7 @@ class SettingsResolver:
         """The settings for files in `folder` (a `str` is absolute already), command-line flags
         applied. `holds_settings`: whether the folder has a `pyproject.toml`, when the caller has
         listed it (None: look)."""
-        absolute = folder if isinstance(folder, str) else os.fspath(folder.absolute())
+        absolute = folder if isinstance(folder, str) else folder.absolute().as_posix()
         answer = self._for_folder.get(absolute)
         if answer is None:
             nearest = self._fixed or self._nearest(absolute, holds_settings)

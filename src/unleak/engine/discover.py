@@ -64,8 +64,8 @@ def discover(paths: list[Path], resolver: SettingsResolver) -> Discovery:
 
 
 def absolute_text(path: Path) -> str:
-    """`path` made absolute (not resolved: `..` and links stay), as text."""
-    return os.fspath(path.absolute())
+    """`path` made absolute (not resolved: `..` and links stay), as text with `/` separators."""
+    return path.absolute().as_posix()
 
 
 def folder_of(path: str) -> str:
