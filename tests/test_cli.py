@@ -255,6 +255,12 @@ def test_every_command_exits_2_on_bad_files_but_processes_the_others(command: st
     assert good_file_handled[command]
 
 
+def test_a_file_both_named_and_found_in_a_named_folder_is_processed_once() -> None:
+    write("app.py", BARE)
+    result = unleak("check", "app.py", ".", "./app.py")
+    assert result.stdout.count("app.py:3:1: UL401") == 1, result.stdout
+
+
 def test_unreadable_file_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     write("secret.py", BARE)
     write("open.py", BARE)
