@@ -5,6 +5,7 @@ Each test runs in a fresh folder (the current directory), with the real engine a
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -253,6 +255,12 @@ def test_every_command_exits_2_on_bad_files_but_processes_the_others(command: st
     assert good_file_handled[command]
 
 
+def test_a_file_both_named_and_found_in_a_named_folder_is_processed_once() -> None:
+    write("app.py", BARE)
+    result = unleak("check", "app.py", ".", "./app.py")
+    assert result.stdout.count("app.py:3:1: UL401") == 1, result.stdout
+
+
 def test_unreadable_file_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     write("secret.py", BARE)
     write("open.py", BARE)
@@ -263,7 +271,15 @@ def test_unreadable_file_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
             raise PermissionError(13, "Permission denied")
         return real_read_bytes(path)
 
+    real_open = builtins.open
+
+    def refusing_open(file: object, *args: Any, **kwargs: Any) -> Any:  # as `read_bytes`, for a plain `open`
+        if isinstance(file, (str, Path)) and Path(file).name == "secret.py":
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args, **kwargs)
+
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(builtins, "open", refusing_open)
     result = unleak("check", "--jobs", "1")
     assert result.exit_code == 2
     assert "secret.py: error: cannot read: Permission denied" in result.stderr

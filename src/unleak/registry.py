@@ -52,7 +52,9 @@ class Selectable(Protocol):
     def trigger_for(self, settings: Settings) -> tuple[bytes, ...]: ...
 
 
-@dataclass(frozen=True)
+# One entry per rule and process (`entries` is cached): compared and hashed by identity, which the
+# byte prefilter's memo does for every file.
+@dataclass(frozen=True, eq=False)
 class RuleEntry:
     """A rule as its module's source declares it, without importing the module."""
 
@@ -182,13 +184,20 @@ def matching_rules(selectors: tuple[str, ...], source: str, key: str) -> set[Sel
     return chosen
 
 
-def rules_for(settings: Settings, path: Path) -> tuple[Selectable, ...]:
-    """The rules that run on `path` under `settings`, ordered by code."""
+def rules_for(settings: Settings, path: Path | str) -> tuple[Selectable, ...]:
+    """The rules that run on `path` (a `str` is absolute) under `settings`, ordered by code."""
+    if not settings.per_file_ignores:
+        return _by_code(_selected(settings))
     chosen = set(_selected(settings))
     for glob, selectors in settings.per_file_ignores:
         if globs.matches((glob,), path, settings.root):
             chosen -= matching_rules(selectors, settings.source, f"per-file-ignores.{glob}")
-    return tuple(sorted(chosen, key=lambda rule: rule.code))
+    return _by_code(frozenset(chosen))
+
+
+@cache
+def _by_code(rules: frozenset[Selectable]) -> tuple[Selectable, ...]:
+    return tuple(sorted(rules, key=lambda rule: rule.code))
 
 
 @cache

@@ -8,6 +8,7 @@ table (as ruff does), unless `--config` names one file for the whole run. Globs 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,37 +149,48 @@ def load_config_file(path: Path) -> Settings:
 
 
 class SettingsResolver:
-    """Finds the settings that apply to each folder, reading each pyproject.toml once per run."""
+    """Finds the settings that apply to each folder, reading each pyproject.toml once per run.
+
+    Folders are kept as absolute paths in text: a walk asks for thousands of them."""
 
     def __init__(self, overrides: Overrides, config_file: Path | None = None, *, root: Path | None = None) -> None:
         """`root`: look for a pyproject.toml no higher than this folder (a repository's own settings)."""
         self._overrides = overrides
         self._root = root.absolute() if root is not None else None
+        self._root_text = self._root.as_posix() if self._root is not None else None
         self._fixed = load_config_file(config_file) if config_file else None
-        self._by_folder: dict[Path, Settings] = {}
+        self._by_folder: dict[str, Settings] = {}
         self._effective: dict[Settings, Settings] = {}  # by the file's settings: with the flags applied
+        self._for_folder: dict[str, Settings] = {}  # what `for_folder` answered
 
     def for_path(self, path: Path) -> Settings:
         return self.for_folder(path if path.is_dir() else path.parent)
 
-    def for_folder(self, folder: Path) -> Settings:
-        """The settings for files in `folder`, command-line flags applied."""
-        nearest = self._fixed or self._nearest(folder.absolute())
-        if nearest not in self._effective:
-            self._effective[nearest] = self._overrides.apply(nearest)
-        return self._effective[nearest]
+    def for_folder(self, folder: Path | str, *, holds_settings: bool | None = None) -> Settings:
+        """The settings for files in `folder` (a `str` is absolute already), command-line flags
+        applied. `holds_settings`: whether the folder has a `pyproject.toml`, when the caller has
+        listed it (None: look)."""
+        absolute = folder if isinstance(folder, str) else folder.absolute().as_posix()
+        answer = self._for_folder.get(absolute)
+        if answer is None:
+            nearest = self._fixed or self._nearest(absolute, holds_settings)
+            if nearest not in self._effective:
+                self._effective[nearest] = self._overrides.apply(nearest)
+            answer = self._for_folder[absolute] = self._effective[nearest]
+        return answer
 
-    def _nearest(self, folder: Path) -> Settings:
+    def _nearest(self, folder: str, holds_settings: bool | None = None) -> Settings:
         if folder not in self._by_folder:
-            self._by_folder[folder] = self._look_up(folder)
+            self._by_folder[folder] = self._look_up(folder, holds_settings)
         return self._by_folder[folder]
 
-    def _look_up(self, folder: Path) -> Settings:
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file():
-            table = _unleak_table(candidate)
+    def _look_up(self, folder: str, holds_settings: bool | None) -> Settings:
+        if holds_settings is not False:
+            candidate = Path(folder, "pyproject.toml")
+            table = _unleak_table(candidate) if candidate.is_file() else None
             if table is not None:
                 return settings_from_table(table, candidate)
-        if folder.parent == folder or folder == self._root:
+        parent = os.path.dirname(folder)
+        if parent == folder or folder == self._root_text:
             return Settings(root=self._root or Path.cwd())
-        return self._nearest(folder.parent)
+        return self._nearest(parent)

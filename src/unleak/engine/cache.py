@@ -13,7 +13,8 @@ place, so runs can share the cache; an entry that cannot be read is a miss, neve
 
 Two shortcuts keep a run where nothing changed cheap. Which rules' byte triggers occur in a
 file is kept too, one memo per project (`triggers`), by the hash of the file's bytes and of the
-triggers: a re-run does not search every file again. And an entry that relied on the project
+triggers: a re-run does not search every file again (the memo holds only what this version of
+unleak learned, so it does not grow with every upgrade). And an entry that relied on the project
 index remembers the state of the project it was computed in (the hash of every indexed file's
 path and bytes): while the run reads the same project, its answers hold without asking again.
 """
@@ -30,19 +31,21 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import unleak
 from unleak import registry, transforms
 from unleak.engine import source
+from unleak.engine.discover import absolute_text, folder_of, project_root
 from unleak.engine.findings import FileResult, Finding
-from unleak.engine.indexing import ProjectFiles, project_root
 from unleak.engine.jobs import Job
 from unleak.engine.prefilter import triggered_rules
 from unleak.errors import UserError
-from unleak.knowledge.declarations import module_facts
-from unleak.knowledge.project import ProjectIndex
 from unleak.registry import Selectable
 from unleak.settings import Settings
+
+if TYPE_CHECKING:
+    from unleak.knowledge.project import ProjectIndex
 
 CACHE_FOLDER = ".unleak_cache"
 _ENTRIES = "entries"
@@ -63,22 +66,34 @@ class _Entry:
     asked_in: tuple[str, bytes] | None  # the file's relative path and the project's state then
 
 
+class Projects(Protocol):
+    """The projects whose index the run's rules may ask (the runner's)."""
+
+    def files(self, root: str) -> frozenset[str] | None:
+        """The project's Python files, relative to `root` (None: its index is not asked)."""
+
+    def indexes(self) -> dict[str, ProjectIndex]:
+        """Their indexes, by root."""
+
+
 @dataclass
 class _TriggerMemo:
-    """One project's memo of the byte prefilter: the triggered rules' codes, by the hash of the
-    file's bytes and of `_trigger_signature`."""
+    """One project's memo of the byte prefilter: the triggered rules' codes, by
+    `_trigger_signature` followed by the hash of the file's bytes. The file holds the memo of
+    one version of unleak (`_code_fingerprint`)."""
 
-    location: Path
+    location: str
     known: dict[bytes, tuple[str, ...]]
     learned: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, location: Path) -> _TriggerMemo:
+    def read(cls, location: str) -> _TriggerMemo:
         try:
-            known = pickle.loads(location.read_bytes())
-        except Exception:  # missing, truncated, written by another version: nothing known
-            known = {}
-        return cls(location, known if isinstance(known, dict) else {})
+            with open(location, "rb") as stream:
+                version, known = pickle.load(stream)
+        except Exception:  # missing, truncated, in another format: nothing known
+            return cls(location, {})
+        return cls(location, known if version == _code_fingerprint() and isinstance(known, dict) else {})
 
     def save(self) -> None:
         """Add what this run learned to what the file holds now (another run may have written it)."""
@@ -86,7 +101,8 @@ class _TriggerMemo:
             return
         merged = {**_TriggerMemo.read(self.location).known, **self.learned}
         try:
-            _write_atomically(self.location, pickle.dumps(merged, protocol=pickle.HIGHEST_PROTOCOL))
+            memo = (_code_fingerprint(), merged)
+            _write_atomically(self.location, pickle.dumps(memo, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             pass  # a cache that cannot be written only costs time
         self.learned.clear()
@@ -94,30 +110,33 @@ class _TriggerMemo:
 
 @dataclass
 class ResultCache:
-    """The run's view of the caches of the projects it touches."""
+    """The run's view of the caches of the projects it touches. Paths are absolute, as text."""
 
-    indexes: dict[str, ProjectIndex] = field(default_factory=dict)  # set once the run has its jobs
+    projects: Projects | None = None  # set once the run has its jobs
     hits: int = 0
-    _stored: set[Path] = field(default_factory=set)
-    _memos: dict[Path, _TriggerMemo] = field(default_factory=dict)
+    _stored: set[str] = field(default_factory=set)
+    _memos: dict[str, _TriggerMemo] = field(default_factory=dict)
     _digests: dict[str, dict[str, bytes]] = field(default_factory=dict)  # per project: each file's bytes' hash
     _states: dict[str, bytes | None] = field(default_factory=dict)  # per project: see `_state`
 
-    def triggered(self, path: Path, raw: bytes, rules: tuple[Selectable, ...], settings: Settings) -> tuple[str, ...]:
-        """The codes of `rules` whose byte triggers occur in `raw` (`prefilter.triggered_rules`)."""
-        root = project_root(path.absolute().parent)
+    def triggered(self, path: str, raw: bytes, rules: tuple[Selectable, ...], settings: Settings) -> tuple[str, ...]:
+        """The codes of `rules` whose byte triggers occur in `raw`, the bytes of the file at the
+        absolute `path` (`prefilter.triggered_rules`)."""
+        root = project_root(folder_of(path))
         digest = hashlib.sha256(raw).digest()
         if root is not None:
-            self._digests.setdefault(root.as_posix(), {})[path.absolute().relative_to(root).as_posix()] = digest
+            self._digests.setdefault(root, {})[_relative(path, root)] = digest
         return self._remembered_triggers(root, digest, raw, rules, settings)
 
     def _remembered_triggers(
-        self, root: Path | None, digest: bytes, raw: bytes, rules: tuple[Selectable, ...], settings: Settings
+        self, root: str | None, digest: bytes, raw: bytes, rules: tuple[Selectable, ...], settings: Settings
     ) -> tuple[str, ...]:
         if root is None:  # outside any project: nothing is cached
             return tuple(rule.code for rule in triggered_rules(raw, rules, settings))
-        memo = self._memos.get(root) or self._memos.setdefault(root, _TriggerMemo.read(root / CACHE_FOLDER / _TRIGGERS))
-        key = hashlib.sha256(_trigger_signature(rules, settings) + digest).digest()
+        memo = self._memos.get(root)
+        if memo is None:
+            memo = self._memos[root] = _TriggerMemo.read(os.path.join(root, CACHE_FOLDER, _TRIGGERS))
+        key = _trigger_signature(rules, settings) + digest
         codes = memo.known.get(key)
         if codes is None:
             codes = memo.learned[key] = tuple(rule.code for rule in triggered_rules(raw, rules, settings))
@@ -141,7 +160,7 @@ class ResultCache:
             path=job.path,
             original=job.raw,
             fixed=entry.fixed,
-            findings=[replace(finding, path=job.display) for finding in entry.findings],
+            findings=[finding if finding.path == job.display else replace(finding, path=job.display) for finding in entry.findings],
             fixes=Counter(entry.fixes),
             error=entry.error,
             parsed=entry.parsed,
@@ -159,7 +178,7 @@ class ResultCache:
 
     def _write(self, job: Job, result: FileResult) -> None:
         location = _location(job)
-        if location is None or location in self._stored or location.exists():
+        if location is None or location in self._stored or os.path.exists(location):
             return
         asked_in = self._asked_in(job) if result.project_answers else None
         entry = _Entry(result.fixed, result.findings, result.fixes, result.error, result.parsed, result.project_answers, asked_in)
@@ -173,22 +192,24 @@ class ResultCache:
         """The rules `job.raw` triggers (a fixed source: remembered, so that the next run, which
         reads it from the file, finds the answer)."""
         assert job.path is not None
-        selected = registry.rules_for(job.settings, job.path)
-        root = project_root(job.path.absolute().parent)
+        path = absolute_text(job.path)
+        selected = registry.rules_for(job.settings, path)
+        root = project_root(folder_of(path))
         return self._remembered_triggers(root, hashlib.sha256(job.raw).digest(), job.raw, selected, job.settings)
 
     def _answers_hold(self, job: Job, entry: _Entry) -> bool:
         if not entry.answers or (entry.asked_in is not None and entry.asked_in == self._asked_in(job)):
             return True
-        index = self.indexes.get(job.project_root or "")
+        index = self.projects.indexes().get(job.project_root or "") if self.projects is not None else None
         if index is None or job.path is None or job.project_root is None:
             return False
         try:
             tree = ast.parse(source.decode(job.raw, job.display).text)
         except (UserError, SyntaxError, ValueError, RecursionError, MemoryError):
             return False
-        relative = job.path.absolute().relative_to(job.project_root).as_posix()
-        return index.view(module_facts(tree, relative)).still_answers(entry.answers)
+        from unleak.knowledge.declarations import module_facts  # only where the index is asked again
+
+        return index.view(module_facts(tree, _relative(absolute_text(job.path), job.project_root))).still_answers(entry.answers)
 
     def _asked_in(self, job: Job) -> tuple[str, bytes] | None:
         """The file's path in its project and the project's state (None: unknown)."""
@@ -197,22 +218,30 @@ class ResultCache:
         if job.project_root not in self._states:
             self._states[job.project_root] = self._state(job.project_root)
         state = self._states[job.project_root]
-        return (job.path.absolute().relative_to(job.project_root).as_posix(), state) if state is not None else None
+        return (_relative(absolute_text(job.path), job.project_root), state) if state is not None else None
 
     def _state(self, root: str) -> bytes | None:
         """The hash of the path and bytes of every file the project's index holds (None: the run
         did not read them all). Called once the run has read its files."""
-        index = self.indexes.get(root)
-        source = index.source if index is not None else None
+        files = self.projects.files(root) if self.projects is not None else None
         digests = self._digests.get(root, {})
-        if not isinstance(source, ProjectFiles) or not source.paths <= digests.keys():
+        if files is None or not files <= digests.keys():
             return None
-        return hashlib.sha256(repr(sorted((path, digests[path]) for path in source.paths)).encode()).digest()
+        state = hashlib.sha256()
+        for path in sorted(files):
+            state.update(b"%s\0%s" % (path.encode(), digests[path]))  # a digest is 32 bytes: unambiguous
+        return state.digest()
+
+
+def _relative(path: str, root: str) -> str:
+    """The absolute `path`, below the absolute `root`, relative to it."""
+    return path[len(root.rstrip("/")) + 1 :]
 
 
 @cache
 def _trigger_signature(rules: tuple[Selectable, ...], settings: Settings) -> bytes:
-    """What the byte prefilter's answer depends on besides the file: unleak's code, the rules' triggers."""
+    """What the byte prefilter's answer depends on besides the file: unleak's code, the rules' triggers
+    (a hash: 32 bytes)."""
     triggers = repr(tuple((rule.code, rule.trigger_for(settings)) for rule in rules))
     return hashlib.sha256((_code_fingerprint() + triggers).encode()).digest()
 
@@ -222,8 +251,8 @@ def remove(paths: list[Path]) -> list[Path]:
     found: set[Path] = set()
     for path in paths:
         folder = path.absolute() if path.is_dir() else path.absolute().parent
-        root = project_root(folder)
-        candidates = [root / CACHE_FOLDER] if root is not None else []
+        root = project_root(absolute_text(folder))
+        candidates = [Path(root, CACHE_FOLDER)] if root is not None else []
         candidates += folder.rglob(CACHE_FOLDER) if path.is_dir() else []
         found |= {candidate for candidate in candidates if candidate.is_dir()}
     for folder in sorted(found):
@@ -231,13 +260,13 @@ def remove(paths: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-def _location(job: Job) -> Path | None:
+def _location(job: Job) -> str | None:
     if job.path is None:
         return None
-    root = project_root(job.path.absolute().parent)
+    root = project_root(folder_of(absolute_text(job.path)))
     if root is None:
         return None
-    return root / CACHE_FOLDER / _ENTRIES / _key(job)
+    return os.path.join(root, CACHE_FOLDER, _ENTRIES, _key(job))
 
 
 def _key(job: Job) -> str:
@@ -258,22 +287,23 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _read(location: Path) -> _Entry | None:
+def _read(location: str) -> _Entry | None:
     try:
-        entry = pickle.loads(location.read_bytes())
+        with open(location, "rb") as stream:
+            entry = pickle.load(stream)
     except Exception:  # missing, truncated, written by another version: a miss
         return None
     return entry if isinstance(entry, _Entry) else None
 
 
-def _write_atomically(location: Path, data: bytes) -> None:
-    folder = location.parent
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        cache_folder = folder if folder.name == CACHE_FOLDER else folder.parent  # entries/ is in it
-        gitignore = cache_folder / ".gitignore"
-        if not gitignore.exists():
-            gitignore.write_text(_GITIGNORE)
+def _write_atomically(location: str, data: bytes) -> None:
+    folder = os.path.dirname(location)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, exist_ok=True)
+        cache_folder = folder if os.path.basename(folder) == CACHE_FOLDER else os.path.dirname(folder)  # entries/ is in it
+        gitignore = os.path.join(cache_folder, ".gitignore")
+        if not os.path.exists(gitignore):
+            Path(gitignore).write_text(_GITIGNORE)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-")
     try:
         with os.fdopen(handle, "wb") as stream:

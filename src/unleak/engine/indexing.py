@@ -16,15 +16,16 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from unleak.engine.discover import discover
-from unleak.knowledge.declarations import ModuleFacts, module_facts
-from unleak.knowledge.project import ProjectIndex
+from unleak.engine.discover import absolute_text, discover, is_below
 from unleak.settings import SettingsResolver
 
-PROJECT_MARKERS = ("pyproject.toml", "setup.cfg", ".git")
+if TYPE_CHECKING:
+    from unleak.knowledge.declarations import ModuleFacts
+    from unleak.knowledge.project import ProjectIndex
+
 # What a file must contain to possibly declare something the index records.
 _MODELS = rb"__tablename__|mapped_column\(|\bColumn\(|table\s*=\s*True|Mapped\[|models\.(?:Model\b|\w*Field\()|Field\("
 _SESSIONS = rb"|sessionmaker|scoped_session|(?i:session)\w*\s*\("  # factories, functions handing out sessions
@@ -36,35 +37,21 @@ _SOURCE_FOLDERS = ("src/", "lib/")
 _PACKAGE_MARKER = "__init__.py"
 
 
-@cache
-def project_root(folder: Path) -> Path | None:
-    """The nearest folder at or above `folder` with a project marker."""
-    if any((folder / marker).exists() for marker in PROJECT_MARKERS):
-        return folder
-    return None if folder.parent == folder else project_root(folder.parent)  # the folders above: cached too
+def build_index(root: Path | str, resolver: SettingsResolver, known: Iterable[str] = ()) -> ProjectIndex:
+    """The index of the project at `root` (`project_files` lists it)."""
+    from unleak.knowledge.project import ProjectIndex  # the index's code: only for a run that asks it
+
+    top = root if isinstance(root, str) else absolute_text(root)
+    return ProjectIndex(ProjectFiles(top, project_files(top, resolver, known)))
 
 
-def root_of(path: Path) -> Path:
-    """The project of a file: its marked root, or its own folder when nothing above is marked."""
-    folder = path.absolute().parent
-    return project_root(folder) or folder
-
-
-def build_index(root: Path, resolver: SettingsResolver, known: Iterable[Path] = ()) -> ProjectIndex:
-    """The index of the project at `root`. `known` are files the run already discovered; the
-    project's folder is walked again only when the run did not cover it."""
-    absolute = root.absolute()
-    files = [path.absolute() for path in known]
-    if not files:
-        files = [path.absolute() for path in discover([root], resolver).files]
-    relative = frozenset(path.relative_to(absolute).as_posix() for path in files if is_below(path, absolute))
-    return ProjectIndex(ProjectFiles(absolute.as_posix(), relative))
-
-
-def is_below(path: Path, folder: Path) -> bool:
-    """Whether the absolute `path` is below the absolute `folder`, compared as text
-    (`folder in path.parents` builds every parent: slow on thousands of files)."""
-    return path.as_posix().startswith(folder.as_posix().rstrip("/") + "/")
+def project_files(root: str, resolver: SettingsResolver, known: Iterable[str] = ()) -> frozenset[str]:
+    """The Python files of the project at `root` (absolute, as text), relative to it. `known`
+    are files the run already discovered (absolute); the project's folder is walked again only
+    when the run did not cover it."""
+    files = list(known) or discover([Path(root)], resolver).files
+    start = len(root.rstrip("/")) + 1
+    return frozenset(path[start:] for path in files if is_below(path, root))
 
 
 @dataclass
@@ -98,6 +85,8 @@ class ProjectFiles:
 
 
 def _read_facts(path: Path, relative: str) -> ModuleFacts | None:
+    from unleak.knowledge.declarations import module_facts  # read in the workers, where the index is asked
+
     try:
         raw = path.read_bytes()
     except OSError:

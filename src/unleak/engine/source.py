@@ -20,9 +20,10 @@ class Decoded:
     encoding: str  # the codec to encode the fixed text with ("utf-8-sig" keeps a BOM)
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path | str) -> bytes:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as stream:
+            return stream.read()
     except OSError as error:
         raise UserError(str(path), f"cannot read: {error.strerror or error}") from None
 
