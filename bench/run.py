@@ -470,7 +470,7 @@ def measure(tool: Tool) -> Measurement:
         cwd=BENCH_DIR,
         capture_output=True,
         text=True,
-        env={**os.environ, **tool.env},
+        env={**user_environment(), **tool.env},
     )
     output = [line for line in wrapper.stderr.splitlines() if line.strip()]
     if wrapper.returncode != 0:
@@ -488,6 +488,12 @@ def measure(tool: Tool) -> Measurement:
         findings=last_number(tool.findings_pattern, wrapper.stderr),
         output_tail=output[-OUTPUT_TAIL_LINES:],
     )
+
+
+def user_environment() -> dict[str, str]:
+    """This environment as a user's shell has it: Python tools keep their compiled bytecode (a
+    machine set to write none makes every run compile unleak, and LibCST, from source)."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 def last_number(pattern: str | None, output: str) -> int | None:
