@@ -31,3 +31,42 @@ def test_statement_lists_include_else_and_finally_blocks() -> None:
     tree = ast.parse("try:\n    a()\nexcept E:\n    b()\nelse:\n    c()\nfinally:\n    d()\n")
     blocks = [[ast.unparse(statement) for statement in block] for block in quickscan.statement_lists(tree)]
     assert ["a()"] in blocks and ["b()"] in blocks and ["c()"] in blocks and ["d()"] in blocks
+
+
+def test_statement_lists_are_every_block_in_walk_order() -> None:
+    code = """
+import x
+def f(a=lambda: 1):
+    if a:
+        b = [c for c in a]
+    else:
+        class K:
+            def m(self):
+                while True:
+                    pass
+                else:
+                    return
+    try:
+        g()
+    except E:
+        with h():
+            async def n(): ...
+    else:
+        match a:
+            case 1:
+                for i in a:
+                    pass
+    finally:
+        d()
+x = 1 if y else 2
+"""
+    tree = ast.parse(code)
+    every_block = [
+        blocks
+        for node in ast.walk(tree)
+        for blocks in (getattr(node, field, None) for field in ("body", "orelse", "finalbody"))
+        if isinstance(blocks, list)
+    ]
+    found = list(quickscan.statement_lists(tree))
+    assert [id(block) for block in found] == [id(block) for block in every_block]
+    assert len([block for block in found if block]) == 16
