@@ -194,7 +194,7 @@ def _is_path_type(rule: Rule, annotation: cst.BaseExpression) -> bool:
 
 # Calls that keep what they are given past the call: `bag.append(handle)`, `setattr(obj, "f", handle)`,
 # `stack.enter_context(handle)` (which closes it later itself).
-_STORING_METHODS = frozenset(
+STORING_METHODS = frozenset(
     {"append", "appendleft", "add", "extend", "extendleft", "insert", "put", "put_nowait", "setdefault",
      "update", "push", "register", "enter_context", "enter_async_context"}
 )
@@ -202,8 +202,8 @@ _STORING_FUNCTIONS = ("builtins.setattr", "weakref.finalize", "atexit.register")
 
 
 def stores(rule: Rule, call: cst.Call) -> bool:
-    """Whether `call` keeps its arguments past the call (see `_STORING_METHODS`)."""
-    if isinstance(call.func, cst.Attribute) and call.func.attr.value in _STORING_METHODS:
+    """Whether `call` keeps its arguments past the call (see `STORING_METHODS`)."""
+    if isinstance(call.func, cst.Attribute) and call.func.attr.value in STORING_METHODS:
         return True
     return calls(rule, call, *_STORING_FUNCTIONS)
 
