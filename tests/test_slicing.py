@@ -301,6 +301,36 @@ def test_a_dropped_last_function_keeps_the_blank_line_before_a_trailing_comment(
     assert run(code).fixed is not None and run(code).fixed.endswith(b"    return a\n\n    # end of commands\n")
 
 
+OVERLOADS = """\
+import logging
+from typing import overload
+
+logger = logging.getLogger(__name__)
+
+
+class Keys:
+    @overload
+    def get(
+        self, fingerprint: int, private: bool
+    ) -> bytes: ...
+
+    def get(self, fingerprint, private=False):
+        try:
+            return self.lookup(fingerprint)
+        except KeyError as error:
+            logger.error("no key %s", error)
+"""
+
+
+def test_a_body_after_the_colon_of_a_signature_of_several_lines_gets_a_stub_that_parses() -> None:
+    found = slice_of(OVERLOADS)
+    assert found is not None
+    assert 'def get(): """unleak_slice_8\n' in found.text  # the body stays after the colon
+    assert quick_parse(found.text) is not None
+    assert run(OVERLOADS).fixed is not None and b'logger.exception("no key %s", error)' in run(OVERLOADS).fixed
+    assert_same_both_ways(OVERLOADS)
+
+
 def test_a_file_with_the_marker_is_not_sliced() -> None:
     assert slice_of(METHOD_IN_CLASS + "\n# unleak_slice_3\n") is None
 

@@ -644,3 +644,26 @@ def test_a_yielded_http_client_session_is_not_a_database_session() -> None:
     )
     result = run_rules(code, (SessionCreatedInTry,))
     assert result.findings == [] and result.fixed is None
+
+
+_BEFORE_THE_TRY = "db = SessionLocal()\ntry:\n    db.add(x)\n    db.commit()\n{handlers}finally:\n    db.close()\n"
+
+
+@pytest.mark.parametrize(
+    ("handlers", "possible"),
+    [
+        ("except E:\n    log()\n", True),
+        ("except E:\n    db.rollback()\n", False),
+        ("except E:\n    db.rollback()\n    raise\n", False),
+        ("except E:\n    log()\n    raise\n", False),
+        ("except E:\n    if x:\n        raise\n", True),  # not among the handler's own statements
+        ("except E:\n    other.rollback()\n", True),
+        ("except E:\n    [db.rollback() for db in dbs]\n", True),  # another `db`
+        ("except E:\n    def later():\n        db.rollback()\n", True),
+        ("except E:\n    db.rollback()\nexcept F:\n    log()\n", True),
+    ],
+)
+def test_could_fire_needs_a_handler_that_may_leave_an_earlier_session_open(handlers: str, possible: bool) -> None:
+    """Created before the `try`, the session is reported only for a handler `_handler_verdict`
+    does not find fine: one that neither rolls it back nor re-raises."""
+    assert SessionCreatedInTry.could_fire(ast.parse(_BEFORE_THE_TRY.format(handlers=handlers))) is possible

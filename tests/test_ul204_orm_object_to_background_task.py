@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import run_rules
+from unleak.knowledge.project import ProjectView
+from unleak.settings import Settings
 from unleak.transforms.ul204_orm_object_to_background_task import OrmObjectToBackgroundTask
 
 RULES = (OrmObjectToBackgroundTask,)
@@ -257,3 +259,38 @@ def test_generated_variants_report_exactly_the_objects_and_sessions(program: tup
     if messages:
         assert ("is an ORM object" in messages[0]) == orm_object
     assert run_rules(code, RULES).fixed is None
+
+
+_HANDED = "def view({parameters}):\n{body}    background_tasks.add_task(work, {handed})\n"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "body", "handed", "possible"),
+    [
+        ("background_tasks, case", "", "case_id=case.id", False),  # an attribute, not the object
+        ("background_tasks, db_session: DbSession", "", "db_session=db_session", False),  # not SQLAlchemy's class
+        ("background_tasks, db: Session", "", "db", True),
+        ("background_tasks, db: S", "", "db", False),
+        ("background_tasks, db=Depends(get_db)", "", "db", True),
+        ("background_tasks, db: Annotated[object, Depends(get_session)]", "", "db", True),
+        ("background_tasks, x", "    db.add(x)\n", "x", True),
+        ("background_tasks", "    old = CaseRead.from_orm(case)\n", "old", True),  # any project may know the callee
+        ("background_tasks", "    row = await db.get(Case, 1)\n", "row", True),
+        ("background_tasks", "    row = await fetch(1)\n", "row", False),
+        ("background_tasks", "    row = 1\n    row = db.get(Case, row)\n", "row", False),  # bound twice
+        ("background_tasks", "    for row in rows:\n        pass\n", "row", False),
+        ("background_tasks", "", "db.session", True),
+    ],
+)
+def test_could_fire_asks_how_the_handed_name_is_bound(parameters: str, body: str, handed: str, possible: bool) -> None:
+    """A handed name is reported only when its function binds it once, as a session parameter,
+    a call's value or an object added to a session."""
+    code = _HANDED.format(parameters=parameters, body=body, handed=handed)
+    assert OrmObjectToBackgroundTask.could_fire(ast.parse(code)) is possible
+
+
+def test_could_fire_in_asks_the_project_about_factories() -> None:
+    code = "def view(background_tasks):\n    old = CaseRead.from_orm(case)\n    background_tasks.add_task(work, old)\n"
+    assert not OrmObjectToBackgroundTask.could_fire_in(ast.parse(code), Settings(), ProjectView.empty())
+    aliased = "from sqlalchemy.orm import Session as S\n\n" + code.replace("CaseRead.from_orm", "S")
+    assert OrmObjectToBackgroundTask.could_fire_in(ast.parse(aliased), Settings(), ProjectView.empty())

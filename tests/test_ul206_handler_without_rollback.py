@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import textwrap
 
 import pytest
@@ -277,3 +278,29 @@ def test_generated_variants_compile_roll_back_once_and_are_idempotent(
     assert once.count(rollback) == 1
     assert once.replace(rollback, "", 1) == (code if body != "pass" else code.replace(f"{indent}    pass\n", ""))
     assert fixed(once) == once
+
+
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        ("try:\n    db.commit()\nexcept Exception:\n    log()\n", True),
+        ("try:\n    stream.flush()\nexcept Exception:\n    log()\n", False),  # not a session
+        ("try:\n    conn.add(x)\n    conn.commit()\nexcept Exception:\n    log()\n", True),  # a unit of work
+        ("try:\n    db.commit()\nexcept ValueError:\n    log()\n", False),  # a failed commit never lands there
+        ("from x import ValueError\ntry:\n    db.commit()\nexcept ValueError:\n    log()\n", True),
+        ("try:\n    db.commit()\nexcept (KeyError, IntegrityError):\n    log()\n", True),
+        ("try:\n    db.commit()\nexcept Exception:\n    db.rollback()\n", False),
+        ("try:\n    db.commit()\nexcept Exception:\n    (db).rollback()\n", True),  # spelled otherwise: LibCST tells
+        ("try:\n    db.commit()\nexcept Exception:\n    other.rollback()\n", True),
+        ("try:\n    db.commit()\nexcept Exception:\n    if x:\n        raise\n", False),
+        ("try:\n    db.commit()\nexcept Exception:\n    def later():\n        raise\n", True),
+        ("try:\n    db.commit()\nexcept Exception:\n    log()\nfinally:\n    db.close()\n", False),
+        ("try:\n    with make() as db:\n        db.commit()\nexcept Exception:\n    log()\n", False),
+        ("try:\n    with make() as (db):\n        db.commit()\nexcept Exception:\n    log()\n", True),
+        ("try:\n    self.db.commit()\nexcept Exception:\n    self.db.rollback()\n    other.db.commit()\n", False),
+    ],
+)
+def test_could_fire_asks_what_the_visitor_asks(code: str, possible: bool) -> None:
+    """A session written in the `try`, a handler that may see its failed commit and neither rolls
+    it back nor raises, no `close()` in the `finally`, no `with` inside opening it."""
+    assert HandlerWithoutRollback.could_fire(ast.parse(code)) is possible

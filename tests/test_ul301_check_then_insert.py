@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import fixed_text, run_rules
+from unleak.engine.prefilter import triggered_rules
+from unleak.settings import Settings
 from unleak.transforms.ul301_check_then_insert import CheckThenInsert
 
 RULES = (CheckThenInsert,)
@@ -413,6 +415,38 @@ def test_a_unique_column_of_another_model_does_not_make_the_fix_safe() -> None:
     ],
 )
 def test_could_fire_needs_a_lookup_test_and_an_add_statement(code: str, possible: bool) -> None:
+    assert CheckThenInsert.could_fire(ast.parse(code)) is possible
+
+
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        # the two-statement form: the lookup must name its model, the creating branch must add
+        ("u = db.execute(stmt).scalar_one_or_none()\nif u:\n    u.n = 1\nelse:\n    db.add(User())\n", False),
+        ("u = db.execute(select(User)).scalar_one_or_none()\nif u:\n    u.n = 1\nelse:\n    db.add(User())\n", True),
+        ("u = db.scalars(q).first()\nif not u:\n    db.add(User())\n", False),
+        ("u = db.scalars(q.where(User.a == 1)).first()\nif not u:\n    db.add(User())\n", True),
+        ("u = db.get(User, 1)\nif u is None:\n    db.add(User())\n", True),
+        ("u = db.query(User).first()\nif u is None:\n    log(u)\nelse:\n    db.add(u)\n", False),  # adds where the row is
+        ("r = db.execute(q)\nif not r.scalar():\n    db.add(User())\n", False),
+        ("r = db.execute(select(User))\nif not r.scalar():\n    db.add(User())\n", True),
+        ("u = crud.get_user(db, e)\nif not u:\n    u = crud.create_user(db, e)\n    db.add(x)\n", True),
+        ("u = crud.get_user(db, e)\nif not u:\n    u = crud.create_user(other, e)\n    db.add(x)\n", False),  # another session
+        ("u = crud.get_user(e)\nif not u:\n    u = crud.create_user(e)\n    db.add(x)\n", False),  # no session handed
+        # the guard: only an existence test, a lookup naming its model, then an add and its model built
+        ("def f(db, e):\n    u = get(db_session=db, e=e)\n    if not u:\n        return\n    db.add(u)\n", False),
+        ("def f(db, e):\n    u = lookup(e)\n    if u:\n        return\n    db.add(User(e))\n", False),
+        ("def f(db, e):\n    u = db.query(User).filter(User.e == e).first()\n    if u and e:\n        return\n    db.add(User(e))\n", False),
+        ("def f(db, e):\n    u = db.query(User).filter(User.e == e).first()\n    if u:\n        return\n    db.add(Audit(e))\n", False),
+        ("def f(db, e):\n    u = db.query(User).filter(User.e == e).first()\n    if u:\n        return\n    db.add(User(e))\n", True),
+        ("def f(db, e):\n    u = db.query(User).first()\n    print(u)\n    if u:\n        return\n    db.add(User(e))\n", False),  # read in between
+        ("def f(db, e):\n    u = db.query(User).first()\n    if list(u):\n        raise E\n    elif x:\n        pass\n    else:\n        db.add(User(e))\n", True),
+        ("def f(db, e):\n    u = await db.scalars(select(User))\n    if u is not None:\n        return\n    await db.add(User(e))\n", True),
+    ],
+)
+def test_could_fire_asks_what_the_visitor_needs_of_the_lookup_and_the_insert(code: str, possible: bool) -> None:
+    """The lookup names its model (`query(M)`, `select(M)`, `M.query`, `filter(M.a == x)`,
+    `get(M, k)`), and the statement that creates is where the visitor looks for it."""
     assert CheckThenInsert.could_fire(ast.parse(code)) is possible
 
 
@@ -982,6 +1016,12 @@ REPORTED = [
         "        user_in = UserCreate(email=ADMIN)\n        user = crud.user.create(db, obj_in=user_in)\n",
         id="helpers-get-by-then-create-on-the-same-session",
     ),
+    pytest.param(
+        "def ensure_tag(db_session, name, post):\n    tag = get_by_name(db_session=db_session, name=name)\n"
+        "    if not tag:\n        tag = create(db_session=db_session, name=name)\n        db_session.add(post)\n"
+        "    return db_session.query(Tag).first() or tag\n",
+        id="helpers-called-by-bare-name",
+    ),
 ]
 
 
@@ -1050,3 +1090,21 @@ def test_fixed_inline_check_re_raises_when_another_constraint_failed() -> None:
         with pytest.raises(namespace["IntegrityError"]):
             namespace["add_tag"](session, "much-too-long-name")
         assert [tag.name for tag in session.query(namespace["Tag"])] == ["python"]
+
+
+@pytest.mark.parametrize(
+    ("code", "triggered"),
+    [
+        # Django test code: creates and gets, but nothing any shape needs besides
+        ("def test(self):\n    a = Author.objects.create(name='x')\n    self.assertEqual(Author.objects.get(pk=a.pk), a)\n", False),
+        ("tags = {1}\ntags.add(2)\nx = d.get(k)\n", True),  # an `.add(`: SQLAlchemy's shapes may follow
+        ("if not T.objects.filter(a=1).exists():\n    T.objects.create(a=1)\n", True),
+        ("o = T.objects.filter(a=1).first()\nif o is None:\n    o = T.objects.create(a=1)\n", True),
+        ("try:\n    o = T.objects.get(a=1)\nexcept T.DoesNotExist:\n    o = T.objects.create(a=1)\n", True),
+        ("u = crud.get_user(db, e)\nif not u:\n    u = crud.create(db, e)\n", True),
+        ("u = crud.get_user(e, db_session=db_session)\nif not u:\n    u = crud.create(e, db_session=db_session)\n", True),
+        ("u = crud.get_user(db  # the request's\n, e)\nif not u:\n    u = crud.create(db, e)\n", True),
+    ],
+)
+def test_the_trigger_needs_what_some_shape_needs_besides_a_create_and_a_lookup(code: str, triggered: bool) -> None:
+    assert (triggered_rules(code.encode(), (CheckThenInsert,), Settings()) == (CheckThenInsert,)) is triggered

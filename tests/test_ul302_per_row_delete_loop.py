@@ -927,3 +927,27 @@ def test_rows_picked_in_python_are_reported_without_a_fix(code: str) -> None:
     assert "picked by a Python test" in result.findings[0].message
     assert fixed_text(result) == code
     assert PerRowDeleteLoop.could_fire(ast.parse(code))
+
+
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        ("for c in challenges:\n    c.delete()\n", False),  # not a Django queryset: a model's own delete()
+        ("for c in Challenge.objects.filter(a=1):\n    c.delete()\n", True),
+        ("cs = Challenge.objects.all()\nfor c in cs:\n    c.delete()\n", True),
+        ("cs = load()\nfor c in cs:\n    c.delete()\n", False),
+        ("for a in A.query.filter_by(r=1).all():\n    a.delete()\n", False),
+        ("rows = db.session.scalars(stmt).unique().all()\nfor p in rows:\n    db.session.delete(p)\n", False),  # no select(M) to see
+        ("rows = db.session.scalars(select(P)).all()\nfor p in rows:\n    db.session.delete(p)\n", True),
+        ("for p in db.query(P).filter(P.a == 1):\n    db.delete(p)\n", True),
+        ("for p in await db.scalars(select(P)):\n    await db.delete(p)\n", True),
+        ("for p in items:\n    db.delete(p)\n    db.commit()\n", True),  # the commit moves out
+        ("for p in items:\n    cache.delete(p)\n    cache.commit()\n", False),  # not named like a session
+        ("for p in db.query(P):\n    if p.old:\n        db.delete(p)\n", True),
+        ("for p in db.query(P):\n    if x:\n        db.delete(p)\n", False),  # the test does not pick by row
+    ],
+)
+def test_could_fire_asks_what_the_per_object_visitors_ask(code: str, possible: bool) -> None:
+    """A Django queryset for `obj.delete()`, a session named so for `session.delete(obj)`, and a
+    query whose rows `row_query` could read (or a commit to move out)."""
+    assert PerRowDeleteLoop.could_fire(ast.parse(code)) is possible

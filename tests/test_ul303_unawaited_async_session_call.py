@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from tests.helpers import fixed_text, run_rules
 from unleak.cli import app
+from unleak.knowledge.project import ProjectView
+from unleak.settings import Settings
 from unleak.transforms.ul303_unawaited_async_session_call import COROUTINE_METHODS, UnawaitedAsyncSessionCall
 
 RULES = (UnawaitedAsyncSessionCall,)
@@ -190,6 +192,49 @@ def test_could_fire_needs_a_receiver_that_may_be_an_async_session(code: str, pos
     """dict's `get` and a stream's `close` are everywhere in async code: the gate lets through
     only a name bound in a way `_binds_async_session` could accept."""
     assert UnawaitedAsyncSessionCall.could_fire(ast.parse(code)) is possible
+
+
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        ("async def f(s: AsyncSession):\n    log(s.get(M, 1))\n", False),  # the coroutine is passed on
+        ("async def f(s: AsyncSession):\n    a = b = s.get(M, 1)\n", False),
+        ("async def f(s: AsyncSession):\n    row = s.get(M, 1)\n", True),
+        ("async def f(s: AsyncSession):\n    s.info = {}\n    s.commit()\n", True),  # not a binding of `s`
+        ("async def f(s: AsyncSession):\n    s += 1\n    s.commit()\n", False),
+        ("async def f():\n    with SessionLocal() as s:\n        s.commit()\n", False),
+        ("async def f():\n    async with pool.acquire() as s:\n        s.execute(q)\n", True),  # any project: `pool.acquire` may be a factory
+        ("async def f():\n    async with AsyncSessionLocal() as s:\n        s.execute(q)\n", True),
+        ("async def f():\n    a, s = make()\n    s.flush()\n", False),
+        ("async def f():\n    for s in sessions():\n        s.flush()\n", False),
+        ("async def f():\n    async for s in stream():\n        s.flush()\n", True),  # any project
+        ("from aiohttp import web\n\nasync def f():\n    web.get(url)\n", False),
+        ("NAMES = {}\n\nasync def f():\n    NAMES.get(key)\n", False),
+        ("async def outer(s: AsyncSession):\n    async def inner():\n        s.commit()\n", True),
+        ("async def outer(s: dict):\n    async def inner():\n        s.get(k)\n", False),
+        ("async def f(s: AsyncSession):\n    [t.commit() for t in others]\n    s.commit()\n", True),
+    ],
+)
+def test_could_fire_asks_what_the_visitor_asks(code: str, possible: bool) -> None:
+    """Where the coroutine goes, how every binding in the frame makes the name, and for a name
+    the frame does not bind, how the module binds it."""
+    assert UnawaitedAsyncSessionCall.could_fire(ast.parse(code)) is possible
+
+
+@pytest.mark.parametrize(
+    ("code", "possible"),
+    [
+        ("async def f():\n    s = make()\n    s.flush()\n", False),
+        ("async def f():\n    async with aiohttp.ClientSession() as s:\n        s.get(url)\n", False),
+        ("async def f():\n    async with pool.acquire() as s:\n        s.execute(q)\n", False),
+        ("async def f():\n    async for s in stream():\n        s.flush()\n", False),
+        ("async def f():\n    async for s in get_async_db():\n        s.flush()\n", True),
+        ("from sqlalchemy.ext.asyncio import AsyncSession as AS\n\nasync def f(e):\n    s = AS(e)\n    s.close()\n", True),
+    ],
+)
+def test_could_fire_in_asks_the_project_about_factories(code: str, possible: bool) -> None:
+    """An empty index knows no factory: only the class and the names the visitor takes alone pass."""
+    assert UnawaitedAsyncSessionCall.could_fire_in(ast.parse(code), Settings(), ProjectView.empty()) is possible
 
 
 @st.composite

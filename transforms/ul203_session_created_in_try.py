@@ -523,7 +523,7 @@ def _possible_session_makers(tree: ast.Module, project: ProjectView) -> Callable
 
 def _imported_packages(tree: ast.Module) -> set[str]:
     packages: set[str] = set()
-    for node in quickscan.of_type(tree, ast.Import, ast.ImportFrom):
+    for node in quickscan.statements_of_type(tree, ast.Import, ast.ImportFrom):
         if isinstance(node, ast.ImportFrom):
             packages.add((node.module or "").split(".")[0])
         elif isinstance(node, ast.Import):
@@ -559,13 +559,41 @@ def _closed_names(statements: list[ast.stmt]) -> set[str]:
     return closed
 
 
+def _may_leave_open(handler: ast.ExceptHandler, sessions: set[str]) -> bool:
+    """A handler `_handler_verdict` may not find fine for one of `sessions`: no `raise` among its
+    own statements, and no `<session>.rollback()` in its frame (a name a comprehension of the
+    handler binds is taken as not rolled back)."""
+    if not sessions or any(isinstance(statement, ast.Raise) for statement in handler.body):
+        return False
+    frame = list(quickscan.own_nodes(handler))
+    rebound = {
+        name.id
+        for node in frame
+        if isinstance(node, ast.comprehension)
+        for name in ast.walk(node.target)
+        if isinstance(name, ast.Name)
+    }
+    rolled_back = {
+        call.func.value.id
+        for call in frame
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "rollback"
+        and isinstance(call.func.value, ast.Name)
+    }
+    return bool(sessions - (rolled_back - rebound))
+
+
 def _creation_then_try_closing_it(statements: list[ast.stmt], makes_sessions: Callable[[ast.Call], bool]) -> bool:
-    """A `try` whose `finally` closes a name its body creates first, or that an earlier statement creates."""
+    """A `try` whose `finally` closes a name its body creates first, or that an earlier statement
+    creates and a handler may leave in its failed transaction."""
     created: set[str] = set()
     for statement in statements:
         if isinstance(statement, ast.Try) and statement.finalbody:
             closed = _closed_names(statement.finalbody)
-            if closed & _created_names(statement.body[:1], makes_sessions) or (statement.handlers and closed & created):
+            if closed & _created_names(statement.body[:1], makes_sessions):
+                return True
+            if any(_may_leave_open(handler, closed & created) for handler in statement.handlers):
                 return True
         created |= _created_names([statement], makes_sessions)
     return False

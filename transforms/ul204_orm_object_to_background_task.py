@@ -59,14 +59,19 @@ session. The rule does not follow objects into containers (`[incident]`), attrib
 (`self.incident`) or other functions.
 
 The byte trigger is a call of `.add_task(`, `.delay(` or `.apply_async(`; `could_fire` keeps only
-files where such a call passes a bare name or a `.session` attribute.
+files where such a call hands over a `<name>.session`, or a bare name that its function binds
+once: a parameter annotated `Session`/`AsyncSession` (under any name imported for them) or
+depending on a session, a value that may make a session or fetch one object, or a name passed
+to `.add(...)`.
 '''
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -83,7 +88,9 @@ from libcst.metadata import (
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import calls_method, qualified_names
 from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
-from unleak.knowledge.sessions import SESSION_CLASSES, TRANSACTION_METHODS, session_call
+from unleak.knowledge.project import ProjectView
+from unleak.knowledge.sessions import SESSION_CLASSES, SESSION_LIKE_CALLEE, TRANSACTION_METHODS, session_call
+from unleak.settings import Settings
 
 _SCHEDULERS = ("add_task", "delay", "apply_async")
 _BACKGROUND_TASKS = "BackgroundTasks"
@@ -109,11 +116,12 @@ class OrmObjectToBackgroundTask(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        return any(
-            _passes_a_name(call)
-            for call in quickscan.of_type(tree, ast.Call)
-            if quickscan.called_name(call) in _SCHEDULERS
-        )
+        """For any project: every callee may be a session factory it knows."""
+        return _could_fire(tree, lambda callee: True)
+
+    @classmethod
+    def could_fire_in(cls, tree: ast.Module, settings: Settings, project: ProjectView) -> bool:
+        return _could_fire(tree, lambda callee: project.session_factory(callee).found is not None)
 
     @m.visit(_SCHEDULING_CALL)
     def flag_handed_over(self, node: cst.Call) -> None:
@@ -381,12 +389,141 @@ def _is_session_dependency(default: cst.BaseExpression) -> bool:
 # --- the cheap check on the stdlib AST ---------------------------------------------------------
 
 
-def _passes_a_name(call: ast.Call) -> bool:
-    values = [*call.args, *(keyword.value for keyword in call.keywords)]
-    if quickscan.called_name(call) == "add_task":
-        values = values[1:]
-    return any(
-        isinstance(node, ast.Name) or (isinstance(node, ast.Attribute) and node.attr == "session")
-        for value in values
-        for node in ast.walk(value)
+def _could_fire(tree: ast.Module, knows_factory: Callable[[str], bool]) -> bool:
+    """A scheduling call handing a value `_problem` may report: a `<name>.session`, a name in
+    module code, or a name its function binds once in a way that may make it a session or an
+    ORM object."""
+    scheduling = [call for call in quickscan.of_type(tree, ast.Call) if quickscan.called_name(call) in _SCHEDULERS]
+    handing = {id(call) for call in scheduling if any(map(_may_be_reported, _handed_ast_values(call)))}
+    if not handing:
+        return False
+    origins = _Origins(_session_class_names(tree), knows_factory)
+    seen: set[int] = set()
+    for function in quickscan.statements_of_type(tree, ast.FunctionDef, ast.AsyncFunctionDef):
+        defined = cast("ast.FunctionDef | ast.AsyncFunctionDef", function)
+        frame = quickscan.frame_nodes(defined)
+        calls = [node for node in frame if isinstance(node, ast.Call) and id(node) in handing]
+        seen |= set(map(id, calls))
+        if calls and origins.hand_a_session_or_object(defined, frame, calls):
+            return True
+    return bool(handing - seen)  # in module code, a class body or a lambda: may be
+
+
+def _may_be_reported(value: ast.expr) -> bool:
+    """What `_problem` may report: a bare name or `<name>.session` (not a name inside an
+    expression: `case.id`)."""
+    return isinstance(value, ast.Name) or (
+        isinstance(value, ast.Attribute) and value.attr == "session" and isinstance(value.value, ast.Name)
     )
+
+
+@dataclass(frozen=True)
+class _Origins:
+    """What may make a name a session or an ORM object, in one module."""
+
+    session_classes: set[str]  # the last names `Session`/`AsyncSession` may be written with
+    knows_factory: Callable[[str], bool]  # the project may know the callee as a session factory
+
+    def hand_a_session_or_object(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, frame: list[ast.AST], calls: list[ast.Call]
+    ) -> bool:
+        """A handed `<name>.session`, or a handed name the frame binds once (as `_local_origin`
+        needs) in a way `_is_session` or `_is_orm_object` may accept."""
+        bound = quickscan.bindings(quickscan.parameters(function), frame)
+        for value in (value for call in calls for value in _handed_ast_values(call) if _may_be_reported(value)):
+            if isinstance(value, ast.Attribute):
+                return True
+            found = bound.get(cast(ast.Name, value).id, [])
+            if len(found) == 1 and self._may_be_a_session_or_object(found[0], cast(ast.Name, value).id, function):
+                return True
+        return False
+
+    def _may_be_a_session_or_object(self, binding: quickscan.Binding, name: str, function: ast.AST) -> bool:
+        """A parameter annotated `Session`/`AsyncSession` or depending on a session, a value
+        that may create a session or fetch one object, or anything passed to some `.add(<name>)`."""
+        if binding.parameter is not None and _may_be_session_parameter(binding.parameter, binding.value, self.session_classes):
+            return True
+        if binding.how in ("assigned", "annotated") and binding.value is not None and self._may_make_one(binding.value):
+            return True
+        if binding.how not in ("parameter", "assigned", "annotated"):
+            return False
+        return any(
+            isinstance(node, ast.Call) and quickscan.called_name(node) == "add" and isinstance(node.func, ast.Attribute)
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Name) and node.args[0].id == name
+            for node in ast.walk(function)
+        )
+
+    def _may_make_one(self, value: ast.expr) -> bool:
+        """`_fetches_one_object` (a method chain ending in `.first()`...) or `session_call`
+        (`Session(...)`, a factory the project may know, a callee named like one)."""
+        call = value.value if isinstance(value, ast.Await) else value
+        if not isinstance(call, ast.Call):
+            return False
+        if isinstance(call.func, ast.Attribute) and call.func.attr in _ONE_OBJECT:
+            return True
+        if isinstance(value, ast.Await):
+            return False
+        callee = quickscan.dotted_name(call.func)
+        named = isinstance(call.func, (ast.Name, ast.Attribute)) and SESSION_LIKE_CALLEE.search(_last_ast_name(call.func) or "")
+        return bool(named) or _last_ast_name(call.func) in self.session_classes or (callee is not None and self.knows_factory(callee))
+
+
+def _may_be_session_parameter(parameter: ast.arg, default: ast.expr | None, session_classes: set[str]) -> bool:
+    """Loosely `_is_session_parameter`: `Session` under any name it is imported as, or a
+    `Depends(...)` on something named like a session."""
+    annotation = parameter.annotation
+    dependencies = [default] if default is not None else []
+    if isinstance(annotation, ast.Subscript) and _last_ast_name(annotation.value) == "Annotated":
+        elements = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        annotation, dependencies = elements[0], [*dependencies, *elements[1:]]
+    if isinstance(annotation, ast.Constant):
+        return isinstance(annotation.value, str) and "Session" in annotation.value
+    if annotation is not None and _last_ast_name(annotation) in session_classes:
+        return True
+    return any(_may_be_session_dependency(dependency) for dependency in dependencies)
+
+
+def _may_be_session_dependency(default: ast.expr) -> bool:
+    """`Depends(get_db)`, `Depends(deps.get_session)` (as `_is_session_dependency`)."""
+    if not isinstance(default, ast.Call) or _last_ast_name(default.func) != "Depends":
+        return False
+    given = [*default.args, *(keyword.value for keyword in default.keywords)]
+    return any(_SESSION_DEPENDENCY.search(_last_ast_name(value) or "") for value in given)
+
+
+def _last_ast_name(node: ast.expr) -> str | None:
+    """`_last_name` on the stdlib AST."""
+    node = node.func if isinstance(node, ast.Call) else node
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _session_class_names(tree: ast.Module) -> set[str]:
+    """The last names a SQLAlchemy session class may be written with: its own, and every name
+    the module imports a `Session` or `AsyncSession` as."""
+    classes = {qualified.rsplit(".", 1)[-1] for qualified in SESSION_CLASSES}
+    return classes | {
+        alias.asname
+        for node in quickscan.statements_of_type(tree, ast.Import, ast.ImportFrom)
+        for alias in cast("ast.Import | ast.ImportFrom", node).names
+        if alias.asname and alias.name.rsplit(".", 1)[-1] in classes
+    }
+
+
+def _handed_ast_values(call: ast.Call) -> Iterator[ast.expr]:
+    """`_handed_values` on the stdlib AST: the arguments in source order (`*x` and `**x` as `x`),
+    but `add_task`'s first; for `apply_async`, the items of every list, tuple or dict argument."""
+    arguments = sorted([*call.args, *call.keywords], key=lambda node: (node.lineno, node.col_offset))
+    values = [argument.value if isinstance(argument, (ast.Starred, ast.keyword)) else argument for argument in arguments]
+    method = quickscan.called_name(call)
+    if method == "add_task":
+        yield from values[1:]
+    elif method == "delay":
+        yield from values
+    else:
+        for value in values:
+            if isinstance(value, (ast.List, ast.Tuple)):
+                yield from (element.value if isinstance(element, ast.Starred) else element for element in value.elts)
+            elif isinstance(value, ast.Dict):
+                yield from (item for key, item in zip(value.keys, value.values) if key is not None)

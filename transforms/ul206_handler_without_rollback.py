@@ -70,11 +70,12 @@ back), and sessions that the `try` only reads from.
 from __future__ import annotations
 
 import ast
+import builtins
 import enum
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -117,7 +118,11 @@ class HandlerWithoutRollback(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        return any(_writes_then_swallows(node) for node in quickscan.of_type(tree, ast.Try) if isinstance(node, ast.Try))
+        tries = [node for node in quickscan.statements_of_type(tree, ast.Try) if isinstance(node, ast.Try)]
+        if not tries:
+            return False
+        builtin_errors = _BUILTIN_ERRORS - _imported_names(tree)
+        return any(_writes_then_swallows(node, builtin_errors) for node in tries)
 
     @m.visit(m.Try())
     def flag_handler_without_rollback(self, node: cst.Try) -> None:
@@ -332,12 +337,83 @@ class HandlerWithoutRollback(Rule):
 # --- the cheap check on the stdlib AST ---------------------------------------------------------
 
 
-def _writes_then_swallows(node: ast.Try) -> bool:
-    """A `try` whose own body commits or flushes something, with a handler that does not re-raise."""
-    writes = any(
-        quickscan.called_name(call) in _WRITES for statement in node.body for call in quickscan.own_calls(statement)
+# Built-in exceptions a failed commit never raises (`Exception` and `BaseException` catch it).
+_BUILTIN_ERRORS = frozenset(
+    name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)
+) - {"Exception", "BaseException"}
+
+
+def _imported_names(tree: ast.Module) -> set[str]:
+    return {
+        alias.asname or alias.name.split(".")[0]
+        for node in quickscan.statements_of_type(tree, ast.Import, ast.ImportFrom)
+        for alias in cast("ast.Import | ast.ImportFrom", node).names
+    }
+
+
+def _writes_then_swallows(node: ast.Try, builtin_errors: frozenset[str]) -> bool:
+    """What `_sessions_written` and `_check` ask, loosely: the `try`'s own frame commits or
+    flushes a receiver named like a session (or given unit-of-work calls too), which its
+    `finally` does not close and no `with` in it opens, and a handler that may see the failed
+    commit (not only built-in errors such as `ValueError`) neither rolls it back nor raises."""
+    calls = [call for statement in node.body for call in quickscan.own_calls(statement) if isinstance(call.func, ast.Attribute)]
+    receivers: dict[str, list[ast.Call]] = {}
+    for call in calls:
+        receivers.setdefault(ast.unparse(cast(ast.Attribute, call.func).value), []).append(call)
+    handlers = [handler for handler in node.handlers if not _catches_only(handler, builtin_errors)]
+    return bool(handlers) and any(_may_leave_open(node, handlers, receiver, written) for receiver, written in receivers.items())
+
+
+def _catches_only(handler: ast.ExceptHandler, names: frozenset[str]) -> bool:
+    caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return all(isinstance(error, ast.Name) and error.id in names for error in caught)
+
+
+def _may_leave_open(node: ast.Try, handlers: list[ast.ExceptHandler], receiver: str, calls: list[ast.Call]) -> bool:
+    methods = {cast(ast.Attribute, call.func).attr for call in calls}
+    if not methods & _WRITES or not (_NAMED_LIKE_A_SESSION.search(receiver.rsplit(".", 1)[-1]) or methods & _UNIT_OF_WORK):
+        return False
+    # LibCST compares the receivers' code: only spellings as plain as `receiver` match it surely.
+    spelled_alike = all(_spelled_as(call, receiver) for call in calls)
+    if spelled_alike and (_calls_on(node.finalbody, receiver, "close") or _opens_with(node.body, receiver)):
+        return False
+    return any(
+        not any(isinstance(child, ast.Raise) for child in quickscan.own_nodes(handler))
+        and not (spelled_alike and _calls_on(handler.body, receiver, "rollback"))
+        for handler in handlers
     )
-    return writes and any(not any(isinstance(s, ast.Raise) for s in handler.body) for handler in node.handlers)
+
+
+def _opens_with(statements: list[ast.stmt], name: str) -> bool:
+    """`with <x> as <name>:` anywhere in the statements, written `<x> as <name>` (no parentheses)."""
+    return any(
+        isinstance(item.optional_vars, ast.Name)
+        and item.optional_vars.id == name
+        and item.optional_vars.lineno == item.context_expr.end_lineno
+        and item.optional_vars.col_offset - (item.context_expr.end_col_offset or 0) == len(" as ")
+        for statement in statements
+        for with_node in ast.walk(statement)
+        if isinstance(with_node, (ast.With, ast.AsyncWith))
+        for item in with_node.items
+    )
+
+
+def _calls_on(statements: list[ast.stmt], receiver: str, method: str) -> bool:
+    """`<receiver>.<method>()` among the statements' own calls, spelled exactly so."""
+    return any(
+        quickscan.called_name(call) == method and _spelled_as(call, receiver)
+        for statement in statements
+        for call in (statement, *quickscan.own_nodes(statement))
+        if isinstance(call, ast.Call)
+    )
+
+
+def _spelled_as(call: ast.Call, receiver: str) -> bool:
+    """The callee is `<receiver>.<method>` on one line without spaces, parentheses or comments."""
+    callee = call.func
+    if not isinstance(callee, ast.Attribute) or quickscan.dotted_name(callee.value) != receiver or callee.lineno != callee.end_lineno:
+        return False
+    return (callee.end_col_offset or 0) - callee.col_offset == len(f"{receiver}.{callee.attr}".encode())
 
 
 # --- the LibCST side ----------------------------------------------------------------------------

@@ -119,11 +119,15 @@ insert's. In the two-statement form, also left alone: a lookup whose result is u
 assigns a name the lookup reads (running it again would look up something else).  A module where
 `IntegrityError` names something else gets a report without a fix.
 
-The byte triggers are a call of `.add(`/`.add_all(`/`.create(` and of one of the lookups (or
-`.filter(`); `could_fire` keeps only files with an `if` whose test calls a lookup and whose
-body adds, or an `if` testing the name a lookup was assigned to in the statement before, with a
-branch that adds, or a `try` of one lookup whose one handler adds or creates, or an `if` on a
-name assigned a call earlier with a branch that returns or raises and an add after it.
+The byte triggers are a call of `.add(`/`.add_all(`/`.create(`, one of the lookups (or
+`.filter(`), and what some shape needs besides (an `.add(`, an `.exists(` or `.first(`, a
+`DoesNotExist`, an argument named like a session); `could_fire` looks at statements only (never the expressions between them) and
+keeps only files with an `if` whose test calls a lookup and whose body adds, or an `if` testing
+the name a lookup naming its model (`query(M)`, `select(M)`, `M.query`, `filter(M.a == x)`,
+`get(M, k)`) was assigned to in the statement before, with a creating branch that adds (or a
+Django or helper create), or a `try` of one lookup whose one handler adds or creates, or an
+`if` that only tests looked-up names for a row, with a branch that returns or raises, and an
+add and a call of a looked-up model after it.
 '''
 
 from __future__ import annotations
@@ -213,6 +217,9 @@ class CheckThenInsert(Rule):
     trigger = (
         rb"\.(?:add|add_all|create)\s*\(",
         rb"\.(?:first|one_or_none|scalar_one_or_none|scalar|get\w*|find\w*|count|exists|one|scalar_one|filter|filter_by)\s*\(",
+        # What each shape needs besides: an `.add(` (SQLAlchemy), an `.exists(` or `.first(` or a
+        # `DoesNotExist` handler (Django), or a helper handed an argument named like a session.
+        rb"\.(?:add|add_all|exists|first)\s*\(|DoesNotExist|(?:session|db|sess)[\s\\]*(?:#[^\n]*[\s\\]*)*[,)]",
     )
     METADATA_DEPENDENCIES = (ScopeProvider,)
     uses_project = True
@@ -220,19 +227,18 @@ class CheckThenInsert(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        if not any(map(_may_insert, quickscan.of_type(tree, ast.Call))):
-            return False  # every shape below inserts with `.add(...)`, `.add_all(...)` or `.create...(...)`
-        ifs = list(quickscan.of_type(tree, ast.If))
+        """Every shape is made of statements: only they are visited, not the expressions between."""
+        blocks = quickscan.statement_lists(tree)
+        statements = quickscan.statements_of_type(tree, ast.stmt)
+        if not any(map(_may_insert, statements)):
+            return False  # every shape inserts in a statement `[x =] [await] y.add(...)` (`add_all`, `create...`)
+        ifs = [statement for statement in statements if isinstance(statement, ast.If)]
         django = (_django_exists_then_creates(node) or _django_found_else_creates(node) for node in ifs)
-        return any(_looks_up_then_adds(node) for node in ifs) or any(django) or any(
-            _gets_then_creates(before, statement)
-            for statements in quickscan.statement_lists(tree)
-            for before, statement in zip(statements, statements[1:])
-        ) or any(_looks_up_by_exception(node) for node in quickscan.of_type(tree, ast.Try)) or any(
-            _guards_then_adds(statements[:position], statement, statements[position + 1 :])
-            for statements in quickscan.statement_lists(tree)
-            for position, statement in enumerate(statements)
-            if isinstance(statement, ast.If)
+        return (
+            any(_looks_up_then_adds(node) for node in ifs)
+            or any(django)
+            or any(_looks_up_by_exception(node) for node in statements if isinstance(node, ast.Try))
+            or any(map(_checks_then_inserts, blocks))
         )
 
     @m.visit(m.Try(handlers=[m.ExceptHandler(name=None)], orelse=None, finalbody=None))
@@ -1297,8 +1303,11 @@ def _has_await(node: cst.CSTNode) -> bool:
 # --- the cheap check on the stdlib AST ----------------------------------------------------------
 
 
-def _may_insert(call: ast.AST) -> bool:
-    callee = cast(ast.Call, call).func
+def _may_insert(statement: ast.stmt) -> bool:
+    """`[x =] [await] y.add(...)`, `.add_all(...)`, `.create...(...)`."""
+    value = statement.value if isinstance(statement, (ast.Expr, ast.Assign, ast.AnnAssign)) else None
+    call = _unawaited_ast(value) if value is not None else None
+    callee = call.func if isinstance(call, ast.Call) else None
     return isinstance(callee, ast.Attribute) and (callee.attr in _ADDS or callee.attr.startswith("create"))
 
 
@@ -1349,39 +1358,142 @@ def _tested_ast_call(test: ast.expr) -> ast.Call | None:
 
 
 def _top_level_ast_calls(body: list[ast.stmt]) -> Iterator[ast.Call]:
+    """The method calls that are statements of their own (awaited or not), as `_statement_call`."""
     for statement in body:
-        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
-            if isinstance(statement.value.func, ast.Attribute):
-                yield statement.value
+        value = _unawaited_ast(statement.value) if isinstance(statement, ast.Expr) else None
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            yield value
+
+
+def _unawaited_ast(node: ast.expr) -> ast.expr:
+    return node.value if isinstance(node, ast.Await) else node
 
 
 def _is_attribute_named(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Attribute) and node.attr == name
 
 
-def _gets_then_creates(before: ast.stmt, statement: ast.stmt) -> bool:
-    """`obj = x.first()` (or another one-row lookup) then an `if` testing `obj`, or `result =
-    s.execute(...)` then an `if` testing `result.scalar()` (...), whose creating branch adds at
-    its top level."""
-    if not isinstance(statement, ast.If) or not isinstance(before, (ast.Assign, ast.AnnAssign)) or before.value is None:
-        return False
-    target = before.targets[0] if isinstance(before, ast.Assign) and len(before.targets) == 1 else getattr(before, "target", None)
-    value = before.value.value if isinstance(before.value, ast.Await) else before.value
-    if not isinstance(target, ast.Name) or not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
-        return False
-    looks_up = value.func.attr in _LOOKUPS or _HELPER_LOOKUP.fullmatch(value.func.attr)
-    if not (looks_up and _tests_name(statement.test, target.id)) and not (
-        value.func.attr in ("execute", "scalars") and _tests_result_of(statement.test, target.id)
-    ):
-        return False
-    adds = any(call.func.attr in _ADDS for branch in (statement.body, statement.orelse) for call in _top_level_ast_calls(branch))
-    return adds or any(_is_django_create(line) or _is_helper_create(line) for line in statement.body)
+def _checks_then_inserts(statements: list[ast.stmt]) -> bool:
+    """An `if` of the block tests a lookup the statement before it assigned, or exits early on
+    a looked-up row before an insert."""
+    return any(
+        (position > 0 and _gets_then_creates(statements[position - 1], statement)) or _guards_then_adds(statements, position)
+        for position, statement in enumerate(statements)
+        if isinstance(statement, ast.If)
+    )
 
 
-def _is_helper_create(statement: ast.stmt) -> bool:
-    """`obj = <x>.create...(...)`."""
-    value = statement.value if isinstance(statement, ast.Assign) else None
-    return isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr.startswith("create")
+def _gets_then_creates(before: ast.stmt, statement: ast.If) -> bool:
+    """What `_flag_get_or_create` and `_flag_helpers_get_or_create` ask, loosely: `obj = <a
+    lookup naming its model>` then `if obj is None:` (`not obj`, inverted `obj`...) whose
+    creating branch adds at its top level; `obj = X.filter(...).first()` then `if obj is None:
+    obj = X.objects.create(...)`; `obj = crud.get_x(db, ...)` then `if not obj: obj =
+    crud.create_x(db, ...)`; or `result = s.execute(...)` then a test of `result.scalar()`
+    (...) for "no row", with a body that adds, one of the two naming the model."""
+    assigned = _assigned_ast(before)
+    if assigned is None or not isinstance(assigned[1], ast.Call):
+        return False
+    name, value = assigned
+    method = quickscan.called_name(value)
+    creates_in_body = _creates_in_body(statement.test, name)
+    if creates_in_body is not None:
+        create = statement.body if creates_in_body else statement.orelse
+        if isinstance(value.func, ast.Attribute) and method in _LOOKUPS and _adds_at_top_level(create) and _names_a_model(value):
+            return True
+        if creates_in_body and method == "first" and any(map(_is_django_create, statement.body)):
+            return True
+        helper = _HELPER_LOOKUP.fullmatch(method or "")
+        if creates_in_body and helper and _helper_creates(value, statement.body, name):
+            return True
+    if method in ("execute", "scalars") and isinstance(value.func, ast.Attribute) and _tests_result_of(statement.test, name):
+        return _adds_at_top_level(statement.body) and (_names_a_model(value) or _names_a_model(statement.test))
+    return False
+
+
+def _assigned_ast(statement: ast.stmt) -> tuple[str, ast.expr] | None:
+    """(`name`, `<value>`, unawaited) for `name = <value>` and `name: T = <value>`."""
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        target: ast.expr = statement.targets[0]
+    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+        target = statement.target
+    else:
+        return None
+    assert statement.value is not None
+    return (target.id, _unawaited_ast(statement.value)) if isinstance(target, ast.Name) else None
+
+
+def _creates_in_body(test: ast.expr, name: str) -> bool | None:
+    """As `_checked_name`: True for `not name` / `name is None`, False for `name` / `name is not
+    None`; None when the test is not one of these."""
+    if isinstance(test, ast.Name):
+        return False if test.id == name else None
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return True if isinstance(test.operand, ast.Name) and test.operand.id == name else None
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and _is_none(test.comparators[0]):
+        if isinstance(test.left, ast.Name) and test.left.id == name and isinstance(test.ops[0], (ast.Is, ast.IsNot)):
+            return isinstance(test.ops[0], ast.Is)
+    return None
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _adds_at_top_level(block: list[ast.stmt]) -> bool:
+    return any(call.func.attr in _ADDS for call in _top_level_ast_calls(block))  # type: ignore[attr-defined]
+
+
+def _names_a_model(expression: ast.expr) -> bool:
+    """Loosely what `_query_lookup` and `_primary_key_lookup` need to find the model: a
+    `query(...)`/`select(...)` with arguments, a `.query` attribute (Flask-SQLAlchemy's), a
+    `filter(...)`/`where(...)` comparing an attribute with `==`, or `get(Model, key)`."""
+    for node in ast.walk(expression):
+        if isinstance(node, ast.Attribute) and node.attr == "query":
+            return True
+        if not isinstance(node, ast.Call):
+            continue
+        called = quickscan.called_name(node)
+        arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
+        if called in ("query", "select") and arguments:
+            return True
+        if called in ("filter", "where") and any(map(_is_equality, arguments)):
+            return True
+        if called == "get" and len(node.args) == 2 and not node.keywords and not any(isinstance(arg, ast.Starred) for arg in node.args):
+            return True
+    return False
+
+
+def _is_equality(condition: ast.expr) -> bool:
+    """`User.email == value`, as `_equality` takes it."""
+    return (
+        isinstance(condition, ast.Compare)
+        and isinstance(condition.left, ast.Attribute)
+        and len(condition.ops) == 1
+        and isinstance(condition.ops[0], ast.Eq)
+    )
+
+
+def _helper_creates(looked_up: ast.Call, body: list[ast.stmt], name: str) -> bool:
+    """`name = <create helper>(<the lookup's session argument>, ...)` among the body's statements."""
+    session = _ast_session_argument(looked_up)
+    if session is None:
+        return False
+    for statement in body:
+        assigned = _assigned_ast(statement)
+        if assigned is None or assigned[0] != name or not isinstance(assigned[1], ast.Call):
+            continue
+        if _HELPER_CREATE.fullmatch(quickscan.called_name(assigned[1]) or "") and _ast_session_argument(assigned[1]) == session:
+            return True
+    return False
+
+
+def _ast_session_argument(call: ast.Call) -> str | None:
+    """`_session_argument` on the stdlib AST (the code as `ast.unparse` spells it)."""
+    given = [arg.value if isinstance(arg, ast.Starred) else arg for arg in call.args][:1] + [
+        keyword.value for keyword in call.keywords if keyword.arg is not None and SESSION_NAME.fullmatch(keyword.arg)
+    ]
+    names = [ast.unparse(value) for value in given if isinstance(value, (ast.Name, ast.Attribute))]
+    return next((name for name in names if SESSION_NAME.search(name)), None)
 
 
 def _is_django_create(statement: ast.stmt) -> bool:
@@ -1390,12 +1502,6 @@ def _is_django_create(statement: ast.stmt) -> bool:
         return False
     callee = statement.value.func
     return isinstance(callee, ast.Attribute) and callee.attr == "create" and _is_attribute_named(callee.value, "objects")
-
-
-def _tests_name(test: ast.expr, name: str) -> bool:
-    tested = test.operand if isinstance(test, ast.UnaryOp) else test
-    tested = tested.left if isinstance(tested, ast.Compare) else tested
-    return isinstance(tested, ast.Name) and tested.id == name
 
 
 def _tests_result_of(test: ast.expr, name: str) -> bool:
@@ -1407,27 +1513,66 @@ def _tests_result_of(test: ast.expr, name: str) -> bool:
     return isinstance(root, ast.Name) and root.id == name
 
 
-def _guards_then_adds(before: list[ast.stmt], node: ast.If, after: list[ast.stmt]) -> bool:
-    """An `if` testing a name a call was assigned to earlier, with a branch that ends in
-    `return`/`raise`, and an `.add(...)` statement in a later branch or after the `if`."""
-    assigned = {
-        target.id
-        for statement in before
-        if isinstance(statement, ast.Assign) and isinstance(statement.value, (ast.Call, ast.Await))
-        for target in statement.targets
-        if isinstance(target, ast.Name)
-    }
+def _guards_then_adds(statements: list[ast.stmt], position: int) -> bool:
+    """What `_guard` asks, loosely: an `if` (or a branch of its `elif` chain) testing only that
+    looked-up names exist (`found`, `found is not None`, `list(rows)`, `or` of those), whose
+    branch ends in `return`/`raise`, each name last assigned a lookup naming its model before
+    the `if`, and after the branch (later in the chain or after the `if`) an `.add(...)`
+    statement and a call of a looked-up model."""
+    node = statements[position]
+    assert isinstance(node, ast.If)
     chain: list[ast.If] = [node]
     while len(chain[-1].orelse) == 1 and isinstance(chain[-1].orelse[0], ast.If):
         chain.append(chain[-1].orelse[0])
-    later: list[ast.stmt] = [*chain[-1].orelse, *after]
-    for branch in reversed(chain):
-        tested = {name.id for name in quickscan.of_type(branch.test, ast.Name)} & assigned
-        if tested and isinstance(branch.body[-1], (ast.Return, ast.Raise)):
-            if any(call.func.attr in _ADDS for call in _top_level_ast_calls(later)):
-                return True
-        later = [*branch.body, *later]
+    guards = [index for index, branch in enumerate(chain) if _exits_on_existence(branch)]
+    if not guards:
+        return False
+    after = [*chain[-1].orelse, *statements[position + 1 :]]
+    for index in guards:
+        later = [statement for branch in chain[index + 1 :] for statement in branch.body] + after
+        if not _adds_at_top_level(later):
+            continue
+        lookups = [_looked_up_ast(name, statements, position) for name in _existence_tested_ast(chain[index].test) or []]
+        if all(lookups) and _builds_one_of(later, cast("list[ast.Call]", lookups)):
+            return True
     return False
+
+
+def _exits_on_existence(branch: ast.If) -> bool:
+    return isinstance(branch.body[-1], (ast.Return, ast.Raise)) and bool(_existence_tested_ast(branch.test))
+
+
+def _existence_tested_ast(test: ast.expr) -> list[str] | None:
+    """The names `test` checks for a row, when that is all it checks (as `_existence_tested`)."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.Or):
+        parts = [_existence_tested_ast(value) for value in test.values]
+        return [name for part in parts for name in part or []] if all(parts) else None
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot) and _is_none(test.comparators[0]):
+        return [test.left.id] if isinstance(test.left, ast.Name) else None
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "list":
+        if len(test.args) == 1 and not test.keywords and isinstance(test.args[0], ast.Name):
+            return [test.args[0].id]
+        return None
+    return [test.id] if isinstance(test, ast.Name) else None
+
+
+def _looked_up_ast(name: str, statements: list[ast.stmt], position: int) -> ast.Call | None:
+    """The lookup naming its model that `name` was last assigned before `position`, unless a
+    statement in between reads `name` (as `_looked_up`)."""
+    for statement in reversed(statements[:position]):
+        assigned = _assigned_ast(statement)
+        if assigned is not None and assigned[0] == name:
+            value = assigned[1]
+            return value if isinstance(value, ast.Call) and _names_a_model(value) else None
+        if any(isinstance(node, ast.Name) and node.id == name for node in ast.walk(statement)):
+            return None
+    return None
+
+
+def _builds_one_of(statements: list[ast.stmt], lookups: list[ast.Call]) -> bool:
+    """A call in `statements` whose callee is written as a part of a lookup (its model: `User(...)`)."""
+    callees = {ast.unparse(node.func) for statement in statements for node in ast.walk(statement) if isinstance(node, ast.Call)}
+    return any(ast.unparse(part) in callees for lookup in lookups for part in ast.walk(lookup) if isinstance(part, ast.expr))
 
 
 def _looks_up_by_exception(node: ast.AST) -> bool:

@@ -126,8 +126,10 @@ The byte triggers are a call of something ending in `delete` (or `delete` import
 name), the word `for` and a call of `filter`, `filter_by`, `where` or `scalars`, a `.query` or a
 `.commit(`; `could_fire` then keeps only files with a `for` loop (no `else`) whose
 body is one or two expression statements, the first calling `delete` (or a name `delete` is
-imported as) and `filter`, `filter_by` or `where`, or whose body deletes the loop variable
-(`x.delete(item)`) while iterating over a query or committing last.
+imported as) and `filter`, `filter_by` or `where`, or whose body hands the loop variable to a
+session named so (`db.delete(item)`) while iterating over a query `row_query` could read
+(`may_be_row_query`) or committing last, or whose one statement is `obj.delete()` over a Django
+queryset (or a name loaded from one right before).
 '''
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import FunctionLike, ancestors, calls, enclosing_function, names_in_module, within
 from unleak.knowledge.project import Model
-from unleak.knowledge.queries import SESSION_NAME, RowQuery, is_session_of, row_query
+from unleak.knowledge.queries import SESSION_NAME, RowQuery, is_session_of, may_be_row_query, row_query
 from unleak.rule import FixSafety, ImportSpec, Invalid, Rule, SliceScope, Valid
 
 SQLALCHEMY_DELETE = ("sqlalchemy.delete", "sqlalchemy.sql.delete", "sqlalchemy.sql.expression.delete")
@@ -254,12 +256,13 @@ class PerRowDeleteLoop(Rule):
         calling `delete` and `filter`, `filter_by` or `where`."""
         deletes = quickscan.calls_named("delete", *_delete_aliases(tree))
         filters = quickscan.calls_named("filter", "filter_by", "where")
-        loaded = {
-            id(after)
+        right_before = {
+            id(after): value
             for statements in quickscan.statement_lists(tree)
             for before, after in zip(statements, statements[1:])
-            if _loads_rows_for(before, after)
+            if (value := _loaded_into(before, after)) is not None
         }
+        loaded = {loop for loop, value in right_before.items() if may_be_row_query(value)}
         return any(
             not loop.orelse
             and (
@@ -270,10 +273,10 @@ class PerRowDeleteLoop(Rule):
                     and _expression_calls(loop.body[0], filters)
                 )
                 or _deletes_each_object(loop, id(loop) in loaded)
-                or _deletes_itself(loop)
+                or (_deletes_itself(loop) and _is_django_queryset_ast(right_before.get(id(loop), loop.iter)))
                 or _deletes_picked_objects(loop)
             )
-            for loop in quickscan.of_type(tree, ast.For)
+            for loop in quickscan.statements_of_type(tree, ast.For)
             if isinstance(loop, ast.For)
         )
 
@@ -955,7 +958,7 @@ def _delete_aliases(tree: ast.Module) -> set[str]:
     """Other names `delete` is imported under (`from sqlalchemy import delete as sa_delete`)."""
     return {
         alias.asname
-        for node in quickscan.of_type(tree, ast.ImportFrom)
+        for node in quickscan.statements_of_type(tree, ast.ImportFrom)
         for alias in getattr(node, "names", ())
         if alias.name == "delete" and alias.asname
     }
@@ -968,55 +971,53 @@ def _expression_calls(statement: ast.stmt, accepts: Callable[[ast.Call], bool]) 
 
 
 def _deletes_each_object(loop: ast.For, loaded: bool) -> bool:
-    """`x.delete(<the loop variable>)` as a statement of the body, and a query to iterate (or
-    `loaded` right before into the iterable) or a `.commit()` as the body's last statement."""
+    """`<session>.delete(<the loop variable>)` as a statement of the body, and a query to
+    iterate (or `loaded` right before into the iterable) or a `.commit()` as the body's last
+    statement."""
     if not isinstance(loop.target, ast.Name):
         return False
-    item = loop.target.id
-    deletes = any(
-        isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "delete"
-        and [ast.dump(arg) for arg in call.args] == [ast.dump(ast.Name(item, ast.Load()))]
-        for statement in loop.body if isinstance(statement, ast.Expr)
-        for call in (statement.value.value if isinstance(statement.value, ast.Await) else statement.value,)
-    )
-    if not deletes:
+    if not any(_deletes_on_a_session(statement, loop.target.id) for statement in loop.body):
         return False
-    return loaded or _queries(loop.iter) or _expression_calls(loop.body[-1], quickscan.calls_named("commit"))
+    return loaded or may_be_row_query(loop.iter) or _expression_calls(loop.body[-1], quickscan.calls_named("commit"))
 
 
-def _queries(expression: ast.expr) -> bool:
-    """`expression` runs a query: `session.query(...)`, `session.scalars(...)`, `Model.query...`."""
-    queries = quickscan.calls_named("query", "scalars")
-    return any(
-        (isinstance(node, ast.Call) and queries(node)) or (isinstance(node, ast.Attribute) and node.attr == "query")
-        for node in ast.walk(expression)
-    )
-
-
-def _loads_rows_for(before: ast.stmt, loop: ast.stmt) -> bool:
-    """`rows = <a query>` right before `for row in rows:`."""
-    return (
-        isinstance(loop, ast.For)
-        and isinstance(loop.iter, ast.Name)
-        and isinstance(before, ast.Assign)
-        and [ast.dump(target) for target in before.targets] == [ast.dump(ast.Name(loop.iter.id, ast.Store()))]
-        and _queries(before.value)
-    )
-
-
-def _deletes_picked_objects(loop: ast.For) -> bool:
-    """`for row in rows: if <test>: x.delete(row)`, the body's one statement."""
-    if not isinstance(loop.target, ast.Name) or len(loop.body) != 1 or not isinstance(loop.body[0], ast.If):
-        return False
-    picked = loop.body[0]
-    if picked.orelse or len(picked.body) != 1 or not isinstance(picked.body[0], ast.Expr):
-        return False
-    call = picked.body[0].value
+def _deletes_on_a_session(statement: ast.stmt, item: str) -> bool:
+    """`[await] <session>.delete(<item>)`, the receiver named like a session (as `_object_deletes`)."""
+    call = statement.value if isinstance(statement, ast.Expr) else None
     call = call.value if isinstance(call, ast.Await) else call
     return (
         isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "delete"
-        and [ast.dump(arg) for arg in call.args] == [ast.dump(ast.Name(loop.target.id, ast.Load()))]
+        and [ast.dump(arg) for arg in call.args] == [ast.dump(ast.Name(item, ast.Load()))]
+        and SESSION_NAME.search(ast.unparse(call.func.value)) is not None
     )
+
+
+def _loaded_into(before: ast.stmt, loop: ast.stmt) -> ast.expr | None:
+    """`<value>` for `rows = <value>` right before `for row in rows:`."""
+    if not isinstance(loop, ast.For) or not isinstance(loop.iter, ast.Name) or not isinstance(before, ast.Assign):
+        return None
+    assigns = [ast.dump(target) for target in before.targets] == [ast.dump(ast.Name(loop.iter.id, ast.Store()))]
+    return before.value if assigns else None
+
+
+def _is_django_queryset_ast(expression: ast.expr) -> bool:
+    """`_is_django_queryset`: `M.objects.filter(...).exclude(...).all()`."""
+    steps = 0
+    while isinstance(expression, ast.Call) and isinstance(expression.func, ast.Attribute) and expression.func.attr in _DJANGO_QUERYSET_STEPS:
+        expression, steps = expression.func.value, steps + 1
+    return steps > 0 and isinstance(expression, ast.Attribute) and expression.attr == "objects" and isinstance(expression.value, (ast.Name, ast.Attribute))
+
+
+def _deletes_picked_objects(loop: ast.For) -> bool:
+    """`for row in <a query, or a name>: if <test of row>: <session>.delete(row)`, the body's one
+    statement."""
+    if not isinstance(loop.target, ast.Name) or len(loop.body) != 1 or not isinstance(loop.body[0], ast.If):
+        return False
+    picked, item = loop.body[0], loop.target.id
+    if picked.orelse or len(picked.body) != 1 or not _deletes_on_a_session(picked.body[0], item):
+        return False
+    tests_item = any(isinstance(node, ast.Name) and node.id == item for node in ast.walk(picked.test))
+    return tests_item and (isinstance(loop.iter, ast.Name) or may_be_row_query(loop.iter))
 
 
 def _deletes_itself(loop: ast.For) -> bool:

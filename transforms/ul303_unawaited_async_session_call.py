@@ -56,14 +56,18 @@ all); `self.session` attributes; a call whose coroutine is used otherwise (passe
 `asyncio.gather(...)`, returned, stored and awaited later).
 
 The byte triggers are `async` and a call of one of the coroutine methods; `could_fire` keeps
-only files with an `async def` that calls one of them outside an `await`.
+only files with an `async def` that calls one of them where its coroutine is dropped, on a name
+every binding of which in the frame may make an `AsyncSession` (a parameter annotated so or not
+at all, an `async with`/`async for` over a possible factory, a possible factory's result), or,
+bound outside the frame, one of whose bindings in the module may.
 '''
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import cached_property, partial
 from typing import cast
 
 import libcst as cst
@@ -73,8 +77,10 @@ from libcst.metadata import Assignment, ParentNodeProvider, QualifiedNameProvide
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import in_async_function
+from unleak.knowledge.project import ProjectView
 from unleak.knowledge.sessions import session_call
 from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
+from unleak.settings import Settings
 
 # `AsyncSession` methods that return coroutines (`add`, `add_all`, `expunge`, `in_transaction`... do not).
 COROUTINE_METHODS = frozenset(
@@ -105,7 +111,12 @@ class UnawaitedAsyncSessionCall(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        return any(_calls_unawaited(function) for function in quickscan.of_type(tree, ast.AsyncFunctionDef))
+        """For any project: every callee may be an async session factory it knows."""
+        return _Gate(tree, lambda callee: True).fires()
+
+    @classmethod
+    def could_fire_in(cls, tree: ast.Module, settings: Settings, project: ProjectView) -> bool:
+        return _Gate(tree, partial(_known_async_factory, project)).fires()
 
     @m.visit(m.Call(func=m.Attribute(value=m.Name(), attr=m.OneOf(*map(m.Name, sorted(COROUTINE_METHODS))))))
     def flag_unawaited_call(self, node: cst.Call) -> None:
@@ -280,6 +291,11 @@ class UnawaitedAsyncSessionCall(Rule):
     )
 
 
+def _known_async_factory(project: ProjectView, callee: str) -> bool:
+    found = project.session_factory(callee).found
+    return found is not None and found.asynchronous
+
+
 def _names_async_session(annotation: cst.BaseExpression) -> bool:
     """`AsyncSession`, `asyncio.AsyncSession`, `Annotated[AsyncSession, ...]`, `"AsyncSession"`."""
     if isinstance(annotation, cst.SimpleString):
@@ -293,64 +309,98 @@ def _names_async_session(annotation: cst.BaseExpression) -> bool:
 # --- the cheap check on the stdlib AST ----------------------------------------------------------
 
 
-def _calls_unawaited(function: ast.AsyncFunctionDef) -> bool:
-    """A coroutine method called outside an `await`, in the function's own frame, on a name that
-    may be an `AsyncSession` there."""
-    awaited = {id(node.value) for node in quickscan.own_nodes(function) if isinstance(node, ast.Await)}
-    unawaited = [call for call in _method_calls(function) if id(call) not in awaited]
-    if not unawaited:
-        return False
-    bindings = _bindings(function)
-    return any(_may_be_async_session(bindings.get(_receiver(call), [])) for call in unawaited)
+class _Gate:
+    """`could_fire` for one module: `knows_async_factory` says whether the project may know a
+    callee (`make`, `db.make`) as an async session factory."""
+
+    def __init__(self, tree: ast.Module, knows_async_factory: Callable[[str], bool]) -> None:
+        self.tree = tree
+        self.knows_async_factory = knows_async_factory
+
+    def fires(self) -> bool:
+        return any(self._calls_unawaited(function) for function in quickscan.statements_of_type(self.tree, ast.AsyncFunctionDef))
+
+    def _calls_unawaited(self, function: ast.AsyncFunctionDef) -> bool:
+        """A coroutine method called where its coroutine is dropped, in the function's own frame,
+        on a name that may be an `AsyncSession` there."""
+        frame = quickscan.frame_nodes(function)
+        dropped = set(map(id, _dropped_values(frame)))
+        calls = [call for call in _method_calls(frame) if id(call) in dropped]
+        if not calls:
+            return False
+        bindings = quickscan.bindings(quickscan.parameters(function), frame)
+        return any(self._may_be_async_session(_receiver(call), bindings.get(_receiver(call))) for call in calls)
+
+    def _may_be_async_session(self, name: str, bindings: list[quickscan.Binding] | None) -> bool:
+        """What `_is_async_session` asks of every binding in the frame; a name the frame does not
+        bind is looked up in the whole module (a closure's or a global: one of its bindings must
+        may make it one; a name bound nowhere stays possible)."""
+        if bindings:
+            return all(map(self._may_bind_async_session, bindings))
+        elsewhere = self._module_bindings.get(name)
+        return elsewhere is None or any(map(self._may_bind_async_session, elsewhere))
+
+    @cached_property
+    def _module_bindings(self) -> dict[str, list[quickscan.Binding]]:
+        nodes = quickscan.every_node(self.tree)
+        return quickscan.bindings(((node, None) for node in nodes if isinstance(node, ast.arg)), nodes)
+
+    def _may_bind_async_session(self, binding: quickscan.Binding) -> bool:
+        """Loosely `_binds_async_session` (a parameter without annotation stays possible)."""
+        if binding.parameter is not None:
+            annotation = binding.parameter.annotation
+            return annotation is None or _ASYNC_SESSION_CLASS in ast.unparse(annotation)
+        value = binding.value
+        if not isinstance(value, ast.Call):
+            return False
+        if binding.how == "async with":
+            return self._may_create_session(value, named_is_enough=True)
+        if binding.how == "async for":
+            callee = quickscan.dotted_name(value.func) or ""
+            named = "async" in callee.lower() and _FACTORY_NAME.match(callee) is not None
+            return named or self._may_create_session(value, named_is_enough=False)
+        return binding.how == "assigned" and self._may_create_session(value, named_is_enough=False)
+
+    def _may_create_session(self, call: ast.Call, *, named_is_enough: bool) -> bool:
+        """Loosely `_creates_session`: `AsyncSession(...)` under any name it is imported as, a
+        factory the project may know as asynchronous, or (when enough) a factory by its name."""
+        callee = quickscan.dotted_name(call.func)
+        if callee is None:
+            return False
+        if callee.rsplit(".", 1)[-1] in self._async_session_classes:
+            return True
+        return bool(named_is_enough and _FACTORY_NAME.match(callee)) or self.knows_async_factory(callee)
+
+    @cached_property
+    def _async_session_classes(self) -> frozenset[str]:
+        """`AsyncSession`, and every name the module imports a name ending in it as."""
+        aliases = {
+            alias.asname
+            for node in quickscan.statements_of_type(self.tree, ast.Import, ast.ImportFrom)
+            for alias in cast("ast.Import | ast.ImportFrom", node).names
+            if alias.asname and alias.name.rsplit(".", 1)[-1] == _ASYNC_SESSION_CLASS
+        }
+        return frozenset({_ASYNC_SESSION_CLASS, *aliases})
+
+
+def _dropped_values(frame: list[ast.AST]) -> Iterator[ast.expr]:
+    """The values whose coroutine `_runs_nowhere_else` would take as dropped: a statement of its
+    own, the receiver of an attribute, the value assigned to one name alone."""
+    for node in frame:
+        if isinstance(node, (ast.Expr, ast.Attribute)):
+            yield node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            yield node.value
 
 
 def _receiver(call: ast.Call) -> str:
     return cast(ast.Name, cast(ast.Attribute, call.func).value).id
 
 
-def _method_calls(function: ast.AST) -> Iterator[ast.Call]:
-    for call in quickscan.own_calls(function):
+def _method_calls(frame: list[ast.AST]) -> Iterator[ast.Call]:
+    for call in frame:
+        if not isinstance(call, ast.Call):
+            continue
         callee = call.func
         if isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) and callee.attr in COROUTINE_METHODS:
             yield call
-
-
-def _bindings(function: ast.AsyncFunctionDef) -> dict[str, list[ast.AST]]:
-    """What binds each name in the function's own frame: its parameter, or the statement (an
-    assignment, a `with` item, a `for`...) whose target it is."""
-    found: dict[str, list[ast.AST]] = {}
-    arguments = function.args
-    for parameter in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]:
-        if parameter is not None:
-            found.setdefault(parameter.arg, []).append(parameter)
-    for node in quickscan.own_nodes(function):
-        for target in _targets(node):
-            for name in ast.walk(target):
-                if isinstance(name, ast.Name):
-                    found.setdefault(name.id, []).append(node)
-    return found
-
-
-def _targets(node: ast.AST) -> list[ast.expr]:
-    if isinstance(node, ast.Assign):
-        return node.targets
-    if isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For, ast.AsyncFor, ast.comprehension)):
-        return [node.target]
-    if isinstance(node, ast.withitem):
-        return [node.optional_vars] if node.optional_vars is not None else []
-    return []
-
-
-def _may_be_async_session(bindings: list[ast.AST]) -> bool:
-    """Loosely what `_binds_async_session` asks of every binding: a name the frame does not bind
-    (a closure's or a global) may be one; a bound one needs a binding that may make one (a
-    parameter without annotation stays possible: it costs little, and keeps the gate loose)."""
-    return not bindings or any(_may_bind_async_session(binding) for binding in bindings)
-
-
-def _may_bind_async_session(binding: ast.AST) -> bool:
-    if isinstance(binding, ast.arg):
-        return binding.annotation is None or _ASYNC_SESSION_CLASS in ast.unparse(binding.annotation)
-    if isinstance(binding, ast.Assign):
-        return isinstance(binding.value, ast.Call)
-    return isinstance(binding, (ast.withitem, ast.AsyncFor))

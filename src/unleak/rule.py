@@ -14,12 +14,20 @@ import enum
 import textwrap
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Union
+from typing import Any, ClassVar, TypeVar, Union
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import CodeRange, ParentNodeProvider, PositionProvider
+from libcst.metadata import (
+    BaseMetadataProvider,
+    CodeRange,
+    ParentNodeProvider,
+    PositionProvider,
+    QualifiedNameProvider,
+    ScopeProvider,
+)
 
+from unleak import matcher_dispatch
 from unleak.knowledge.project import ProjectView
 from unleak.settings import Settings
 
@@ -27,6 +35,13 @@ from unleak.settings import Settings
 _STATEMENT_LIKE = (cst.BaseStatement, cst.ExceptHandler, cst.ExceptStarHandler)
 
 Replacement = Union[cst.CSTNode, cst.RemovalSentinel, cst.FlattenSentinel]
+
+# LibCST's QualifiedNameProvider walks the whole module to store, for every node, what its scope
+# says: `scope.get_qualified_names_for(node)`. A rule asks that of a few nodes, so rules resolve
+# the scopes only and `Rule.get_metadata` asks the node's scope when a rule asks its names.
+_ASKED_OF_SCOPES = {QualifiedNameProvider: ScopeProvider}
+_MISSING = object()
+T = TypeVar("T")
 
 
 class FixSafety(str, enum.Enum):
@@ -124,13 +139,14 @@ class _DecoratedMethods:
 
     visit: MethodsByMatcher
     leave: MethodsByMatcher
+    dispatching: bool  # see `unleak.matcher_dispatch`
 
     @classmethod
     def of(cls, rule: m.MatcherDecoratableVisitor) -> _DecoratedMethods:
         def names(found: dict[m.BaseMatcherNode, Sequence[Callable[..., object]]]) -> MethodsByMatcher:
             return {matcher: tuple(method.__name__ for method in methods) for matcher, methods in found.items()}
 
-        return cls(names(rule._extra_visit_funcs), names(rule._extra_leave_funcs))
+        return cls(names(rule._extra_visit_funcs), names(rule._extra_leave_funcs), matcher_dispatch.allows_dispatch(rule))
 
     def install(self, rule: m.MatcherDecoratableVisitor) -> None:
         """What `MatcherDecoratableVisitor.__init__` sets, without looking the methods up again."""
@@ -179,9 +195,12 @@ class Rule(m.MatcherDecoratableVisitor):
         decorated = _DECORATED_METHODS.get(type(self))
         if decorated is None:
             super().__init__()
-            _DECORATED_METHODS[type(self)] = _DecoratedMethods.of(self)
+            decorated = _DECORATED_METHODS[type(self)] = _DecoratedMethods.of(self)
         else:
             decorated.install(self)
+        self._dispatching = decorated.dispatching
+        self._visits_by_class: dict[str, matcher_dispatch.Tried] = {}
+        self._leaves_by_class: dict[str, matcher_dispatch.Tried] = {}
         self.settings = settings or Settings()
         self.project = ProjectView.empty()  # what other modules declare; see `for_file`
         self.reports: list[Report] = []
@@ -195,8 +214,59 @@ class Rule(m.MatcherDecoratableVisitor):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        needed = (PositionProvider, ParentNodeProvider)
-        cls.METADATA_DEPENDENCIES = tuple(dict.fromkeys((*needed, *cls.METADATA_DEPENDENCIES)))
+        needed = (PositionProvider, ParentNodeProvider, *cls.METADATA_DEPENDENCIES)
+        cls.METADATA_DEPENDENCIES = tuple(dict.fromkeys(_ASKED_OF_SCOPES.get(provider, provider) for provider in needed))
+
+    def get_metadata(self, key: type[BaseMetadataProvider[T]], node: cst.CSTNode, default: Any = _MISSING) -> T:
+        """LibCST's `get_metadata`; a node's qualified names come from its scope (see `_ASKED_OF_SCOPES`)."""
+        if key is QualifiedNameProvider:
+            scope = super().get_metadata(ScopeProvider, node, _MISSING)
+            if scope is not _MISSING:
+                return scope.get_qualified_names_for(node)  # type: ignore[return-value]
+            if default is _MISSING:
+                raise KeyError(f"no qualified names for a node outside the module: {node!r}")
+            return default
+        return super().get_metadata(key, node) if default is _MISSING else super().get_metadata(key, node, default)
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        """LibCST's `on_visit`, trying only the `@m.visit` matchers that can match `node`'s class."""
+        if not self._dispatching:
+            return super().on_visit(node)
+        for matcher, methods in self._tried(self._visits_by_class, self._extra_visit_funcs, node):
+            if self.matches(node, matcher):
+                for method in methods:
+                    method(node)
+        return cst.CSTVisitor.on_visit(self, node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        """LibCST's `on_leave`, trying only the `@m.leave` matchers that can match the node's class."""
+        if not self._dispatching:
+            return super().on_leave(original_node)
+        cst.CSTVisitor.on_leave(self, original_node)
+        for matcher, methods in reversed(self._tried(self._leaves_by_class, self._extra_leave_funcs, original_node)):
+            if self.matches(original_node, matcher):
+                for method in methods:
+                    method(original_node)
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        if not self._dispatching:  # else the rule has no `visit_<Node>_<attribute>` method
+            super().on_visit_attribute(node, attribute)
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        if not self._dispatching:  # else the rule has no `leave_<Node>_<attribute>` method
+            super().on_leave_attribute(original_node, attribute)
+
+    @staticmethod
+    def _tried(
+        by_class: dict[str, matcher_dispatch.Tried],
+        decorated: dict[m.BaseMatcherNode, Sequence[Callable[..., None]]],
+        node: cst.CSTNode,
+    ) -> matcher_dispatch.Tried:
+        node_class = type(node).__name__
+        tried = by_class.get(node_class)
+        if tried is None:
+            tried = by_class[node_class] = matcher_dispatch.tried_on(node_class, decorated)
+        return tried
 
     @classmethod
     def trigger_for(cls, settings: Settings) -> tuple[bytes, ...]:

@@ -126,8 +126,9 @@ def _run_on(
 
 
 def _widen(job: Job, project: ProjectView) -> transform.Widen:
-    """The selected rules a fixed source triggers (bytes, then the `ast` checks)."""
-    selected = tuple(registry.rule_by_code(code) for code in job.selected)
+    """The selected rules a fixed source triggers (bytes, then the `ast` checks), the job's own
+    among them (a job may name only those)."""
+    selected = tuple(registry.rule_by_code(code) for code in dict.fromkeys((*job.rule_codes, *job.selected)))
 
     def triggered_by(code: str) -> tuple[type[Rule], ...]:
         rules = triggered_rules(code.encode("utf-8"), selected, job.settings)

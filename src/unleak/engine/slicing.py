@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from unleak.knowledge.project import ProjectView
+from unleak.knowledge import quickscan
 from unleak.knowledge.quickscan import identifiers
 from unleak.rule import Rule, SliceScope
 from unleak.settings import Settings
@@ -73,17 +74,18 @@ class _Unit:
         keyword = "async def" if isinstance(self.node, ast.AsyncFunctionDef) else "def"
         return f"{keyword} {self.node.name}():"
 
-    @property
-    def in_block(self) -> bool:
-        """Whether its body is an indented block (not statements after the colon)."""
-        return self.node.body[0].lineno > self.node.lineno
+    def in_block(self, lines: list[str]) -> bool:
+        """Whether its body is an indented block (not statements after the colon, which may
+        follow a signature of several lines): its first statement starts its line."""
+        first = self.node.body[0]
+        return lines[first.lineno - 1].encode("utf-8")[: first.col_offset].isspace()
 
-    def stub_lines(self, indent: str, body_indent: str, ends: list[str]) -> tuple[str, ...]:
+    def stub_lines(self, indent: str, body_indent: str, ends: list[str], *, in_block: bool) -> tuple[str, ...]:
         """The stub, one line for each line of the unit (`ends`: their line ends), with a body
         of the same form: after the colon, or an indented block (indented as the unit's, for
         LibCST gives the comments after a block to it by their indentation). A body of several
         lines is one string spanning them: LibCST makes one node of it, not one per line."""
-        if not self.in_block:
+        if not in_block:
             if len(ends) == 1:
                 return (f"{indent}{self.header} ...  # {MARKER}{self.first}{ends[0]}",)
             return (f'{indent}{self.header} """{MARKER}{self.first}{ends[0]}', *ends[1:-1], f'"""{ends[-1]}')
@@ -94,7 +96,8 @@ class _Unit:
 
     def stub_node(self) -> ast.stmt:
         """The stub as the stdlib `ast` sees it, where the unit stood."""
-        stub = ast.parse("".join(self.stub_lines("", "    ", ["\n"] * (self.last - self.first + 1)))).body[0]
+        line_count = self.last - self.first + 1  # the form of its body does not matter to `ast`
+        stub = ast.parse("".join(self.stub_lines("", "    ", ["\n"] * line_count, in_block=line_count > 1))).body[0]
         ast.increment_lineno(stub, self.first - 1)
         for node in ast.walk(stub):
             if isinstance(node, (ast.stmt, ast.expr)):
@@ -167,7 +170,8 @@ def plan(
     if _may_fire_in_module_code(tree, rules, settings, project):
         return None
     lines = split_lines(text)
-    dropped = list(_dropped_units(tree, rules, settings, project))
+    with quickscan.sharing_walks():  # the rules' checks walk one module per definition
+        dropped = list(_dropped_units(tree, rules, settings, project))
     if not dropped or sum(unit.last - unit.first + 1 for unit in dropped) < MIN_DROPPED_SHARE * len(lines):
         return None
     if not all(_starts_unit(lines[unit.first - 1]) for unit in dropped):
@@ -277,7 +281,8 @@ def _stub_lines(lines: list[str], unit: _Unit) -> tuple[str, ...]:
     """The unit's stub, each line keeping its line's end."""
     ends = [_END.search(line) for line in lines[unit.first - 1 : unit.last]]
     body_indent = _indent(lines[unit.node.body[0].lineno - 1])
-    return unit.stub_lines(_indent(lines[unit.first - 1]), body_indent, [end.group() if end else "" for end in ends])
+    line_ends = [end.group() if end else "" for end in ends]
+    return unit.stub_lines(_indent(lines[unit.first - 1]), body_indent, line_ends, in_block=unit.in_block(lines))
 
 
 def _indent(line: str) -> str:

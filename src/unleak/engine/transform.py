@@ -5,6 +5,8 @@ applicable fixes of all rules (safe ones, unsafe ones with `--unsafe`, none that
 comment silences) then replace the reported nodes together (a fix inside another one waits for
 the next pass), the imports they need are added once, and the result is verified. Passes repeat
 until a whole pass changes nothing, so the output is a fixed point: running again is a no-op.
+That last pass is skipped when the cheap gates (byte triggers, `ast` checks) show that no selected
+rule can fire on the result: a second run would not parse it either.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def fix(
 
     A fix can write what another selected rule is about (a commit inside a new `try`); `widen`
     names the rules the fixed source triggers, and those join before the fixed point is final,
-    so that a second run finds nothing new to do."""
+    so that a second run finds nothing new to do. When it names none, and the pass left no finding
+    to report, the fixed source is final without another pass."""
     outcome = Outcome(module)
     seen = {module.code}
     for _ in range(MAX_PASSES):
@@ -90,6 +93,8 @@ def fix(
         if outcome.module.code in seen:  # back to an earlier version: the fixes undo each other
             raise RuleFailure(changed_by[-1], "fixes did not settle: they undo each other")
         seen.add(outcome.module.code)
+        if not outcome.remaining and widen is not None and not widen(outcome.module.code):
+            return outcome
     raise RuleFailure(changed_by[-1], f"fixes did not settle after {MAX_PASSES} passes")
 
 

@@ -295,19 +295,22 @@ def _unaliased(dotted: str, aliases: dict[str, str]) -> str:
 
 
 def _function_facts(node: ast.FunctionDef | ast.AsyncFunctionDef) -> FunctionFacts:
+    handed_out = _handed_out_callees(node)
     return FunctionFacts(
         name=node.name,
         asynchronous=isinstance(node, ast.AsyncFunctionDef),
         decorators=tuple(dotted for d in node.decorator_list if (dotted := dotted_name(d)) is not None),
-        returns=tuple(dict.fromkeys(_handed_out_callees(node, ast.Return))),
-        yields=tuple(dict.fromkeys(_handed_out_callees(node, ast.Yield))),
+        returns=handed_out[ast.Return],
+        yields=handed_out[ast.Yield],
     )
 
 
-def _handed_out_callees(function: ast.FunctionDef | ast.AsyncFunctionDef, how: type[ast.Return | ast.Yield]) -> Iterator[str]:
-    """The callees whose result `function` returns (or yields): `return SessionLocal()`,
-    `db = SessionLocal(); yield db`, `with Session(engine) as s: yield s`."""
+def _handed_out_callees(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[type[ast.AST], tuple[str, ...]]:
+    """The callees whose result `function` returns (`ast.Return`) and yields (`ast.Yield`):
+    `return SessionLocal()`, `db = SessionLocal(); yield db`, `with Session(engine) as s: yield s`.
+    One walk of the function: every module-level function of every file gets here."""
     made_by: dict[str, str] = {}
+    handing: list[ast.Return | ast.Yield] = []
     for node in own_nodes(function):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             if isinstance(node.value, ast.Call) and (callee := dotted_name(node.value.func)):
@@ -317,12 +320,16 @@ def _handed_out_callees(function: ast.FunctionDef | ast.AsyncFunctionDef, how: t
                 if isinstance(item.optional_vars, ast.Name) and isinstance(item.context_expr, ast.Call):
                     if callee := dotted_name(item.context_expr.func):
                         made_by[item.optional_vars.id] = callee
-    for node in own_nodes(function):
-        handed = node.value if isinstance(node, how) else None
+        elif isinstance(node, (ast.Return, ast.Yield)):
+            handing.append(node)
+    found: dict[type[ast.AST], dict[str, None]] = {ast.Return: {}, ast.Yield: {}}
+    for node in handing:
+        handed = node.value
         if isinstance(handed, ast.Call) and (callee := dotted_name(handed.func)):
-            yield callee
+            found[type(node)][callee] = None
         elif isinstance(handed, ast.Name) and handed.id in made_by:
-            yield made_by[handed.id]
+            found[type(node)][made_by[handed.id]] = None
+    return {how: tuple(callees) for how, callees in found.items()}
 
 
 def _listeners_of(statement: ast.stmt) -> Iterator[DeleteListener]:

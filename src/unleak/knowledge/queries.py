@@ -7,9 +7,10 @@ which session, and what the same rows' bulk delete is.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -54,6 +55,45 @@ def row_query(iterable: cst.BaseExpression) -> RowQuery | None:
     if m.matches(base, m.Attribute(value=_MODEL, attr=m.Name("query"))):
         return RowQuery(cst.ensure_type(base, cst.Attribute).value, None, "flask", iterable, None, False)
     return None
+
+
+def may_be_row_query(iterable: ast.expr) -> bool:
+    """`row_query` on the stdlib AST, loosely (any name or attribute may be the model): for
+    rules' `could_fire`."""
+    if isinstance(iterable, ast.Call) and _method_of(iterable, "all") and not iterable.args and not iterable.keywords:
+        iterable = cast(ast.Attribute, iterable.func).value
+    awaited = isinstance(iterable, ast.Await)
+    if isinstance(iterable, ast.Await):
+        iterable = iterable.value
+    if isinstance(iterable, ast.Call) and _method_of(iterable, "scalars") and _one_positional(iterable, of=ast.expr):
+        base = _unfiltered_ast(iterable.args[0], _FILTERS)
+        selects = isinstance(base, ast.Call) and isinstance(base.func, (ast.Name, ast.Attribute))
+        return selects and _called(cast(ast.Call, base)) == "select" and _one_positional(cast(ast.Call, base))
+    if awaited:
+        return False
+    base = _unfiltered_ast(iterable, frozenset({"filter", "filter_by"}))
+    if isinstance(base, ast.Call):
+        return _method_of(base, "query") and _one_positional(base)
+    return isinstance(base, ast.Attribute) and base.attr == "query" and isinstance(base.value, (ast.Name, ast.Attribute))
+
+
+def _method_of(call: ast.Call, name: str) -> bool:
+    return isinstance(call.func, ast.Attribute) and call.func.attr == name
+
+
+def _called(call: ast.Call) -> str:
+    return call.func.attr if isinstance(call.func, ast.Attribute) else cast(ast.Name, call.func).id
+
+
+def _one_positional(call: ast.Call, of: type[ast.expr] | tuple[type[ast.expr], ...] = (ast.Name, ast.Attribute)) -> bool:
+    """One positional argument, by default a name or an attribute (`_ONE_POSITIONAL`, loosely)."""
+    return len(call.args) == 1 and not call.keywords and isinstance(call.args[0], of) and not isinstance(call.args[0], ast.Starred)
+
+
+def _unfiltered_ast(query: ast.expr, filters: frozenset[str]) -> ast.expr:
+    while isinstance(query, ast.Call) and isinstance(query.func, ast.Attribute) and query.func.attr in filters:
+        query = query.func.value
+    return query
 
 
 def _select_query(scalars: cst.Call, awaited: bool) -> RowQuery | None:
