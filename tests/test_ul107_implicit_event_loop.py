@@ -3,6 +3,7 @@ generated variants run under real asyncio."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import textwrap
 import threading
@@ -494,3 +495,67 @@ CORRECT = {
 def test_every_rule_leaves_correct_loop_code_alone(code: str) -> None:
     result = run_rules(textwrap.dedent(code), None, unsafe=True)
     assert result.error is None and result.findings == [] and result.fixed is None
+
+
+GATE_CASES = {
+    # what the visitor leaves to UL102 or to async rules: the gate rules it out
+    "two runs in one function": (
+        "import asyncio\n\ndef setup(bt):\n    asyncio.get_event_loop().run_until_complete(bt.keys())\n"
+        "    asyncio.get_event_loop().run_until_complete(bt.plots())\n",
+        False,
+    ),
+    "a run next to asyncio.run": (
+        "import asyncio\n\ndef f(a, b):\n    asyncio.run(a)\n    asyncio.get_event_loop().run_until_complete(b)\n",
+        False,
+    ),
+    "a run per item": (
+        "import asyncio\n\ndef f(urls):\n    loop = asyncio.get_event_loop()\n    for url in urls:\n"
+        "        loop.run_until_complete(fetch(url))\n",
+        False,
+    ),
+    "a run in a while test": (
+        "import asyncio\n\ndef f(loop):\n    asyncio.get_event_loop()\n    while loop.run_until_complete(step()):\n        pass\n",
+        False,
+    ),
+    "a run in an async def": (
+        "import asyncio\n\nasync def f(u):\n    return asyncio.get_event_loop().run_until_complete(fetch(u))\n",
+        False,
+    ),
+    # what it may report
+    "one run per function": (
+        "import asyncio\n\ndef a(u):\n    return asyncio.get_event_loop().run_until_complete(fetch(u))\n\n"
+        "def b(u):\n    return asyncio.get_event_loop().run_until_complete(fetch(u))\n",
+        True,
+    ),
+    "two runs at module level": (
+        "import asyncio\n\nasyncio.get_event_loop().run_until_complete(a())\nasyncio.get_event_loop().run_until_complete(b())\n",
+        True,
+    ),
+    "a run in a nested function beside two in its outer one": (
+        "import asyncio\n\ndef f(a, b):\n    asyncio.run(a)\n    asyncio.run(b)\n"
+        "    def g(c):\n        return asyncio.get_event_loop().run_until_complete(c)\n    return g\n",
+        True,
+    ),
+    "a run in a lambda beside a loop": (
+        "import asyncio\n\ndef f(urls):\n    for url in urls:\n"
+        "        go = lambda: asyncio.get_event_loop().run_until_complete(fetch(url))\n",
+        True,
+    ),
+    "a run in a method's default argument, beside two in its body": (
+        "import asyncio\n\nclass K:\n    def m(self, x=asyncio.get_event_loop().run_until_complete(c())):\n"
+        "        asyncio.run(a())\n        asyncio.run(b())\n",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize(("code", "possible"), GATE_CASES.values(), ids=GATE_CASES.keys())
+def test_could_fire_needs_what_the_visitor_needs(code: str, possible: bool) -> None:
+    assert ImplicitEventLoop.could_fire(ast.parse(code)) is possible
+    found = {finding.rule for finding in run_rules(code, (ImplicitEventLoop,), fixing=False).findings}
+    assert found == ({"UL107"} if possible else set())
+
+
+def test_could_fire_walks_a_deep_expression() -> None:
+    code = "import asyncio\n\nasyncio.get_event_loop().run_until_complete(main(" + " + ".join(["x"] * 900) + "))\n"
+    assert ImplicitEventLoop.could_fire(ast.parse(code))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 import textwrap
@@ -558,3 +559,36 @@ def test_generated_variants_become_with_blocks(variant: Variant) -> None:
     assert twice.fixed is None and twice.error is None and twice.findings == [], "a second pass changes nothing"
     lock = _lock_after_a_failing_step(variant, once)
     assert lock is None or not lock.locked(), "the lock is free again after the failing step"
+
+
+ENTERED_AND_EXITED = """
+import threading
+
+class Pool:
+    def __init__(self):
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        self._lock.acquire(){enter_extra}
+
+    def __exit__(self, *exc):
+        {exit_body}
+"""
+
+
+@pytest.mark.parametrize(
+    ("enter_extra", "exit_body", "possible"),
+    [
+        ("", "self._lock.release()", False),  # the class is the context manager
+        ("", "self.other.release()", True),  # __exit__ releases something else
+        ("", "(self._lock).release()", True),  # written otherwise: LibCST's deep_equals tells them apart
+        ("", "self._lock .release()", True),
+        ("\n        self._lock.release()", "self._lock.release()", True),  # __enter__ releases too
+        ("", "pass", True),
+    ],
+)
+def test_could_fire_leaves_an_acquire_its_exit_releases(enter_extra: str, exit_body: str, possible: bool) -> None:
+    code = ENTERED_AND_EXITED.format(enter_extra=enter_extra, exit_body=exit_body)
+    assert ManualAcquireRelease.could_fire(ast.parse(code)) is possible
+    if not possible:  # the visitor agrees
+        assert run_rules(code, (ManualAcquireRelease,), unsafe=True).findings == []

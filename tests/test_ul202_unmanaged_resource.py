@@ -1050,6 +1050,73 @@ def test_could_fire_follows_how_the_module_is_imported(imports: str, possible: b
     assert UnmanagedResource.could_fire(ast.parse(code)) is possible
 
 
+GATE_CASES = {
+    # what the visitor cannot take: the gate rules it out
+    "a descriptor closed by a function": ("import os\n\ndef f(p):\n    fd = os.open(p, 0)\n    os.close(fd)\n", False),
+    "open() of a name no binding makes a path": (
+        "from pathlib import Path\n\ndef f(self):\n    s = self.make()\n    h = s.open('x')\n    h.write('a')\n    h.close()\n",
+        False,
+    ),
+    "path.open() without pathlib": ("def f(p):\n    h = p.open()\n    h.read()\n    h.close()\n", False),
+    "cursor() without sqlite3": ("def f(conn):\n    c = conn.cursor()\n    c.execute('x')\n    c.close()\n", False),
+    "start() without playwright": ("def f(m):\n    s = m.server().start()\n    s.run()\n    s.stop()\n", False),
+    "a call of no session factory next to one": (
+        "from sqlalchemy.orm import sessionmaker\n\nSessionLocal = sessionmaker()\n\n"
+        "def f():\n    s = other()\n    s.run()\n    s.close()\n",
+        False,
+    ),
+    # what it can take
+    "this module's session factory": (
+        "from sqlalchemy.orm import sessionmaker\n\nSessionLocal = sessionmaker()\n\n"
+        "def f():\n    s = SessionLocal()\n    s.run()\n    s.close()\n",
+        True,
+    ),
+    "open() of a parameter annotated Path": (
+        "from pathlib import Path\n\ndef f(p: Path):\n    h = p.open()\n    h.read()\n    h.close()\n",
+        True,
+    ),
+    "open() of a path's parent": ("import pathlib\n\ndef f(p):\n    h = p.parent.open()\n    h.read()\n    h.close()\n", True),
+    "open() of a joined path": (
+        "from pathlib import Path as P\n\nbase = P('.')\n\ndef f():\n    h = (base / 'x').open()\n    h.read()\n    h.close()\n",
+        True,
+    ),
+    "open() of a name bound by with": (
+        "import pathlib\n\ndef f(q):\n    with q.with_suffix('.txt') as p:\n        h = p.open()\n        h.read()\n        h.close()\n",
+        True,
+    ),
+    "cursor() with sqlite3": ("import sqlite3\n\ndef f(conn):\n    c = conn.cursor()\n    c.execute('x')\n    c.close()\n", True),
+    "a shutdown with a positional argument": (
+        "import concurrent.futures\n\ndef f():\n    pool = concurrent.futures.ThreadPoolExecutor()\n    pool.map(print, [])\n    pool.shutdown(False)\n",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize(("code", "possible"), GATE_CASES.values(), ids=GATE_CASES.keys())
+def test_could_fire_needs_what_the_visitor_needs(code: str, possible: bool) -> None:
+    assert UnmanagedResource.could_fire(ast.parse(code)) is possible
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (
+            "from pathlib import Path\n\ndef f(p: Path):\n    h = p.parent.open()\n    data = h.read()\n    h.close()\n    return data\n",
+            "from pathlib import Path\n\ndef f(p: Path):\n    with p.parent.open() as h:\n        data = h.read()\n    return data\n",
+        ),
+        (
+            "import concurrent.futures\n\ndef f(jobs):\n    pool = concurrent.futures.ThreadPoolExecutor()\n"
+            "    pool.map(print, jobs)\n    pool.shutdown(False)\n",
+            "import concurrent.futures\n\ndef f(jobs):\n    pool = concurrent.futures.ThreadPoolExecutor()\n"
+            "    try:\n        pool.map(print, jobs)\n    finally:\n        pool.shutdown(False)\n",
+        ),
+    ],
+    ids=["a path's parent", "a shutdown with a positional argument"],
+)
+def test_shapes_the_gate_let_through_are_fixed(before: str, after: str) -> None:
+    assert _fix(before) == after
+
+
 def test_trigger_lets_configured_releases_through_only_when_configured() -> None:
     raw = textwrap.dedent(PAIR_BEFORE).encode("utf-8")
     assert triggered_rules(raw, RULES, Settings()) == ()

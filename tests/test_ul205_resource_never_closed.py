@@ -238,6 +238,42 @@ def test_could_fire(code: str, possible: bool) -> None:
     assert ResourceNeverClosed.could_fire(ast.parse(code)) is possible
 
 
+GATE_CASES = {
+    # what the visitor leaves alone: the gate rules it out
+    "handed over whole": ("def f(p):\n    return File(open(p))\n", False),
+    "stored whole on an attribute": ("def f(self, p):\n    self.file = File(open(p), name='x')\n", False),
+    "closed at once": ("def f(p):\n    open(p, 'w').close()\n", False),
+    "stored in a list": ("def f(p, files):\n    files.append(open(p))\n", False),
+    "in a lambda": ("urls = [path('f', lambda x: FileResponse(open(x, 'rb')))]\n", False),
+    "under a condition": ("def f(p, q):\n    return q or open(p).read()\n", False),
+    "in a with item": ("def f(p):\n    with patch('x', open(p)):\n        pass\n", False),
+    "in an if test": ("def f(p):\n    if open(p).read():\n        pass\n", False),
+    "an attribute, not a method call": ("def f(p):\n    size = open(p).name\n", False),
+    "in a class body": ("class K:\n    data = open('x').read()\n", False),
+    "open() of an object's attribute": ("def f(self):\n    x = self.storage.open('f').read()\n", False),
+    "open() of a name that is no module or path": ("def f(conn):\n    check(conn.open())\n", False),
+    "a client session outside an async def": ("import aiohttp\n\ndef f(u):\n    r = aiohttp.ClientSession().get(u)\n", False),
+    # what it may take
+    "returned data": ("def f(p):\n    return open(p).read()\n", True),
+    "data stored on an attribute": ("import json\n\ndef f(self, p):\n    self.data = json.load(open(p))\n", True),
+    "a keyword argument": ("def f(p):\n    show(file=open(p))\n", True),
+    "the iterable of a for": ("def f(p):\n    for line in open(p):\n        print(line)\n", True),
+    "through a module alias": ("import gzip as gz\n\ndef f(p):\n    data = gz.open(p).read()\n", True),
+    "open() of a path": ("from pathlib import Path\n\ndef f(p: Path):\n    data = p.open().read()\n", True),
+    "a client session in an async def": (
+        "import aiohttp\n\nasync def f(u):\n    if u:\n        r = await aiohttp.ClientSession().get(u)\n",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize(("code", "possible"), GATE_CASES.values(), ids=GATE_CASES.keys())
+def test_could_fire_needs_what_the_visitor_needs(code: str, possible: bool) -> None:
+    assert ResourceNeverClosed.could_fire(ast.parse(code)) is possible
+    if not possible:  # the visitor agrees
+        assert run_rules(code, RULES, unsafe=True).findings == []
+
+
 # --- generated variants ------------------------------------------------------------------------
 
 OPENINGS = ("open(path)", "open(path, 'rb')", "gzip.open(path)", "pathlib.Path(path).open()")

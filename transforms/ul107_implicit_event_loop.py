@@ -47,6 +47,8 @@ code (UL103, UL105).
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import libcst as cst
 import libcst.matchers as m
@@ -86,10 +88,18 @@ class ImplicitEventLoop(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        """A call of `get_event_loop` (or what it is imported as) and a `run_until_complete` call."""
+        """A call of `get_event_loop` (or what it is imported as), and a `run_until_complete` call
+        that `flag_implicit_run` may report: not in an `async def`, not per item of a `for`/`while`
+        of its frame, and, in a function, lambda or class, not next to another run of the same
+        frame that is surely one (`asyncio.run(x)`, `asyncio.get_event_loop().run_until_complete(x)`):
+        those are UL102's."""
         calls_node = list(quickscan.of_type(tree, ast.Call))
         get_loop = quickscan.Callees(tree, "asyncio", {"get_event_loop"})
-        return any(map(get_loop, calls_node)) and any(map(quickscan.calls_named("run_until_complete"), calls_node))
+        if not any(map(get_loop, calls_node)) or not any(map(quickscan.calls_named("run_until_complete"), calls_node)):
+            return False
+        frames = _Frames(get_loop, quickscan.Callees(tree, "asyncio", {"run"}))
+        frames.walk(tree)
+        return any(frame.may_report for frame in frames.found.values())
 
     @m.visit(RUN_UNTIL_COMPLETE)
     def flag_implicit_run(self, call: cst.Call) -> None:
@@ -275,3 +285,73 @@ class ImplicitEventLoop(Rule):
             """
         ),
     )
+
+
+# --- the cheap check on the stdlib AST ---------------------------------------------------------
+
+
+@dataclass
+class _Frame:
+    """The `run_until_complete` calls one frame makes, as `could_fire` counts them."""
+
+    node: ast.AST
+    once: int = 0  # calls not per item of a `for`/`while`
+    sure: int = 0  # runs that are surely runs (`asyncio.run`, the chained implicit run)
+
+    @property
+    def may_report(self) -> bool:
+        if isinstance(self.node, ast.AsyncFunctionDef) or not self.once:
+            return False
+        return isinstance(self.node, ast.Module) or self.sure < 2
+
+
+@dataclass
+class _Frames:
+    get_loop: Callable[[ast.Call], bool]
+    asyncio_run: Callable[[ast.Call], bool]
+    found: dict[int, _Frame] = field(default_factory=dict)
+
+    def walk(self, tree: ast.Module) -> None:
+        """Count the runs of each frame of `tree` (iteratively: a long expression nests deep)."""
+        stack: list[tuple[ast.AST, ast.AST, bool]] = [(tree, tree, False)]  # node, its frame, per item
+        while stack:
+            node, frame, per_item = stack.pop()
+            if isinstance(node, ast.Call):
+                self._count(node, frame, per_item)
+            stack.extend(_children(node, frame, per_item))
+
+    def _count(self, call: ast.Call, frame: ast.AST, per_item: bool) -> None:
+        counted = self.found.setdefault(id(frame), _Frame(frame))
+        if quickscan.called_name(call) == "run_until_complete" and isinstance(call.func, ast.Attribute):
+            counted.once += not per_item
+            receiver = call.func.value
+            chained = isinstance(receiver, ast.Call) and not receiver.args and not receiver.keywords and self.get_loop(receiver)
+            counted.sure += bool(chained and _one_awaitable(call))
+        elif self.asyncio_run(call):
+            counted.sure += 1
+
+
+def _children(node: ast.AST, frame: ast.AST, per_item: bool) -> Iterator[tuple[ast.AST, ast.AST, bool]]:
+    """The children of `node`, each with the frame that runs it and whether it runs per item."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)) and node is not frame:
+        inner = node.body if isinstance(node.body, list) else [node.body]
+        yield from ((child, node, False) for child in inner)
+        yield from ((child, frame, per_item) for child in ast.iter_child_nodes(node) if child not in inner)
+        return  # decorators, defaults and bases run in the outer frame
+    for field_name, value in ast.iter_fields(node):
+        repeated = per_item or _repeats(node, field_name)
+        yield from ((child, frame, repeated) for child in (value if isinstance(value, list) else [value]) if isinstance(child, ast.AST))
+
+
+def _repeats(node: ast.AST, field_name: str) -> bool:
+    """Whether `field_name` of `node` is the repeated part of a `for`/`while` statement."""
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        return field_name == "body"
+    return isinstance(node, ast.While) and field_name in ("body", "test")
+
+
+def _one_awaitable(call: ast.Call) -> bool:
+    """`ONE_AWAITABLE`: one positional argument, or `future=`."""
+    if call.keywords:
+        return not call.args and len(call.keywords) == 1 and call.keywords[0].arg == "future"
+    return len(call.args) == 1 and not isinstance(call.args[0], ast.Starred)

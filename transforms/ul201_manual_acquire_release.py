@@ -52,9 +52,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -162,8 +163,13 @@ class ManualAcquireRelease(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        """An `x.acquire()` statement (maybe awaited) with no arguments, whose result is dropped."""
-        return any(_is_acquire_statement(expr.value) for expr in quickscan.of_type(tree, ast.Expr))
+        """An `x.acquire()` statement (maybe awaited) with no arguments, whose result is dropped,
+        other than one `_entered_and_exited` leaves alone."""
+        acquires = [expr for expr in quickscan.of_type(tree, ast.Expr) if _is_acquire_statement(cast(ast.Expr, expr).value)]
+        if not acquires:
+            return False
+        left_to_exit = {id(expr) for node in quickscan.of_type(tree, ast.ClassDef) for expr in _released_by_exit(cast(ast.ClassDef, node))}
+        return any(id(expr) not in left_to_exit for expr in acquires)
 
     @m.visit(_ACQUIRE_LINE)
     def flag_manual_acquire(self, line: cst.SimpleStatementLine) -> None:
@@ -468,6 +474,45 @@ _HELD_PAST_THE_BLOCK = (
     "is not released in the same block on the normal path (only on error, in another function, or held past "
     "the call): give the resource a context-manager API and use `async with`/`with`"
 )
+
+
+def _released_by_exit(cls: ast.ClassDef) -> Iterator[ast.Expr]:
+    """The `self.<attr>.acquire()` statements of the class's `__enter__` (`__aenter__`) that its
+    `__exit__` (`__aexit__`) touches, where `__enter__` releases nothing: the visitor neither fixes
+    nor reports them. Receivers are compared as written without spaces or parentheses (as LibCST's
+    `deep_equals` compares them)."""
+    methods = {method.name: method for method in cls.body if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for enter, exit_name in _EXIT_OF.items():
+        method, exit_method = methods.get(enter), methods.get(exit_name)
+        if method is None or exit_method is None:
+            continue
+        own = list(quickscan.own_nodes(method))
+        if any(isinstance(node, ast.Call) and quickscan.called_name(node) == "release" for node in own):
+            continue
+        touched = {_plain_receiver(node) for node in ast.walk(exit_method) if isinstance(node, ast.Call)} - {None}
+        yield from (
+            node
+            for node in own
+            if isinstance(node, ast.Expr) and _is_acquire_statement(node.value) and _plain_receiver(_unawaited_call(node.value)) in touched
+        )
+
+
+def _plain_receiver(call: ast.Call) -> str | None:
+    """`_lock` for `self._lock.acquire()` or `self._lock.release()` written with no space or
+    parenthesis inside; None for anything else."""
+    func = call.func
+    if not isinstance(func, ast.Attribute) or func.attr not in ("acquire", "release"):
+        return None
+    receiver = func.value
+    if not (isinstance(receiver, ast.Attribute) and isinstance(receiver.value, ast.Name) and receiver.value.id == "self"):
+        return None
+    compact = f"self.{receiver.attr}.{func.attr}"
+    one_line = func.lineno == func.end_lineno and receiver.value.col_offset == func.col_offset
+    return receiver.attr if one_line and (func.end_col_offset or 0) - func.col_offset == len(compact) else None
+
+
+def _unawaited_call(value: ast.expr) -> ast.Call:
+    return cast(ast.Call, value.value if isinstance(value, ast.Await) else value)
 
 
 def _is_acquire_statement(value: ast.expr) -> bool:

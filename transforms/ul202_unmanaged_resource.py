@@ -91,14 +91,18 @@ Async resources are rewritten only inside an `async def`.
 The byte trigger is a call of `.close(`, `.aclose(`, `.stop(`, `.quit(` or `.shutdown(`; with configured pairs it also
 accepts a call of one of their release names (`trigger_for`). `could_fire` then keeps only files
 with an assignment from a call followed, in the same block, by a statement that calls one of
-those names on the assigned name (`f.close()`) or with it (`manager.cleanup(ctx)`).
+those names on the assigned name (`f.close()`) or, for a configured release, with it
+(`manager.cleanup(ctx)`), where the call may create a resource: a built-in kind as the module
+imports it, a session factory the project index knows, `x.open()` only with `pathlib` imported and
+`x` bound to something that makes a path, `cursor()` only with `sqlite3` imported, playwright's
+methods only with `playwright` imported.
 '''
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -121,7 +125,9 @@ from unleak.knowledge.layout import without_leading_blanks
 from unleak.knowledge.loops import drop_statements
 from unleak.knowledge.resources import BUILT_IN, METHOD_NAMES, Kind, creation_kind, stores
 from unleak.rule import FixSafety, Invalid, Rule, Valid
-from unleak.knowledge.project import ProjectView
+from unleak.knowledge.declarations import module_facts
+from unleak.knowledge.project import ProjectIndex, ProjectView
+from unleak.knowledge.resource_scan import PathHolders, imported_packages
 from unleak.knowledge.sessions import SESSION_FACTORIES, SessionCall, factory_session, project_session_maker
 from unleak.settings import ResourcePair, Settings
 
@@ -196,18 +202,16 @@ class UnmanagedResource(Rule):
 
     @classmethod
     def could_fire_under(cls, tree: ast.Module, settings: Settings) -> bool:
-        """An assignment from a call, then in the same block `NAME.close()` or `release(NAME)` as a statement."""
-        closers = {release for kind in (*BUILT_IN.values(), *_STARTED_BY.values()) for release in kind.releases}
-        closers |= _release_names(settings)
-        makers = _possible_makers(tree, settings)
-        return any(_creation_then_release(body, closers, makers) for body in quickscan.statement_lists(tree))
+        return cls.could_fire_in(tree, settings, ProjectView.empty())
 
     @classmethod
     def could_fire_in(cls, tree: ast.Module, settings: Settings, project: ProjectView) -> bool:
-        """Also a session from a factory the project index knows, imported under any name."""
-        makes_session = project_session_maker(project)
-        statements = quickscan.statement_lists(tree)
-        return cls.could_fire_under(tree, settings) or any(_creation_then_release(body, {"close"}, makes_session) for body in statements)
+        """An assignment from a call that may create a resource, then in the same block a
+        statement that releases the assigned name: `NAME.close()`, or `release(NAME)` for a
+        configured pair. The cheap shapes first; what may create a resource only for those."""
+        configured = _release_names(settings)
+        creations = list(_released_creations(tree, _BUILT_IN_CLOSERS | configured, configured))
+        return bool(creations) and any(map(_possible_makers(tree, settings, project), creations))
 
     @m.visit(_ASSIGNS_TO_A_NAME)
     def flag_unmanaged_resource(self, line: cst.SimpleStatementLine) -> None:
@@ -708,42 +712,95 @@ def _release_names(settings: Settings) -> set[str]:
     return {pair.release.rsplit(".", 1)[-1] for pair in settings.resources}
 
 
-def _possible_makers(tree: ast.Module, settings: Settings) -> Callable[[ast.Call], bool] | None:
+def _released_creations(tree: ast.Module, closers: set[str], configured: set[str]) -> Iterator[ast.Call]:
+    """The calls assigned to a name (`f = open(p)`, `c = await m.get_browser()`) that a later
+    statement of the same block releases: `f.close()` (one of `closers`) or, for a `configured`
+    release, `m.cleanup(c)`."""
+    for statements in quickscan.statement_lists(tree):
+        assigned: dict[str, list[ast.Call]] = {}
+        for statement in statements:
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
+                value = _unawaited_ast(statement.value)
+                if isinstance(value, ast.Call):
+                    assigned.setdefault(statement.targets[0].id, []).append(value)
+            elif assigned and isinstance(statement, ast.Expr):
+                value = _unawaited_ast(statement.value)
+                for released in _released_names(value, closers, configured) if isinstance(value, ast.Call) else ():
+                    yield from assigned.pop(released, [])
+
+
+def _unawaited_ast(value: ast.expr) -> ast.expr:
+    return value.value if isinstance(value, ast.Await) else value
+
+
+def _released_names(call: ast.Call, closers: set[str], configured: set[str]) -> Iterator[str]:
+    """NAME in `NAME.close()` (any arguments: `pool.shutdown(wait=False)`), and in `release(NAME)`
+    or `receiver.release(NAME)` for a configured release (its one argument)."""
+    func, called = call.func, quickscan.called_name(call)
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and called in closers:
+        yield func.value.id
+    if called in configured and len(call.args) == 1 and not call.keywords and isinstance(call.args[0], ast.Name):
+        yield call.args[0].id
+
+
+def _possible_makers(tree: ast.Module, settings: Settings, project: ProjectView) -> Callable[[ast.Call], bool]:
     """What a creating call may look like: a built-in kind through its module as this file imports
     it (`tempfile.TemporaryFile()` only after `import tempfile`), a name imported from a resource
-    package, `open`, `<manager>.start()` or a configured acquire; None (any call) when the module
-    makes its own session factories."""
-    if any(map(quickscan.calls_named("sessionmaker", "async_sessionmaker"), quickscan.of_type(tree, ast.Call))):
-        return None
+    package, `open`, a configured acquire, a method that makes a resource of an object this module
+    can hold (`path.open()` with `pathlib` imported and `path` bound to a path, `conn.cursor()`
+    with `sqlite3` imported, playwright's `<manager>.start()`, `p.chromium.launch()`,
+    `browser.new_page()` with `playwright` imported), or a session factory the project index knows
+    (this module's own `SessionLocal = sessionmaker(...)` too)."""
     acquires = {pair.acquire.rsplit(".", 1)[-1] for pair in settings.resources}
     names = {"open"} | acquires
     for node in quickscan.of_type(tree, ast.ImportFrom):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _RESOURCE_PACKAGES:
             names |= {alias.asname or alias.name for alias in node.names}
-    through_modules = [quickscan.Callees(tree, module, {name}) for module, name in map(_split_qualified, BUILT_IN)]
-    imported_modules = {
-        alias.asname or alias.name.split(".")[0]
-        for node in quickscan.of_type(tree, ast.Import)
-        for alias in cast(ast.Import, node).names
-    }
+    modules: dict[str, set[str]] = {}  # a name an import binds -> the modules it stands for
+    for node in quickscan.of_type(tree, ast.Import):
+        for alias in cast(ast.Import, node).names:
+            root = alias.name.split(".")[0]  # `import os.path` binds `os`; `import os.path as p`, `p`
+            modules.setdefault(alias.asname or root, set()).add(alias.name if alias.asname else root)
+    packages = imported_packages(tree)
+    playwright = "playwright" in packages
+    paths = PathHolders(tree)
+    sessions = _session_makers(tree, project)
+
+    def made_by_method(func: ast.Attribute, call: ast.Call) -> bool:
+        """`path.open()`, `conn.cursor()`, `p.chromium.launch()`, `async_playwright().start()`."""
+        if func.attr == "open":
+            return paths(func.value)
+        if func.attr == "cursor":
+            return "sqlite3" in packages
+        if func.attr == "start":
+            return playwright and isinstance(func.value, ast.Call) and not call.args and not call.keywords
+        return playwright and func.attr in _PLAYWRIGHT_METHODS
 
     def accepts(call: ast.Call) -> bool:
         func = call.func
         if isinstance(func, ast.Name):
-            return func.id in names
+            return func.id in names or sessions(call)
         if not isinstance(func, ast.Attribute):
             return False
-        if func.attr == "start" or func.attr in acquires:  # `<manager>.start()`, `manager.get_browser()`
+        if func.attr in acquires or made_by_method(func, call) or sessions(call):
             return True
-        if func.attr in _PLAYWRIGHT_METHODS or (func.attr in METHOD_NAMES and not isinstance(func.value, ast.Attribute)):
-            return True  # `path.open()`, `conn.cursor()`, `p.chromium.launch()`, `browser.new_page()`
         if func.attr not in _BUILT_IN_LAST_NAMES:
             return False
         if not isinstance(func.value, ast.Name):  # `sqlalchemy.orm.Session()`, but not `self.storage.open()`
-            return _root_name(func.value) in imported_modules
-        return func.value.id in names or any(callee(call) for callee in through_modules)
+            return _root_name(func.value) in modules
+        return func.value.id in names or any(f"{module}.{func.attr}" in BUILT_IN for module in modules.get(func.value.id, ()))
 
     return accepts
+
+
+def _session_makers(tree: ast.Module, project: ProjectView) -> Callable[[ast.Call], bool]:
+    """A call of a session factory the project index knows; a view without this module's own
+    declarations (a gate asked outside a run) learns them from `tree`."""
+    in_project = project_session_maker(project)
+    if project.own.bindings:
+        return in_project
+    in_module = project_session_maker(ProjectIndex().view(module_facts(tree, None)))
+    return lambda call: in_project(call) or in_module(call)
 
 
 def _root_name(node: ast.expr) -> str | None:
@@ -753,39 +810,9 @@ def _root_name(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-def _split_qualified(qualified: str) -> tuple[str, str]:
-    module, _, name = qualified.rpartition(".")
-    return module, name
-
-
 _RESOURCE_PACKAGES = frozenset(
     qualified.split(".")[0] for qualified in (*BUILT_IN, *SESSION_FACTORIES, *_STARTED_BY)
 )
-_BUILT_IN_LAST_NAMES = frozenset(_split_qualified(qualified)[1] for qualified in BUILT_IN)
+_BUILT_IN_LAST_NAMES = frozenset(qualified.rsplit(".", 1)[-1] for qualified in BUILT_IN)
+_BUILT_IN_CLOSERS = frozenset(release for kind in (*BUILT_IN.values(), *_STARTED_BY.values()) for release in kind.releases)
 _PLAYWRIGHT_METHODS = METHOD_NAMES - {"open", "cursor"}
-
-
-def _creation_then_release(
-    statements: list[ast.stmt], closers: set[str], makers: Callable[[ast.Call], bool] | None
-) -> bool:
-    assigned: set[str] = set()
-    for statement in statements:
-        if isinstance(statement, ast.Assign) and [type(target) for target in statement.targets] == [ast.Name]:
-            value = statement.value.value if isinstance(statement.value, ast.Await) else statement.value
-            if isinstance(value, ast.Call) and (makers is None or makers(value)):
-                assigned.add(cast(ast.Name, statement.targets[0]).id)
-        elif isinstance(statement, ast.Expr) and assigned:
-            value = statement.value.value if isinstance(statement.value, ast.Await) else statement.value
-            if isinstance(value, ast.Call) and _releases_one_of(value, assigned, closers):
-                return True
-    return False
-
-
-def _releases_one_of(call: ast.Call, names: set[str], closers: set[str]) -> bool:
-    """`NAME.close()` or `release(NAME)` (`receiver.release(NAME)`), for a NAME in `names`."""
-    if quickscan.called_name(call) not in closers:
-        return False
-    func = call.func
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and not call.args:
-        return func.value.id in names
-    return len(call.args) == 1 and isinstance(call.args[0], ast.Name) and call.args[0].id in names

@@ -72,7 +72,10 @@ at once can ignore UL205 and keep UL202.
 from __future__ import annotations
 
 import ast
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -80,7 +83,8 @@ from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameP
 
 from unleak.knowledge import quickscan
 from unleak.knowledge.analysis import calls, enclosing_function, in_async_function, names_in_module, within
-from unleak.knowledge.resources import ONE_SHOT, opens_one_shot, stores
+from unleak.knowledge.resource_scan import PathHolders
+from unleak.knowledge.resources import ONE_SHOT, STORING_METHODS, opens_one_shot, stores
 from unleak.rule import FixSafety, Invalid, Rule, SliceScope, Valid
 
 # Methods of a file, an archive or a response that return data, not something tied to the object.
@@ -117,8 +121,21 @@ class ResourceNeverClosed(Rule):
 
     @classmethod
     def could_fire(cls, tree: ast.Module) -> bool:
-        """A call named like an opener that is a receiver, an argument, or a `for`'s iterable."""
-        return any(_opener(node) for node in _used_in_place(tree))
+        """A call named like an opener (`gzip.open` through a module or its alias, `x.open()` only
+        on what may hold a path) in a statement the visitor takes, outside a class body, used
+        there in place as the visitor wants it, and not handed over whole (see
+        `_never_closed_may_fire`); or a client session made for one call in an `async def`."""
+        scan = _Scan(tree)
+        if not scan.lines:
+            return False
+        for statement, frame in _statements(tree):
+            if isinstance(frame, ast.ClassDef) or not scan.on_lines(statement):
+                continue
+            if _never_closed_may_fire(statement, scan):
+                return True
+            if isinstance(frame, ast.AsyncFunctionDef) and _inline_client_may_fire(statement):
+                return True
+        return False
 
     def visit_Module(self, node: cst.Module) -> None:
         self._taken = names_in_module(self, node)
@@ -433,18 +450,176 @@ def _code(node: cst.CSTNode) -> str:
 
 # --- the cheap check on the stdlib AST ---------------------------------------------------------
 
-
-def _used_in_place(tree: ast.Module) -> Iterator[ast.expr]:
-    """Receivers of attributes, call arguments and `for` iterables: where an opening is used up."""
-    for node in quickscan.every_node(tree):
-        if isinstance(node, ast.Attribute):
-            yield node.value
-        elif isinstance(node, ast.Call):
-            yield from node.args
-            yield from (keyword.value for keyword in node.keywords)
-        elif isinstance(node, (ast.For, ast.AsyncFor)):
-            yield node.iter
+_NOT_NOW_AST = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.IfExp, ast.BoolOp)
+_ONE_STATEMENT_AST = (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Return)
+_CONSUMER_NAMES = frozenset(qualified.rsplit(".", 1)[-1] for qualified in _CONSUMERS)
+# `gzip.open(p)`: the modules whose `open` is one of `ONE_SHOT`, by their last name.
+_OPENING_MODULES = frozenset(qualified.rsplit(".", 2)[-2] for qualified in ONE_SHOT if qualified.endswith(".open"))
+_CLIENT_CLASSES = frozenset(qualified.rsplit(".", 1)[-1] for qualified in _INLINE_CLIENTS)
+_FILE_OPENER_NAMES = frozenset(qualified.rsplit(".", 1)[-1] for qualified in ONE_SHOT)
+# A call, with its parent and grandparent.
+_Use = tuple[ast.Call, ast.AST, ast.AST]
 
 
-def _opener(node: ast.expr) -> bool:
-    return isinstance(node, ast.Call) and quickscan.called_name(node) in _OPENER_NAMES
+class _Scan:
+    """The openings `could_fire` looks for, shaped as the visitor wants them (see `could_fire`)."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        named = (node for node in quickscan.every_node(tree) if isinstance(node, ast.Call) and quickscan.called_name(node) in _OPENER_NAMES)
+        self.lines = sorted(call.lineno for call in named if self.opens(call))  # where they may be
+
+    def on_lines(self, node: ast.stmt) -> bool:
+        """Whether a possible opening starts on one of the lines of `node`."""
+        first = bisect_left(self.lines, node.lineno)
+        return first < len(self.lines) and self.lines[first] <= (node.end_lineno or node.lineno)
+
+    @cached_property
+    def modules(self) -> frozenset[str]:
+        """The names `gzip.open` may be called through: the modules, and what imports bind them to."""
+        aliases = {
+            alias.asname
+            for node in quickscan.of_type(self.tree, ast.Import)
+            for alias in cast(ast.Import, node).names
+            if alias.asname and alias.name.rsplit(".", 1)[-1] in _OPENING_MODULES
+        }
+        return _OPENING_MODULES | {"builtins"} | aliases
+
+    @cached_property
+    def functions(self) -> frozenset[str]:
+        """The names a file opener may be called by: `open`, `urlopen`..., and `from gzip import open as gopen`."""
+        aliases = {
+            alias.asname
+            for node in quickscan.of_type(self.tree, ast.ImportFrom)
+            for alias in cast(ast.ImportFrom, node).names
+            if alias.asname and alias.name in _FILE_OPENER_NAMES
+        }
+        return _FILE_OPENER_NAMES | aliases
+
+    @cached_property
+    def paths(self) -> PathHolders:
+        return PathHolders(self.tree)
+
+    def opens(self, call: ast.Call) -> bool:
+        """Whether `call` may be one of `ONE_SHOT` (or `path.open()`), or an `aiohttp.ClientSession()`."""
+        return self.opens_file(call) or quickscan.called_name(call) in _CLIENT_CLASSES
+
+    def opens_file(self, call: ast.Call) -> bool:
+        """Whether `call` may be one of `ONE_SHOT`, or `path.open()`."""
+        func = call.func
+        if isinstance(func, ast.Name):
+            return func.id in self.functions
+        if not isinstance(func, ast.Attribute) or func.attr not in _FILE_OPENER_NAMES:
+            return False
+        if func.attr != "open":
+            return isinstance(func.value, (ast.Name, ast.Attribute))  # `zipfile.ZipFile`, `urllib.request.urlopen`
+        return isinstance(func.value, ast.Name) and func.value.id in self.modules or self.paths(func.value)
+
+
+def _statements(tree: ast.Module) -> Iterator[tuple[ast.stmt, ast.AST | None]]:
+    """Every statement, with the `def` or `class` whose own frame runs it (None: the module's)."""
+    stack: list[tuple[list[ast.stmt], ast.AST | None]] = [(tree.body, None)]
+    while stack:
+        statements, frame = stack.pop()
+        for statement in statements:
+            yield statement, frame
+            inner = statement if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else frame
+            for block in _blocks(statement):
+                stack.append((block, inner))
+
+
+def _blocks(statement: ast.stmt) -> Iterator[list[ast.stmt]]:
+    for field in ("body", "orelse", "finalbody"):
+        block = getattr(statement, field, None)
+        if isinstance(block, list):
+            yield block
+    for part in (*getattr(statement, "handlers", ()), *getattr(statement, "cases", ())):
+        yield part.body
+
+
+def _calls_now_ast(node: ast.AST, parent: ast.AST, grandparent: ast.AST) -> Iterator[_Use]:
+    """The calls in `node` that run when it does (see `_NOT_NOW`), each with its parent and
+    grandparent (a keyword argument's is the call)."""
+    if isinstance(node, _NOT_NOW_AST):
+        return
+    if isinstance(node, ast.Call):
+        yield node, parent, grandparent
+    if isinstance(node, ast.keyword):  # LibCST's `Arg` of the call: its value's parent is the call
+        yield from _calls_now_ast(node.value, parent, grandparent)
+        return
+    for child in ast.iter_child_nodes(node):
+        yield from _calls_now_ast(child, node, parent)
+
+
+def _used_here(call: ast.Call, parent: ast.AST, grandparent: ast.AST) -> str | None:
+    """How a statement uses what `call` made, as `_use` sees it: the receiver of a method call
+    ("method"), an argument ("argument", not `*args`), or the iterable of a `for` ("loop")."""
+    if isinstance(parent, ast.Attribute) and isinstance(grandparent, ast.Call) and grandparent.func is parent:
+        return "method"
+    if isinstance(parent, ast.Call) and (call in parent.args or any(keyword.value is call for keyword in parent.keywords if keyword.arg)):
+        return "argument"
+    if isinstance(parent, (ast.For, ast.AsyncFor)) and parent.iter is call:
+        return "loop"
+    return None
+
+
+def _never_closed_may_fire(statement: ast.stmt, scan: _Scan) -> bool:
+    """An opening `flag_never_closed` may report in `statement`: used in place, not closed or
+    stored at once (`open(p, "w").close()`, `files.append(open(p))`), and when the statement hands
+    what it makes over (`return File(open(p))`, `self.f = File(open(p))`), one the statement may
+    use up (`return open(p).read()`, `self.data = json.load(open(p))`)."""
+    if isinstance(statement, (ast.For, ast.AsyncFor)):
+        region, parent = statement.iter, statement
+    elif isinstance(statement, _ONE_STATEMENT_AST):
+        region, parent = statement, statement
+    else:
+        return False
+    hands_over = _hands_over_ast(statement)
+    for call, user, outer in _calls_now_ast(region, parent, parent):
+        how = _used_here(call, user, outer) if scan.opens_file(call) else None
+        if how is None or _closes_or_stores(how, user):
+            continue
+        if not hands_over or _may_use_up(how, user, outer):
+            return True
+    return False
+
+
+def _closes_or_stores(how: str, user: ast.AST) -> bool:
+    """`_handed_over`: `open(p, "w").close()`, `files.append(open(p))` (`stores`' methods)."""
+    if how == "method":
+        return cast(ast.Attribute, user).attr == "close"
+    call = cast(ast.Call, user)
+    return how == "argument" and isinstance(call.func, ast.Attribute) and call.func.attr in STORING_METHODS
+
+
+def _hands_over_ast(statement: ast.stmt) -> bool:
+    """`_hands_over` on the stdlib AST."""
+    if isinstance(statement, ast.Return):
+        return True
+    if isinstance(statement, ast.Assign):
+        return any(not isinstance(target, ast.Name) for target in statement.targets)
+    return isinstance(statement, ast.AnnAssign) and not isinstance(statement.target, ast.Name)
+
+
+def _may_use_up(how: str, user: ast.AST, outer: ast.AST) -> bool:
+    """Whether `_kept_by` may find nothing that keeps the file: a method that returns data, or a
+    call that may be a consumer, or whose result may go to one."""
+    if how == "method":
+        return cast(ast.Attribute, user).attr in _DATA_METHODS
+    consumer = cast(ast.Call, user)
+    return quickscan.called_name(consumer) in _CONSUMER_NAMES or (
+        isinstance(outer, ast.Call) and quickscan.called_name(outer) in _CONSUMER_NAMES
+    )
+
+
+def _inline_client_may_fire(statement: ast.stmt) -> bool:
+    """`reply = await aiohttp.ClientSession().get(url)` in an `async def`: a session that is only
+    the receiver of a method call other than `close`, in a simple statement."""
+    if any(isinstance(getattr(statement, field, None), list) for field in ("body", "cases")):
+        return False  # a compound statement: its parts are statements of their own
+    return any(
+        quickscan.called_name(call) in _CLIENT_CLASSES
+        and _used_here(call, user, outer) == "method"
+        and cast(ast.Attribute, user).attr != "close"
+        for call, user, outer in _calls_now_ast(statement, statement, statement)
+    )

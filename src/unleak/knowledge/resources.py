@@ -17,6 +17,7 @@ import libcst as cst
 from libcst.metadata import Assignment, ParentNodeProvider, ScopeProvider
 
 from unleak.knowledge.analysis import calls, qualified_names
+from unleak.knowledge.resource_scan import PATH_METHODS
 from unleak.rule import Rule
 
 
@@ -101,7 +102,6 @@ _PLAYWRIGHT_MANAGERS = ("playwright.async_api.async_playwright", "playwright.syn
 _BROWSER_TYPES = frozenset({"chromium", "firefox", "webkit"})
 _LAUNCHES = {"launch": "browser", "connect": "browser", "connect_over_cdp": "browser", "launch_persistent_context": "context"}
 _PLAYWRIGHT_MADE_BY = {("browser", "new_context"): "context", ("browser", "new_page"): "page", ("context", "new_page"): "page"}
-_PATH_METHODS = frozenset({"with_suffix", "with_name", "with_stem", "joinpath", "resolve", "absolute", "expanduser"})
 _LOOKUP_DEPTH = 12  # a few links (`page` <- `context` <- `browser` <- `p`), never a cycle (`p = p / "x"`)
 
 
@@ -144,7 +144,7 @@ def holds(rule: Rule, node: cst.BaseExpression, depth: int = 0) -> str | None:
     method = node.func.attr.value
     if method == "start" and isinstance(node.func.value, cst.Call) and calls(rule, node.func.value, *_PLAYWRIGHT_MANAGERS):
         return "playwright"
-    if method in _PATH_METHODS:
+    if method in PATH_METHODS:
         return "path" if holds(rule, node.func.value, depth + 1) == "path" else None
     return _playwright_made(rule, node.func, depth)
 
@@ -194,7 +194,7 @@ def _is_path_type(rule: Rule, annotation: cst.BaseExpression) -> bool:
 
 # Calls that keep what they are given past the call: `bag.append(handle)`, `setattr(obj, "f", handle)`,
 # `stack.enter_context(handle)` (which closes it later itself).
-_STORING_METHODS = frozenset(
+STORING_METHODS = frozenset(
     {"append", "appendleft", "add", "extend", "extendleft", "insert", "put", "put_nowait", "setdefault",
      "update", "push", "register", "enter_context", "enter_async_context"}
 )
@@ -202,8 +202,8 @@ _STORING_FUNCTIONS = ("builtins.setattr", "weakref.finalize", "atexit.register")
 
 
 def stores(rule: Rule, call: cst.Call) -> bool:
-    """Whether `call` keeps its arguments past the call (see `_STORING_METHODS`)."""
-    if isinstance(call.func, cst.Attribute) and call.func.attr.value in _STORING_METHODS:
+    """Whether `call` keeps its arguments past the call (see `STORING_METHODS`)."""
+    if isinstance(call.func, cst.Attribute) and call.func.attr.value in STORING_METHODS:
         return True
     return calls(rule, call, *_STORING_FUNCTIONS)
 
