@@ -56,26 +56,18 @@ def test_the_libcst_way_really_switches_the_dispatch_off(monkeypatch: pytest.Mon
     assert not any(rule()._dispatching for rule in RULES)
 
 
-class _InsideOnly(Rule):
-    code = "UL990"
-    name = "inside-only"
-    safety = FixSafety.DETECT
-    summary = "a call inside a function"
-    trigger = ()
+class _Probe(Rule):
+    code, name, safety, summary, trigger = "UL990", "probe", FixSafety.DETECT, "a call", ()
 
+
+class _InsideOnly(_Probe):
     @m.call_if_inside(m.FunctionDef())
     @m.visit(m.Call())
     def flag(self, node: cst.Call) -> None:
         self.report(node)
 
 
-class _ByAttribute(Rule):
-    code = "UL991"
-    name = "by-attribute"
-    safety = FixSafety.DETECT
-    summary = "a call's arguments"
-    trigger = ()
-
+class _ByAttribute(_Probe):
     def visit_Call_args(self, node: cst.Call) -> None:
         self.report(node)
 
