@@ -60,6 +60,18 @@ class ExampleCopy:
         self._apply(flags)
         assert self._snapshot() == fixed, "a second unleak apply changed the folder again"
 
+    def fails_then_works_after_apply(self, failing: str, working: str) -> str:
+        """The program fails (exit 1) printing `failing`; after `unleak apply` it works (exit 0)
+        printing `working`. Returns the fixed program's source, for what the fix wrote."""
+        before = self.run()
+        assert before.returncode == 1, before.stderr
+        assert before.stdout == failing
+        self.apply_fixes()
+        after = self.run()
+        assert after.returncode == 0, after.stderr
+        assert after.stdout == working
+        return self.program.read_text(encoding="utf-8")
+
     def _apply(self, flags: tuple[str, ...]) -> None:
         result = _run([sys.executable, "-m", "unleak", "apply", *flags, str(self.folder)], cwd=self.folder)
         assert result.returncode == 0, result.stderr

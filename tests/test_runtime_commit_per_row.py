@@ -10,19 +10,13 @@ from tests.helpers import ExampleCopy
 def test_failed_revocation_is_half_done_before_and_all_or_nothing_after_apply(tmp_path: Path) -> None:
     example = ExampleCopy.of("commit_per_row", "revoke.py", tmp_path)
 
-    before = example.run()
-    assert before.returncode == 1, before.stderr
-    assert before.stdout == (
-        "revoke failed: token 3 is locked\ntokens left: 3, 4, 5\nhalf revoked: some tokens are gone, the others remain\n"
+    source = example.fails_then_works_after_apply(
+        failing=(
+            "revoke failed: token 3 is locked\ntokens left: 3, 4, 5\nhalf revoked: some tokens are gone, the others remain\n"
+        ),
+        working=(
+            "revoke failed: token 3 is locked\ntokens left: 1, 2, 3, 4, 5\n"
+            "all or nothing: the failed revocation left no tokens half revoked\n"
+        ),
     )
-
-    example.apply_fixes()
-    source = example.program.read_text(encoding="utf-8")
     assert "    for token in tokens:\n        session.delete(token)\n    if tokens:\n        session.commit()\n" in source
-
-    after = example.run()
-    assert after.returncode == 0, after.stderr
-    assert after.stdout == (
-        "revoke failed: token 3 is locked\ntokens left: 1, 2, 3, 4, 5\n"
-        "all or nothing: the failed revocation left no tokens half revoked\n"
-    )

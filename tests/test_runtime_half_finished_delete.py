@@ -18,24 +18,18 @@ BULK_DELETE = (
 def test_failed_delete_is_half_done_before_and_all_or_nothing_after_apply(tmp_path: Path) -> None:
     example = ExampleCopy.of("half_finished_delete", "purge.py", tmp_path)
 
-    before = example.run()
-    assert before.returncode == 1, before.stderr
-    assert before.stdout == (
-        "delete failed: conversation 3 is locked\n"
-        "messages left per conversation: 1: 0, 2: 0, 3: 2\n"
-        "half deleted: the messages of some conversations are gone, the others remain\n"
+    source = example.fails_then_works_after_apply(
+        failing=(
+            "delete failed: conversation 3 is locked\n"
+            "messages left per conversation: 1: 0, 2: 0, 3: 2\n"
+            "half deleted: the messages of some conversations are gone, the others remain\n"
+        ),
+        working=(
+            "delete failed: conversation 3 is locked\n"
+            "messages left per conversation: 1: 2, 2: 2, 3: 2\n"
+            "all or nothing: the failed delete left no half-deleted conversations\n"
+        ),
     )
-
-    example.apply_fixes()
-    source = example.program.read_text(encoding="utf-8")
     assert BULK_DELETE in source
     assert "    for conversation in user.conversations:\n" not in source
-
-    after = example.run()
-    assert after.returncode == 0, after.stderr
-    assert after.stdout == (
-        "delete failed: conversation 3 is locked\n"
-        "messages left per conversation: 1: 2, 2: 2, 3: 2\n"
-        "all or nothing: the failed delete left no half-deleted conversations\n"
-    )
     assert not list(example.folder.glob("*.db")), "the database belongs in a temporary directory"

@@ -10,18 +10,12 @@ from tests.helpers import ExampleCopy
 def test_swallowed_commit_failure_no_longer_poisons_the_session_after_apply(tmp_path: Path) -> None:
     example = ExampleCopy.of("pending_rollback", "service.py", tmp_path)
 
-    before = example.run()
-    assert before.returncode == 1, before.stderr
-    assert before.stdout == (
-        "create 'urgent': ok\n"
-        "create 'urgent': already exists\n"
-        "create 'billing': PendingRollbackError: the session still holds the failed transaction\n"
+    source = example.fails_then_works_after_apply(
+        failing=(
+            "create 'urgent': ok\n"
+            "create 'urgent': already exists\n"
+            "create 'billing': PendingRollbackError: the session still holds the failed transaction\n"
+        ),
+        working="create 'urgent': ok\ncreate 'urgent': already exists\ncreate 'billing': ok\ntags: 2\n",
     )
-
-    example.apply_fixes()
-    source = example.program.read_text(encoding="utf-8")
     assert "        except IntegrityError:\n            self.session.rollback()\n            print(" in source
-
-    after = example.run()
-    assert after.returncode == 0, after.stderr
-    assert after.stdout == "create 'urgent': ok\ncreate 'urgent': already exists\ncreate 'billing': ok\ntags: 2\n"

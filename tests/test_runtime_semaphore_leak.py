@@ -10,25 +10,19 @@ from tests.helpers import ExampleCopy
 def test_leaked_semaphore_slots_hang_the_pool_before_and_not_after_apply(tmp_path: Path) -> None:
     example = ExampleCopy.of("semaphore_leak", "pool.py", tmp_path)
 
-    before = example.run()
-    assert before.returncode == 1, before.stderr
-    assert before.stdout == (
-        "job 1 failed, carrying on\n"
-        "job 2 failed, carrying on\n"
-        "job 3 never got a slot (1.0 s): the pool leaked its slots\n"
+    source = example.fails_then_works_after_apply(
+        failing=(
+            "job 1 failed, carrying on\n"
+            "job 2 failed, carrying on\n"
+            "job 3 never got a slot (1.0 s): the pool leaked its slots\n"
+        ),
+        working=(
+            "job 1 failed, carrying on\n"
+            "job 2 failed, carrying on\n"
+            "job 3 done\n"
+            "job 4 done\n"
+            "all jobs handled\n"
+        ),
     )
-
-    example.apply_fixes()
-    source = example.program.read_text(encoding="utf-8")
     assert "    async with slots:\n        kind, number = job.split(\":\")\n" in source
     assert "    await slots.acquire()\n" not in source and "    slots.release()\n" not in source
-
-    after = example.run()
-    assert after.returncode == 0, after.stderr
-    assert after.stdout == (
-        "job 1 failed, carrying on\n"
-        "job 2 failed, carrying on\n"
-        "job 3 done\n"
-        "job 4 done\n"
-        "all jobs handled\n"
-    )
